@@ -1,0 +1,26 @@
+//! Shared vocabulary of Slipstream: the types the API, the YAML files, the UI, the engine and
+//! the node agent all speak. No I/O, no clock, so it builds for wasm32 as well.
+//!
+//! # Layout
+//! - [`path`]: module paths (`examples/images/busybox`) and references (`…/apache@7`)
+//! - [`module`]: the module document (project, image, deployment), one schema for JSON and YAML
+//! - [`validate`]: checks of one module on its own; checks across modules live in the engine
+//! - [`key`]: runtime-parameter keys (`worker.2:hostname`, `apache:port`, `ss:abort`)
+//! - [`state`]: run states and their order
+//! - [`error`]: [`FieldError`], the error that names the module, the field and the reason
+
+pub mod error;
+pub mod key;
+pub mod module;
+pub mod path;
+pub mod state;
+pub mod validate;
+
+pub use error::FieldError;
+pub use key::{KeyOwner, ParamKey};
+pub use module::{Category, Module, ModuleKind, Node, ParamType, Parameter, PublicRights, Targets};
+pub use path::{ModulePath, ModuleRef};
+pub use state::RunState;
+
+/// Longest value a runtime parameter, a default or a literal node value may have.
+pub const MAX_VALUE_LEN: usize = 4096;
