@@ -1,0 +1,56 @@
+use model::FieldError;
+
+/// The engine's one error type. Each variant maps to one HTTP status at the API edge; the
+/// messages are safe to show to the user (internal causes are only in `Internal`, which the
+/// edge logs and replaces with a generic message).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: every problem, each naming its module and field (400).
+    #[error("{}", .0.first().map(|e| e.to_string()).unwrap_or_default())]
+    Invalid(Vec<FieldError>),
+    /// Not signed in, or bad credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Signed in but not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(module: impl Into<String>, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(module, field, reason)])
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        // A unique-key violation is a conflict the caller caused (two saves racing for the
+        // same version number, a name taken between check and insert), not a server fault.
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return Self::Conflict("that was changed by someone else at the same time; try again".into());
+            }
+        }
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::Internal(format!("database migration failed: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(format!("stored document unreadable: {e}"))
+    }
+}

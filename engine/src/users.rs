@@ -1,0 +1,314 @@
+//! Accounts: registration (the first registered user becomes the administrator), argon2
+//! password hashes, session cookies and bearer API tokens (stored only as SHA-256 hashes),
+//! and the profile settings later issues use (keep-running default, run timeout, SSH key).
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{now_ms, Engine, Error, Result};
+
+/// The owner of the example modules; it cannot sign in.
+pub const SYSTEM_USER: &str = "slipstream";
+const SESSION_TTL_MS: i64 = 14 * 24 * 3600 * 1000;
+const MIN_PASSWORD_LEN: usize = 8;
+pub const KEEP_RUNNING: [&str; 4] = ["never", "on-success", "on-error", "always"];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub is_admin: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub name: String,
+    pub is_admin: bool,
+    /// `never | on-success | on-error | always`: default for new runs.
+    pub keep_running: String,
+    pub run_timeout_minutes: i64,
+    pub ssh_public_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// User names: 2–32 characters, lower-case letters, digits, `-`, `_`, `.`, starting with a letter.
+pub fn check_user_name(name: &str) -> Result<()> {
+    let ok = (2..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "",
+            "name",
+            format!("`{name}` is not a user name: 2 to 32 lower-case letters, digits, `-`, `_` or `.`, starting with a letter"),
+        ))
+    }
+}
+
+fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(Error::invalid("", "password", format!("must have at least {MIN_PASSWORD_LEN} characters")));
+    }
+    if password.len() > 1024 {
+        return Err(Error::invalid("", "password", "must have at most 1024 characters"));
+    }
+    Ok(())
+}
+
+/// Random bytes as lower-case hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the OS random source is available");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hashing is CPU-bound (tens of milliseconds): keep it off the async workers.
+async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).expect("the OS random source is available");
+        let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Internal(e.to_string()))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::Internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
+    Ok(User { name: row.try_get("name")?, is_admin: row.try_get::<i64, _>("is_admin")? != 0 })
+}
+
+impl Engine {
+    /// Creates an account. The first account (not counting the system user) is the administrator.
+    pub async fn register(&self, name: &str, password: &str) -> Result<User> {
+        check_user_name(name)?;
+        check_password(password)?;
+        let hash = hash_password(password.to_string()).await?;
+        let mut tx = self.db.pool.begin().await?;
+        if sqlx::query("SELECT name FROM users WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?.is_some() {
+            return Err(Error::Conflict(format!("the user name `{name}` is taken")));
+        }
+        let others: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_system = 0")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        let is_admin = others == 0;
+        sqlx::query("INSERT INTO users (name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(name)
+            .bind(&hash)
+            .bind(is_admin as i64)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(user = name, is_admin, "user registered");
+        Ok(User { name: name.to_string(), is_admin })
+    }
+
+    /// Makes `name` an administrator, creating the account if it does not exist
+    /// (`slipstream admin create`). An existing account keeps its password unless one is given.
+    pub async fn create_admin(&self, name: &str, password: Option<&str>) -> Result<User> {
+        check_user_name(name)?;
+        if name == SYSTEM_USER {
+            return Err(Error::invalid("", "name", format!("`{SYSTEM_USER}` is reserved")));
+        }
+        let exists = sqlx::query("SELECT name FROM users WHERE name = $1").bind(name).fetch_optional(&self.db.pool).await?;
+        match (exists, password) {
+            (Some(_), pw) => {
+                if let Some(pw) = pw {
+                    check_password(pw)?;
+                    let hash = hash_password(pw.to_string()).await?;
+                    sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2").bind(hash).bind(name).execute(&self.db.pool).await?;
+                }
+                sqlx::query("UPDATE users SET is_admin = 1 WHERE name = $1").bind(name).execute(&self.db.pool).await?;
+            }
+            (None, Some(pw)) => {
+                check_password(pw)?;
+                let hash = hash_password(pw.to_string()).await?;
+                sqlx::query("INSERT INTO users (name, password_hash, is_admin, created_at) VALUES ($1, $2, 1, $3)")
+                    .bind(name)
+                    .bind(hash)
+                    .bind(now_ms())
+                    .execute(&self.db.pool)
+                    .await?;
+            }
+            (None, None) => return Err(Error::invalid("", "password", "a new administrator needs a password")),
+        }
+        Ok(User { name: name.to_string(), is_admin: true })
+    }
+
+    /// Checks the password and opens a session; returns the user and the session token for the cookie.
+    pub async fn login(&self, name: &str, password: &str) -> Result<(User, String)> {
+        let bad = || Error::Unauthorized("wrong user name or password".into());
+        let row = sqlx::query("SELECT name, is_admin, password_hash, is_system FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .ok_or_else(bad)?;
+        if row.try_get::<i64, _>("is_system")? != 0 {
+            return Err(bad());
+        }
+        let hash: String = row.try_get("password_hash")?;
+        if !verify_password(password.to_string(), hash).await {
+            return Err(bad());
+        }
+        let user = user_from_row(&row)?;
+        let token = random_hex(32);
+        let now = now_ms();
+        sqlx::query("INSERT INTO sessions (token_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(sha256_hex(&token))
+            .bind(&user.name)
+            .bind(now)
+            .bind(now + SESSION_TTL_MS)
+            .execute(&self.db.pool)
+            .await?;
+        Ok((user, token))
+    }
+
+    pub async fn logout(&self, session_token: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(sha256_hex(session_token)).execute(&self.db.pool).await?;
+        Ok(())
+    }
+
+    pub async fn user_for_session(&self, session_token: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.name, u.is_admin FROM sessions s JOIN users u ON u.name = s.user_name \
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(sha256_hex(session_token))
+        .bind(now_ms())
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn user_for_api_token(&self, token: &str) -> Result<Option<User>> {
+        let hash = sha256_hex(token);
+        let row = sqlx::query("SELECT u.name, u.is_admin FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        if row.is_some() {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2").bind(now_ms()).bind(&hash).execute(&self.db.pool).await?;
+        }
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Creates a bearer token for scripts and CI. The secret is returned once and only its
+    /// hash is kept.
+    pub async fn create_api_token(&self, user: &User, name: &str) -> Result<(ApiToken, String)> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 64 {
+            return Err(Error::invalid("", "name", "a token needs a name of 1 to 64 characters"));
+        }
+        let secret = format!("sst_{}", random_hex(24));
+        let token = ApiToken { id: uuid::Uuid::new_v4().to_string(), name: name.to_string(), created_at: now_ms(), last_used_at: None };
+        sqlx::query("INSERT INTO api_tokens (id, user_name, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&token.id)
+            .bind(&user.name)
+            .bind(&token.name)
+            .bind(sha256_hex(&secret))
+            .bind(token.created_at)
+            .execute(&self.db.pool)
+            .await?;
+        Ok((token, secret))
+    }
+
+    pub async fn list_api_tokens(&self, user: &User) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_name = $1 ORDER BY created_at, id")
+            .bind(&user.name)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiToken {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn revoke_api_token(&self, user: &User, id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_name = $2").bind(id).bind(&user.name).execute(&self.db.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("you have no API token `{id}`")));
+        }
+        Ok(())
+    }
+
+    pub async fn profile(&self, user: &User) -> Result<Profile> {
+        let r = sqlx::query("SELECT name, is_admin, keep_running, run_timeout_minutes, ssh_public_key FROM users WHERE name = $1")
+            .bind(&user.name)
+            .fetch_one(&self.db.pool)
+            .await?;
+        Ok(Profile {
+            name: r.try_get("name")?,
+            is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+            keep_running: r.try_get("keep_running")?,
+            run_timeout_minutes: r.try_get("run_timeout_minutes")?,
+            ssh_public_key: r.try_get("ssh_public_key")?,
+        })
+    }
+
+    pub async fn update_profile(&self, user: &User, keep_running: &str, run_timeout_minutes: i64, ssh_public_key: &str) -> Result<Profile> {
+        if !KEEP_RUNNING.contains(&keep_running) {
+            return Err(Error::invalid("", "keep_running", format!("`{keep_running}` is not one of {KEEP_RUNNING:?}")));
+        }
+        if !(1..=7 * 24 * 60).contains(&run_timeout_minutes) {
+            return Err(Error::invalid("", "run_timeout_minutes", "must be between 1 minute and 7 days"));
+        }
+        if ssh_public_key.len() > 16 * 1024 {
+            return Err(Error::invalid("", "ssh_public_key", "is longer than 16 KiB"));
+        }
+        sqlx::query("UPDATE users SET keep_running = $1, run_timeout_minutes = $2, ssh_public_key = $3 WHERE name = $4")
+            .bind(keep_running)
+            .bind(run_timeout_minutes)
+            .bind(ssh_public_key)
+            .bind(&user.name)
+            .execute(&self.db.pool)
+            .await?;
+        self.profile(user).await
+    }
+
+    /// The system user that owns the examples; created once, cannot sign in.
+    pub(crate) async fn ensure_system_user(&self) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (name, password_hash, is_admin, is_system, created_at) VALUES ($1, '!', 0, 1, $2) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(SYSTEM_USER)
+        .bind(now_ms())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+}
