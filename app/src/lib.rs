@@ -1,1 +1,129 @@
+//! Slipstream's web UI, compiled twice: with `ssr` into the server (pages rendered there,
+//! server functions calling the engine) and with `hydrate` into the browser's WASM.
+//!
+//! # Layout
+//! - [`api`]: server functions (thin: they authenticate the caller and call the engine)
+//! - [`pages`]: one module per page (home, sign in/up, project browser and module view, catalog)
+//! - [`App`], [`shell`]: the router and the HTML document around it
 
+pub mod api;
+pub mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
+
+/// The HTML document; the server renders it around every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser: this marks the page as hydrated (tests wait for it).
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
+    view! {
+        <Stylesheet id="leptos" href="/pkg/site.css"/>
+        <Title text="Slipstream"/>
+        <Router>
+            <Nav/>
+            <main>
+                <Routes fallback=|| view! { <p class="error">"Page not found."</p> }>
+                    <Route path=path!("/") view=pages::home::Home/>
+                    <Route path=path!("/signin") view=pages::auth::SignIn/>
+                    <Route path=path!("/signup") view=pages::auth::SignUp/>
+                    <Route path=path!("/catalog") view=pages::catalog::Catalog/>
+                    <Route path=path!("/modules") view=pages::modules::ModulePage/>
+                    <Route path=path!("/modules/*path") view=pages::modules::ModulePage/>
+                </Routes>
+            </main>
+            <footer>
+                <span id="hydrated" data-hydrated=move || if hydrated.get() { "yes" } else { "no" }></span>
+            </footer>
+        </Router>
+    }
+}
+
+#[component]
+fn Nav() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    // Refetched on every navigation, so signing in or out shows at once.
+    let me = Resource::new(move || location.pathname.get(), |_| api::current_user());
+    let logout = ServerAction::<api::Logout>::new();
+    view! {
+        <nav class="top">
+            <A href="/" attr:class="brand">"Slipstream"</A>
+            <A href="/modules">"Projects"</A>
+            <A href="/catalog">"Catalog"</A>
+            <span class="spacer"></span>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(Some(user)) => view! {
+                            <span class="user" id="signed-in-as">{user.name.clone()}</span>
+                            <ActionForm action=logout attr:class="inline">
+                                <button type="submit" id="signout">"Sign out"</button>
+                            </ActionForm>
+                        }.into_any(),
+                        _ => view! {
+                            <A href="/signin">"Sign in"</A>
+                            <A href="/signup">"Sign up"</A>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        </nav>
+    }
+}
+
+/// The message of a server-function error, without the framework's prefix.
+pub fn error_text(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Formats milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC` (no clock or time zone
+/// database needed, so it renders the same on the server and in the browser).
+pub fn format_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_formatted_in_utc() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::format_time(1_795_000_000_000), "2026-11-19 07:46 UTC");
+    }
+}

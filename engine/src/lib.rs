@@ -28,8 +28,7 @@ pub mod users;
 pub use access::{Actor, Op};
 pub use db::Db;
 pub use error::{Error, Result};
-pub use modules::{ModuleSummary, VersionInfo};
-pub use users::{ApiToken, Profile, User};
+pub use model::{ApiToken, ModuleSummary, Profile, User, VersionInfo};
 
 /// The engine: cheap to clone, shared by every request.
 #[derive(Clone)]

@@ -7,35 +7,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use model::validate::validate_module;
-use model::{FieldError, Module, ModuleKind, ModulePath, PublicRights};
-use serde::{Deserialize, Serialize};
+use model::{FieldError, Module, ModuleKind, ModulePath, ModuleSummary, PublicRights, VersionInfo};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::access::{self, Access, Op};
 use crate::{now_ms, Engine, Error, Result, User};
-
-/// One line of a project listing or of the catalog.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModuleSummary {
-    pub path: String,
-    pub kind: ModuleKind,
-    pub description: String,
-    pub owner: String,
-    pub version: u32,
-    pub public: PublicRights,
-    pub published: bool,
-    pub updated_at: i64,
-}
-
-/// One entry of a module's history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionInfo {
-    pub version: u32,
-    pub author: String,
-    pub created_at: i64,
-    pub comment: String,
-}
 
 /// The stored settings of a module.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,9 +4,10 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+
+pub use model::account::{ApiToken, Profile, User};
 
 use crate::{now_ms, Engine, Error, Result};
 
@@ -15,30 +16,6 @@ pub const SYSTEM_USER: &str = "slipstream";
 const SESSION_TTL_MS: i64 = 14 * 24 * 3600 * 1000;
 const MIN_PASSWORD_LEN: usize = 8;
 pub const KEEP_RUNNING: [&str; 4] = ["never", "on-success", "on-error", "always"];
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    pub name: String,
-    pub is_admin: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Profile {
-    pub name: String,
-    pub is_admin: bool,
-    /// `never | on-success | on-error | always`: default for new runs.
-    pub keep_running: String,
-    pub run_timeout_minutes: i64,
-    pub ssh_public_key: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiToken {
-    pub id: String,
-    pub name: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
 
 /// User names: 2–32 characters, lower-case letters, digits, `-`, `_`, `.`, starting with a letter.
 pub fn check_user_name(name: &str) -> Result<()> {
@@ -310,5 +287,56 @@ impl Engine {
         .execute(&self.db.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "slipstream_session";
+
+/// The session token in a `Cookie` header, if any.
+pub fn session_from_cookie_header(cookie: &str) -> Option<&str> {
+    cookie.split(';').filter_map(|c| c.trim().split_once('=')).find(|(k, _)| *k == SESSION_COOKIE).map(|(_, v)| v)
+}
+
+/// `Set-Cookie` value opening a session (HttpOnly: scripts never see it).
+pub fn session_cookie(token: &str) -> String {
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", SESSION_TTL_MS / 1000)
+}
+
+/// `Set-Cookie` value ending the session.
+pub fn clear_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+impl Engine {
+    /// The caller named by a request's `Authorization: Bearer …` header or session cookie.
+    /// A bearer token that matches nobody is an error (scripts should fail loudly); a stale
+    /// cookie just means "anonymous".
+    pub async fn authenticate(&self, cookie: Option<&str>, authorization: Option<&str>) -> Result<Option<User>> {
+        if let Some(auth) = authorization {
+            let token = auth.strip_prefix("Bearer ").map(str::trim).ok_or_else(|| {
+                Error::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+            return match self.user_for_api_token(token).await? {
+                Some(u) => Ok(Some(u)),
+                None => Err(Error::Unauthorized("the API token is not valid (revoked or mistyped)".into())),
+            };
+        }
+        match cookie.and_then(session_from_cookie_header) {
+            Some(token) => self.user_for_session(token).await,
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        assert_eq!(session_from_cookie_header("a=1; slipstream_session=abc; b=2"), Some("abc"));
+        assert_eq!(session_from_cookie_header("a=1"), None);
+        assert!(session_cookie("t").contains("HttpOnly"));
     }
 }

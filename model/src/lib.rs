@@ -7,8 +7,10 @@
 //! - [`validate`]: checks of one module on its own; checks across modules live in the engine
 //! - [`key`]: runtime-parameter keys (`worker.2:hostname`, `apache:port`, `ss:abort`)
 //! - [`state`]: run states and their order
+//! - [`account`]: users, profiles and API tokens as the API returns them
 //! - [`error`]: [`FieldError`], the error that names the module, the field and the reason
 
+pub mod account;
 pub mod error;
 pub mod key;
 pub mod module;
@@ -18,7 +20,8 @@ pub mod validate;
 
 pub use error::FieldError;
 pub use key::{KeyOwner, ParamKey};
-pub use module::{Category, Module, ModuleKind, Node, ParamType, Parameter, PublicRights, Targets};
+pub use account::{ApiToken, Profile, User};
+pub use module::{Category, Module, ModuleKind, ModuleSummary, Node, ParamType, Parameter, PublicRights, Targets, VersionInfo};
 pub use path::{ModulePath, ModuleRef};
 pub use state::RunState;
 

@@ -132,6 +132,28 @@ impl Module {
     }
 }
 
+/// One line of a project listing or of the catalog.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModuleSummary {
+    pub path: String,
+    pub kind: ModuleKind,
+    pub description: String,
+    pub owner: String,
+    pub version: u32,
+    pub public: PublicRights,
+    pub published: bool,
+    pub updated_at: i64,
+}
+
+/// One entry of a module's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: u32,
+    pub author: String,
+    pub created_at: i64,
+    pub comment: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Targets {

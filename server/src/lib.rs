@@ -1,1 +1,87 @@
+//! The `slipstream` server as a library: `main` parses the command line and calls
+//! [`Application::build`] then [`Application::run`]; tests call the same two.
+//!
+//! # Layout
+//! - [`settings`]: where to listen, where the data and the site are, which database
+//! - [`api`]: the JSON API under `/api/v1` (one error type, [`api::ApiError`])
+//! - [`openapi`]: the OpenAPI document of that API
+//! - [`Application`]: binds, loads examples, serves the API and the Leptos pages until stopped
 
+pub mod api;
+pub mod openapi;
+pub mod settings;
+
+use std::net::SocketAddr;
+
+use axum::extract::FromRef;
+use axum::Router;
+use engine::Engine;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+
+pub use settings::Settings;
+
+/// What every request handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> Self {
+        s.leptos.clone()
+    }
+}
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    pub engine: Engine,
+}
+
+impl Application {
+    /// Opens the database (applying migrations; failure stops start-up), loads the examples
+    /// on first start and binds the listening socket.
+    pub async fn build(settings: &Settings) -> Result<Self, String> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| format!("cannot create the data directory {}: {e}", settings.data_dir.display()))?;
+        let url = settings.database_url();
+        let engine = Engine::open(&url).await.map_err(|e| e.to_string())?;
+        if settings.load_examples {
+            engine.load_examples().await.map_err(|e| format!("loading the example modules failed: {e}"))?;
+        }
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+        let conf = get_configuration(None).map_err(|e| e.to_string())?;
+        let mut leptos = conf.leptos_options;
+        leptos.site_root = settings.site_root.display().to_string().into();
+        leptos.site_addr = addr;
+        let state = AppState { engine: engine.clone(), leptos: leptos.clone() };
+        let router = router(state);
+        Ok(Self { listener, router, engine })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound socket has an address")
+    }
+
+    /// Serves until `shutdown` completes; in-flight requests finish first.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// The whole HTTP surface: API routes, then the pages and server functions, then static files.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let engine = state.engine.clone();
+    let leptos = state.leptos.clone();
+    api::routes()
+        .leptos_routes_with_context(&state, routes, move || provide_context(engine.clone()), move || app::shell(leptos.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .with_state(state)
+}

@@ -1,0 +1,6 @@
+//! One module per page.
+
+pub mod auth;
+pub mod catalog;
+pub mod home;
+pub mod modules;

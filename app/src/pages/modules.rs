@@ -1,0 +1,275 @@
+//! The project browser: root projects, a project's children, and any module shown read-only
+//! with all its fields and its version list (`?version=N` opens an older version).
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use model::{Module, ModuleKind, ModuleSummary, VersionInfo};
+
+use crate::api::{module_page, ModulePageData};
+use crate::{error_text, format_time};
+
+#[component]
+pub fn ModulePage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let path = move || params.read().get("path").unwrap_or_default();
+    let version = move || query.read().get("version").and_then(|v| v.parse::<u32>().ok());
+    let page = Resource::new(move || (path(), version()), |(p, v)| module_page(p, v));
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(data) => view! { <ModuleView data/> }.into_any(),
+                    Err(e) => view! {
+                        <Breadcrumbs path=path()/>
+                        <p class="error" id="page-error">{error_text(&e)}</p>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Breadcrumbs(path: String) -> impl IntoView {
+    let mut acc = String::new();
+    let crumbs: Vec<(String, String)> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|seg| {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(seg);
+            (seg.to_string(), format!("/modules/{acc}"))
+        })
+        .collect();
+    view! {
+        <nav class="breadcrumbs" aria-label="breadcrumbs">
+            <A href="/modules">"Projects"</A>
+            {crumbs.into_iter().map(|(name, href)| view! { " / " <A href=href>{name}</A> }).collect_view()}
+        </nav>
+    }
+}
+
+#[component]
+fn ModuleView(data: ModulePageData) -> impl IntoView {
+    let ModulePageData { path, module, children, history } = data;
+    let Some(m) = module else {
+        return view! {
+            <Breadcrumbs path=String::new()/>
+            <h1>"Projects"</h1>
+            <Children children/>
+        }
+        .into_any();
+    };
+    let kind = m.kind;
+    let latest = history.first().map(|h| h.version).unwrap_or(0);
+    let shown = m.version.unwrap_or(latest);
+    view! {
+        <Breadcrumbs path=path.clone()/>
+        <header class="module-head">
+            <span class=format!("kind kind-{}", kind.as_str())>{kind.as_str()}</span>
+            <h1 id="module-path">{path.clone()}</h1>
+            {(!m.description.is_empty()).then(|| view! { <p class="description">{m.description.clone()}</p> })}
+            {(shown != latest).then(|| view! {
+                <p class="notice" id="old-version">
+                    "You are looking at version " {shown} " of " {latest} ". "
+                    <A href=format!("/modules/{path}")>"Open the latest"</A>
+                </p>
+            })}
+        </header>
+        <Summary m=m.clone() latest/>
+        {match kind {
+            ModuleKind::Project => view! { <h2>"Modules"</h2> <Children children/> }.into_any(),
+            ModuleKind::Image => view! { <ImageView m=m.clone()/> }.into_any(),
+            ModuleKind::Deployment => view! { <NodesView m=m.clone()/> }.into_any(),
+        }}
+        <Versions path history shown/>
+    }
+    .into_any()
+}
+
+#[component]
+fn Summary(m: Module, latest: u32) -> impl IntoView {
+    let public = m.public.unwrap_or_default();
+    let rights = [("read", public.read), ("write", public.write), ("deploy", public.deploy)]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ");
+    view! {
+        <section class="panel">
+            <h2>"Summary"</h2>
+            <dl class="fields" id="summary">
+                <dt>"Version"</dt><dd id="module-version">{m.version.unwrap_or(0)} " (latest " {latest} ")"</dd>
+                <dt>"Owner"</dt><dd>{m.owner.clone().unwrap_or_default()}</dd>
+                <dt>"Saved by"</dt><dd>{m.author.clone().unwrap_or_default()} " · " {m.created_at.map(format_time).unwrap_or_default()}</dd>
+                <dt>"Comment"</dt><dd>{m.comment.clone().unwrap_or_default()}</dd>
+                <dt>"Public rights"</dt><dd>{if rights.is_empty() { "private".to_string() } else { rights }}</dd>
+                <dt>"Published"</dt><dd>{if m.published.unwrap_or(false) { "yes, in the catalog" } else { "no" }}</dd>
+            </dl>
+        </section>
+    }
+}
+
+#[component]
+fn Children(children: Vec<ModuleSummary>) -> impl IntoView {
+    if children.is_empty() {
+        return view! { <p class="empty" id="children-empty">"Nothing here yet, or nothing you may read."</p> }.into_any();
+    }
+    view! {
+        <table class="list" id="children">
+            <thead><tr><th>"Name"</th><th>"Kind"</th><th>"Description"</th><th>"Version"</th><th>"Owner"</th></tr></thead>
+            <tbody>
+                {children.into_iter().map(|c| {
+                    let name = c.path.rsplit('/').next().unwrap_or(&c.path).to_string();
+                    view! {
+                        <tr data-path=c.path.clone()>
+                            <td><A href=format!("/modules/{}", c.path)>{name}</A></td>
+                            <td><span class=format!("kind kind-{}", c.kind.as_str())>{c.kind.as_str()}</span></td>
+                            <td>{c.description.clone()}</td>
+                            <td>{c.version}</td>
+                            <td>{c.owner.clone()}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+fn reference_link(r: String) -> impl IntoView {
+    let href = match r.split_once('@') {
+        Some((p, v)) => format!("/modules/{p}?version={v}"),
+        None => format!("/modules/{r}"),
+    };
+    view! { <A href=href>{r}</A> }
+}
+
+#[component]
+fn ImageView(m: Module) -> impl IntoView {
+    let params = m.parameters.clone();
+    view! {
+        <section class="panel">
+            <h2>"Reference"</h2>
+            {if m.native {
+                view! {
+                    <p>"Native image: an existing image on each connector."</p>
+                    <table class="list" id="native-images">
+                        <thead><tr><th>"Connector"</th><th>"Image id"</th></tr></thead>
+                        <tbody>
+                            {m.images.iter().map(|(c, id)| view! { <tr><td>{c.clone()}</td><td><code>{id.clone()}</code></td></tr> }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            } else {
+                view! { <p id="reference">"Derived from " {m.reference.clone().map(reference_link)}</p> }.into_any()
+            }}
+        </section>
+        <section class="panel">
+            <h2>"Parameters"</h2>
+            <p class="hint">"Every image also has the outputs " <code>"hostname"</code> " and " <code>"instanceid"</code> ", set by the platform."</p>
+            {if params.is_empty() {
+                view! { <p class="empty">"No parameters of its own."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="list" id="parameters">
+                        <thead><tr><th>"Name"</th><th>"Category"</th><th>"Type"</th><th>"Default"</th><th>"Description"</th></tr></thead>
+                        <tbody>
+                            {params.into_iter().map(|p| view! {
+                                <tr>
+                                    <td><code>{p.name.clone()}</code></td>
+                                    <td>{format!("{:?}", p.category).to_lowercase()}</td>
+                                    <td>{format!("{:?}", p.kind).to_lowercase()}
+                                        {(!p.values.is_empty()).then(|| format!(" ({})", p.values.join(", ")))}</td>
+                                    <td>{p.default.clone().unwrap_or_default()}</td>
+                                    <td>{p.description.clone()}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+        {(!m.packages.is_empty() || !m.prerecipe.is_empty() || !m.recipe.is_empty()).then(|| view! {
+            <section class="panel">
+                <h2>"Image creation"</h2>
+                {(!m.packages.is_empty()).then(|| view! { <p>"Packages: " <code>{m.packages.join(" ")}</code></p> })}
+                <Script name="prerecipe" script=m.prerecipe.clone()/>
+                <Script name="recipe" script=m.recipe.clone()/>
+            </section>
+        })}
+        <section class="panel">
+            <h2>"Deployment targets"</h2>
+            {if m.targets.is_empty() {
+                view! { <p class="empty">"No targets of its own; the parent's run."</p> }.into_any()
+            } else {
+                m.targets.iter().map(|(n, s)| view! { <Script name=n script=s.to_string()/> }).collect_view().into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn Script(name: &'static str, script: String) -> impl IntoView {
+    (!script.is_empty()).then(|| {
+        view! {
+            <h3>{name}</h3>
+            <pre class="script" id=format!("target-{name}")><code>{script}</code></pre>
+        }
+    })
+}
+
+#[component]
+fn NodesView(m: Module) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>"Nodes"</h2>
+            <table class="list" id="nodes">
+                <thead><tr><th>"Node"</th><th>"Image"</th><th>"Multiplicity"</th><th>"Connector"</th><th>"Inputs"</th></tr></thead>
+                <tbody>
+                    {m.nodes.into_iter().map(|(name, node)| view! {
+                        <tr data-node=name.clone()>
+                            <td><strong>{name.clone()}</strong></td>
+                            <td>{reference_link(node.image.clone())}</td>
+                            <td>{node.multiplicity}</td>
+                            <td>{node.connector.clone().unwrap_or_else(|| "default".into())}</td>
+                            <td>
+                                <ul class="bindings">
+                                    {node.values.iter().map(|(k, v)| view! { <li><code>{k.clone()}</code> " = " <code>{v.clone()}</code></li> }).collect_view()}
+                                    {node.links.iter().map(|(k, v)| view! { <li><code>{k.clone()}</code> " linked to " <code>{v.clone()}</code></li> }).collect_view()}
+                                </ul>
+                            </td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+fn Versions(path: String, history: Vec<VersionInfo>, shown: u32) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>"Versions"</h2>
+            <table class="list" id="versions">
+                <thead><tr><th>"Version"</th><th>"Author"</th><th>"Saved"</th><th>"Comment"</th></tr></thead>
+                <tbody>
+                    {history.into_iter().map(|h| view! {
+                        <tr class:current=h.version == shown data-version=h.version>
+                            <td><A href=format!("/modules/{path}?version={}", h.version)>{h.version}</A></td>
+                            <td>{h.author.clone()}</td>
+                            <td>{format_time(h.created_at)}</td>
+                            <td>{h.comment.clone()}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}

@@ -1,0 +1,96 @@
+//! Accounts: register, sign in and out (session cookie), bearer tokens, profile.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use engine::users::{clear_session_cookie, session_cookie, session_from_cookie_header};
+use model::User;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::parse_json;
+use super::{ApiError, Caller};
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    name: String,
+    password: String,
+}
+
+fn signed_in(caller: Caller) -> Result<User, ApiError> {
+    caller.0.ok_or_else(|| ApiError(engine::Error::Unauthorized("sign in first (session cookie or bearer token)".into())))
+}
+
+/// Creates the account and signs it in.
+pub async fn register(State(s): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+    let c: Credentials = parse_json("", &body)?;
+    let user = s.engine.register(c.name.trim(), &c.password).await?;
+    let (_, token) = s.engine.login(&user.name, &c.password).await?;
+    Ok((StatusCode::CREATED, [(header::SET_COOKIE, session_cookie(&token))], Json(user)))
+}
+
+pub async fn login(State(s): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+    let c: Credentials = parse_json("", &body)?;
+    let (user, token) = s.engine.login(c.name.trim(), &c.password).await?;
+    Ok(([(header::SET_COOKIE, session_cookie(&token))], Json(user)))
+}
+
+pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    if let Some(token) = cookie.and_then(session_from_cookie_header) {
+        s.engine.logout(token).await?;
+    }
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear_session_cookie())]))
+}
+
+pub async fn me(caller: Caller) -> Result<Json<User>, ApiError> {
+    Ok(Json(signed_in(caller)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+}
+
+/// The secret is in this response only.
+pub async fn create_token(State(s): State<AppState>, caller: Caller, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    let req: NewToken = parse_json("", &body)?;
+    let (token, secret) = s.engine.create_api_token(&user, &req.name).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": token.id, "name": token.name, "created_at": token.created_at, "token": secret}))))
+}
+
+pub async fn list_tokens(State(s): State<AppState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    Ok(Json(s.engine.list_api_tokens(&user).await?))
+}
+
+pub async fn revoke_token(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    s.engine.revoke_api_token(&user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn get_profile(State(s): State<AppState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    Ok(Json(s.engine.profile(&user).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    keep_running: String,
+    run_timeout_minutes: i64,
+    #[serde(default)]
+    ssh_public_key: String,
+}
+
+pub async fn put_profile(State(s): State<AppState>, caller: Caller, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    let p: ProfileUpdate = parse_json("", &body)?;
+    Ok(Json(s.engine.update_profile(&user, &p.keep_running, p.run_timeout_minutes, &p.ssh_public_key).await?))
+}

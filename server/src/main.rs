@@ -1,0 +1,134 @@
+//! `slipstream serve | admin create` — see `slipstream --help`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use server::{Application, Settings};
+
+#[derive(Parser)]
+#[command(name = "slipstream", version, about = "Deploy and test multi-node systems")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (API, web UI, example modules on first start).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SLIPSTREAM_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        store: Store,
+        /// The built site (default: `site` beside the binary's profile directory).
+        #[arg(long, env = "SLIPSTREAM_SITE_ROOT")]
+        site_root: Option<PathBuf>,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Args)]
+struct Store {
+    /// Where the SQLite file, reports and logs live.
+    #[arg(long, env = "SLIPSTREAM_DATA_DIR", default_value = "slipstream-data")]
+    data_dir: PathBuf,
+    /// `sqlite:FILE` or `postgres://USER:PASSWORD@HOST/DB` (default: SQLite in the data dir).
+    #[arg(long, env = "SLIPSTREAM_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make USER an administrator, creating the account if needed. The password comes from
+    /// SLIPSTREAM_ADMIN_PASSWORD or the first line of standard input.
+    Create {
+        user: String,
+        #[arg(long, env = "SLIPSTREAM_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[command(flatten)]
+        store: Store,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLIPSTREAM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("slipstream: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { listen, store, site_root } => {
+            let settings = Settings {
+                listen,
+                data_dir: store.data_dir,
+                database_url: store.database_url,
+                site_root: site_root.unwrap_or_else(Settings::default_site_root),
+                load_examples: true,
+            };
+            let app = Application::build(&settings).await?;
+            println!("Slipstream listening on http://{}", app.addr());
+            println!("  database: {}", engine::db::redact(&settings.database_url()));
+            println!("  site:     {}", settings.site_root.display());
+            app.run(shutdown_signal()).await.map_err(|e| e.to_string())?;
+            println!("Slipstream stopped");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { user, password, store } } => {
+            std::fs::create_dir_all(&store.data_dir).map_err(|e| e.to_string())?;
+            let settings = Settings {
+                listen: String::new(),
+                data_dir: store.data_dir,
+                database_url: store.database_url,
+                site_root: PathBuf::new(),
+                load_examples: false,
+            };
+            let engine = engine::Engine::open(&settings.database_url()).await.map_err(|e| e.to_string())?;
+            let password = match password {
+                Some(p) => Some(p),
+                None => {
+                    eprintln!("password for {user} (one line on standard input; empty keeps an existing one):");
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+                    let line = line.trim_end_matches(['\r', '\n']).to_string();
+                    (!line.is_empty()).then_some(line)
+                }
+            };
+            let admin = engine.create_admin(&user, password.as_deref()).await.map_err(|e| e.to_string())?;
+            println!("{} is an administrator", admin.name);
+            Ok(())
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C: stopping"),
+        _ = term => tracing::info!("SIGTERM: stopping"),
+    }
+}
