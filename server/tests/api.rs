@@ -1,0 +1,271 @@
+//! The HTTP API over a real socket, against SQLite and PostgreSQL: accounts, the module life
+//! cycle, the rights matrix, validation errors, YAML round trips, the catalog, OpenAPI.
+
+use engine::testing::backend_urls;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use server::{Application, Settings};
+
+struct Server {
+    base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn(database_url: String, load_examples: bool) -> Server {
+    let dir = std::env::temp_dir().join(format!("slipstream-api-{}", engine::users::random_hex(6)));
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir,
+        database_url: Some(database_url),
+        site_root: "target/site".into(),
+        load_examples,
+    };
+    let app = Application::build(&settings).await.expect("server starts");
+    let base = format!("http://{}", app.addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async move {
+        stopped.await.ok();
+    }));
+    Server { base, _stop: stop }
+}
+
+async fn servers() -> Vec<(&'static str, Server)> {
+    let mut out = Vec::new();
+    for (name, url) in backend_urls().await {
+        out.push((name, spawn(url, true).await));
+    }
+    out
+}
+
+/// A browser-like client that keeps its session cookie.
+fn client() -> Client {
+    Client::builder().cookie_store(true).build().unwrap()
+}
+
+async fn signed_up(s: &Server, name: &str) -> Client {
+    let c = client();
+    let r = c.post(format!("{}/api/v1/auth/register", s.base)).json(&json!({"name": name, "password": "long enough"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "register {name}");
+    c
+}
+
+async fn put(c: &Client, s: &Server, body: Value) -> (StatusCode, Value) {
+    let path = body["path"].as_str().unwrap().to_string();
+    let r = c.put(format!("{}/api/v1/modules/{path}", s.base)).json(&body).send().await.unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn accounts_sessions_and_bearer_tokens() {
+    for (db, s) in servers().await {
+        let api = |p: &str| format!("{}/api/v1{p}", s.base);
+        let ada = signed_up(&s, "ada").await;
+        let me: Value = ada.get(api("/auth/me")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(me, json!({"name": "ada", "is_admin": true}), "{db}: first user is the administrator");
+
+        let anon = client();
+        assert_eq!(anon.get(api("/auth/me")).send().await.unwrap().status(), 401, "{db}");
+        let r = anon.post(api("/auth/login")).json(&json!({"name": "ada", "password": "wrong password"})).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{db}");
+        let r = anon.post(api("/auth/register")).json(&json!({"name": "x", "password": "long enough"})).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{db}");
+        assert_eq!(r.json::<Value>().await.unwrap()["field"], "name", "{db}");
+
+        let token: Value = ada.post(api("/auth/tokens")).json(&json!({"name": "ci"})).send().await.unwrap().json().await.unwrap();
+        let secret = token["token"].as_str().unwrap();
+        let bearer = Client::new();
+        let me: Value = bearer.get(api("/auth/me")).bearer_auth(secret).send().await.unwrap().json().await.unwrap();
+        assert_eq!(me["name"], "ada", "{db}: bearer tokens authenticate scripts");
+        let listed: Value = ada.get(api("/auth/tokens")).send().await.unwrap().json().await.unwrap();
+        assert!(listed[0].get("token").is_none(), "{db}: secrets are never listed");
+        let r = ada.delete(api(&format!("/auth/tokens/{}", token["id"].as_str().unwrap()))).send().await.unwrap();
+        assert_eq!(r.status(), 204, "{db}");
+        assert_eq!(bearer.get(api("/auth/me")).bearer_auth(secret).send().await.unwrap().status(), 401, "{db}: revoked");
+
+        assert_eq!(ada.post(api("/auth/logout")).send().await.unwrap().status(), 204, "{db}");
+        assert_eq!(ada.get(api("/auth/me")).send().await.unwrap().status(), 401, "{db}: signed out");
+
+        let profile: Value = {
+            let c = signed_up(&s, "olivia").await;
+            c.put(api("/profile")).json(&json!({"keep_running": "always", "run_timeout_minutes": 10})).send().await.unwrap().json().await.unwrap()
+        };
+        assert_eq!((profile["keep_running"].as_str(), profile["run_timeout_minutes"].as_i64()), (Some("always"), Some(10)), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn modules_are_created_versioned_restored_and_deleted() {
+    for (db, s) in servers().await {
+        let api = |p: &str| format!("{}/api/v1{p}", s.base);
+        let c = signed_up(&s, "olivia").await;
+        assert_eq!(put(&c, &s, json!({"kind": "project", "path": "olivia"})).await.0, 201, "{db}");
+        let img = json!({"kind": "image", "path": "olivia/web", "reference": "examples/images/busybox",
+                         "parameters": [{"name": "port", "category": "output", "default": "8080"}], "comment": "first"});
+        let (st, v1) = put(&c, &s, img.clone()).await;
+        assert_eq!((st, v1["version"].as_u64()), (StatusCode::CREATED, Some(1)), "{db}: {v1}");
+        let mut img2 = img.clone();
+        img2["description"] = json!("second");
+        img2["comment"] = json!("describe");
+        let (st, v2) = put(&c, &s, img2).await;
+        assert_eq!((st, v2["version"].as_u64()), (StatusCode::OK, Some(2)), "{db}");
+
+        let history: Value = c.get(api("/modules/olivia/web/versions")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(history.as_array().unwrap().len(), 2, "{db}");
+        assert_eq!((history[0]["version"].as_u64(), history[0]["comment"].as_str()), (Some(2), Some("describe")), "{db}");
+        let old: Value = c.get(api("/modules/olivia/web?version=1")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(old.get("description"), None, "{db}");
+
+        let r = c.post(api("/modules/olivia/web/versions/1/restore")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{db}");
+        let v3: Value = r.json().await.unwrap();
+        assert_eq!((v3["version"].as_u64(), v3.get("description")), (Some(3), None), "{db}");
+
+        let listed: Value = c.get(api("/modules?parent=olivia")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(listed[0]["path"], "olivia/web", "{db}");
+        assert_eq!(c.delete(api("/modules/olivia/web")).send().await.unwrap().status(), 204, "{db}");
+        assert_eq!(c.get(api("/modules/olivia/web")).send().await.unwrap().status(), 404, "{db}");
+    }
+}
+
+#[tokio::test]
+async fn every_operation_checks_rights_for_anonymous_owner_other_and_admin() {
+    for (db, s) in servers().await {
+        let api = |p: &str| format!("{}/api/v1{p}", s.base);
+        let admin = signed_up(&s, "ada").await;
+        let owner = signed_up(&s, "olivia").await;
+        let other = signed_up(&s, "oscar").await;
+        let anon = client();
+        put(&owner, &s, json!({"kind": "project", "path": "olivia"})).await;
+        for name in ["m1", "m2", "m3"] {
+            let (st, _) = put(&owner, &s, json!({"kind": "image", "path": format!("olivia/{name}"), "reference": "examples/images/busybox"})).await;
+            assert_eq!(st, 201, "{db}");
+        }
+        let body = json!({"kind": "image", "path": "olivia/m1", "reference": "examples/images/busybox"});
+        // (operation, anonymous, owner, other, admin)
+        let cases: Vec<(&str, [u16; 4])> = vec![
+            ("read", [401, 200, 403, 200]),
+            ("history", [401, 200, 403, 200]),
+            ("save", [401, 200, 403, 200]),
+            ("share", [401, 200, 403, 200]),
+            ("restore", [401, 200, 403, 200]),
+            ("export", [401, 200, 403, 200]),
+        ];
+        for (op, want) in cases {
+            let mut got = [0u16; 4];
+            for (i, c) in [&anon, &owner, &other, &admin].into_iter().enumerate() {
+                let req = match op {
+                    "read" => c.get(api("/modules/olivia/m1")),
+                    "history" => c.get(api("/modules/olivia/m1/versions")),
+                    "save" => c.put(api("/modules/olivia/m1")).json(&body),
+                    "share" => c.patch(api("/modules/olivia/m1")).json(&json!({"published": false})),
+                    "restore" => c.post(api("/modules/olivia/m1/versions/1/restore")),
+                    "export" => c.get(api("/export/olivia/m1")),
+                    _ => unreachable!(),
+                };
+                got[i] = req.send().await.unwrap().status().as_u16();
+            }
+            assert_eq!(got, want, "{db}: {op} as [anonymous, owner, other, admin]");
+        }
+        // Delete: refused to anonymous and other users, allowed to the owner and to administrators.
+        assert_eq!(anon.delete(api("/modules/olivia/m2")).send().await.unwrap().status(), 401, "{db}");
+        assert_eq!(other.delete(api("/modules/olivia/m2")).send().await.unwrap().status(), 403, "{db}");
+        assert_eq!(owner.delete(api("/modules/olivia/m2")).send().await.unwrap().status(), 204, "{db}");
+        assert_eq!(admin.delete(api("/modules/olivia/m3")).send().await.unwrap().status(), 204, "{db}");
+        // Creating inside someone's project needs write on it; any signed-in user may create a root.
+        let (st, _) = put(&other, &s, json!({"kind": "project", "path": "olivia/oscars"})).await;
+        assert_eq!(st, 403, "{db}");
+        assert_eq!(put(&other, &s, json!({"kind": "project", "path": "oscar"})).await.0, 201, "{db}");
+        assert_eq!(put(&anon, &s, json!({"kind": "project", "path": "anon"})).await.0, 401, "{db}");
+        // Public write lets others save, not share; publishing opens reading to everyone.
+        owner.patch(api("/modules/olivia/m1")).json(&json!({"public": {"write": true}})).send().await.unwrap();
+        assert_eq!(other.put(api("/modules/olivia/m1")).json(&body).send().await.unwrap().status(), 200, "{db}");
+        assert_eq!(other.patch(api("/modules/olivia/m1")).json(&json!({"published": true})).send().await.unwrap().status(), 403, "{db}");
+        owner.patch(api("/modules/olivia/m1")).json(&json!({"published": true})).send().await.unwrap();
+        assert_eq!(anon.get(api("/modules/olivia/m1")).send().await.unwrap().status(), 200, "{db}: published");
+        assert_eq!(anon.put(api("/modules/olivia/m1")).json(&body).send().await.unwrap().status(), 401, "{db}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_modules_get_400_with_the_field_named_and_nothing_is_written() {
+    for (db, s) in servers().await {
+        let api = |p: &str| format!("{}/api/v1{p}", s.base);
+        let c = signed_up(&s, "olivia").await;
+        put(&c, &s, json!({"kind": "project", "path": "p"})).await;
+        let deployment = |node: Value| json!({"kind": "deployment", "path": "p/d", "nodes": {"web": {"image": "examples/tutorials/hello/apache"}, "client": node}});
+        let cases = vec![
+            ("multiplicity", deployment(json!({"image": "examples/tutorials/hello/apache", "multiplicity": -2})), "nodes.client.multiplicity"),
+            ("unknown field", json!({"kind": "image", "path": "p/i", "reference": "examples/images/busybox", "recipie": "x"}), "recipie"),
+            ("wrong type", json!({"kind": "image", "path": "p/i", "native": "yes"}), "native"),
+            ("missing output", deployment(json!({"image": "examples/tutorials/hello/testclient",
+                "links": {"webserver.hostname": "web:hostname", "webserver.port": "web:nope", "webserver.ready": "web:ready"}})),
+                "nodes.client.links.webserver.port"),
+            ("unresolved input", deployment(json!({"image": "examples/tutorials/hello/testclient",
+                "links": {"webserver.hostname": "web:hostname", "webserver.port": "web:port"}})),
+                "nodes.client.links.webserver.ready"),
+            ("value too long", deployment(json!({"image": "examples/tutorials/hello/testclient",
+                "values": {"webserver.hostname": "x".repeat(4097)},
+                "links": {"webserver.port": "web:port", "webserver.ready": "web:ready"}})),
+                "nodes.client.values.webserver.hostname"),
+            ("bad name", json!({"kind": "project", "path": "p/has space"}), "path"),
+        ];
+        for (what, body, field) in cases {
+            let (status, err) = put(&c, &s, body).await;
+            assert_eq!(status, 400, "{db}: {what}: {err}");
+            assert_eq!(err["field"], field, "{db}: {what}: {err}");
+            assert!(err["error"].as_str().unwrap().contains(field.split('.').next_back().unwrap()), "{db}: {what}: {err}");
+        }
+        let r = c.put(api("/modules/p/other")).json(&json!({"kind": "project", "path": "p/else"})).send().await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["field"], "path", "{db}: body and URL must agree");
+        let listed: Value = c.get(api("/modules?parent=p")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(listed, json!([]), "{db}: nothing written");
+    }
+}
+
+#[tokio::test]
+async fn yaml_export_then_import_reproduces_the_modules() {
+    for (db, url) in backend_urls().await {
+        let first = spawn(url, true).await;
+        let c = signed_up(&first, "olivia").await;
+        let r = c.get(format!("{}/api/v1/export/examples", first.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{db}");
+        assert!(r.headers()["content-type"].to_str().unwrap().contains("yaml"), "{db}");
+        let exported = r.text().await.unwrap();
+        assert!(exported.contains("path: examples/tutorials/hello/client_server"), "{db}");
+
+        let (_, fresh_url) = backend_urls().await.into_iter().find(|(n, _)| *n == db).unwrap();
+        let second = spawn(fresh_url, false).await;
+        let d = signed_up(&second, "ivan").await;
+        let r = d.post(format!("{}/api/v1/import", second.base)).header("content-type", "application/yaml").body(exported.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{db}");
+        let written: Value = r.json().await.unwrap();
+        assert_eq!(written["modules"].as_array().unwrap().len(), 14, "{db}");
+        let again = d.get(format!("{}/api/v1/export/examples", second.base)).send().await.unwrap().text().await.unwrap();
+        assert_eq!(again, exported, "{db}: export → import → export is the identity");
+
+        let broken = format!("{exported}---\nkind: deployment\npath: examples/broken\nnodes: {{a: {{image: examples/none}}}}\n");
+        let r = d.post(format!("{}/api/v1/import", second.base)).body(broken).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{db}");
+        assert_eq!(r.json::<Value>().await.unwrap()["field"], "nodes.a.image", "{db}");
+    }
+}
+
+#[tokio::test]
+async fn the_catalog_and_the_openapi_document_need_no_sign_in() {
+    for (db, s) in servers().await {
+        let anon = client();
+        let catalog: Value = anon.get(format!("{}/api/v1/catalog", s.base)).send().await.unwrap().json().await.unwrap();
+        let paths: Vec<&str> = catalog.as_array().unwrap().iter().map(|m| m["path"].as_str().unwrap()).collect();
+        for p in ["examples/tutorials/hello/client_server", "examples/tutorials/performance/deployment", "examples/cluster/cluster"] {
+            assert!(paths.contains(&p), "{db}: {p} in {paths:?}");
+        }
+        let deployments: Value = anon.get(format!("{}/api/v1/catalog?kind=deployment&q=cluster", s.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(deployments.as_array().unwrap().len(), 1, "{db}");
+        let doc: Value = anon.get(format!("{}/api/v1/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(doc["openapi"], "3.0.3", "{db}");
+        let r = anon.get(format!("{}/api/v1/nothing", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{db}");
+        let page = anon.get(format!("{}/catalog", s.base)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("examples/tutorials/hello/client_server"), "{db}: the catalog page is rendered on the server");
+    }
+}

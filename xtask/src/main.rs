@@ -1,0 +1,268 @@
+//! `cargo xtask build [--release]`, `cargo xtask serve [--release] [-- ARGS]`, `cargo xtask test`.
+//!
+//! Each command installs what it needs when it is missing (the wasm32 target, wasm-bindgen-cli
+//! at exactly Cargo.lock's version, Debian packages) and does nothing more when it is there.
+//! The build is plain cargo plus wasm-bindgen (no cargo-leptos: see
+//! ../shared/reference/toolchain.md): the frontend for wasm32 and the server in two separate
+//! cargo runs, so feature unification never mixes `ssr` and `hydrate`.
+//!
+//! Later connectors add their test beds (Docker daemon, sshd) to [`test`] next to PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+const SITE_NAME: &str = "site";
+/// Debian packages the test suite needs (browser tests, the PostgreSQL pass).
+const TEST_PACKAGES: &[&str] = &["chromium", "chromium-driver", "postgresql"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root).expect("workspace root exists");
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build(&root, args.iter().any(|a| a == "--release")).map(|_| ()),
+        Some("serve") => serve(&root, &args[1..]),
+        Some("test") => test(&root),
+        _ => {
+            eprintln!("usage: cargo xtask build [--release] | serve [--release] [-- SERVE-ARGS] | test");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Where cargo builds: `$CARGO_TARGET_DIR`, else a cache under `$HOME/.cache` when there is
+/// one (CI reuses it across fresh clones), else `./target`.
+fn target_dir(root: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let cache = Path::new(&home).join(".cache");
+        if cache.is_dir() {
+            return cache.join("slipstream").join("target");
+        }
+    }
+    root.join("target")
+}
+
+fn step<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    eprintln!("==> {what}");
+    let t = Instant::now();
+    let out = f();
+    eprintln!("    {what}: {:.1} s{}", t.elapsed().as_secs_f64(), if out.is_err() { " (failed)" } else { "" });
+    out
+}
+
+fn run(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    cmd.output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn cargo(target: &Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.env("CARGO_TARGET_DIR", target);
+    c
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+// ---------------------------------------------------------------- tools
+
+fn ensure_rust_tools(root: &Path) -> Result {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        step("install the wasm32-unknown-unknown target", || run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])))?;
+    }
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let wanted = lock_version(&lock, "wasm-bindgen").ok_or("Cargo.lock has no wasm-bindgen")?;
+    let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if have.trim() != format!("wasm-bindgen {wanted}") {
+        step(&format!("install wasm-bindgen-cli {wanted} (about 4 minutes, once)"), || {
+            run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &wanted, "--locked"]))
+        })?;
+    }
+    Ok(())
+}
+
+/// The version of `name` in a Cargo.lock.
+fn lock_version(lock: &str, name: &str) -> Option<String> {
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() == format!("name = \"{name}\"") {
+            return lines.next()?.trim().strip_prefix("version = \"")?.strip_suffix('"').map(String::from);
+        }
+    }
+    None
+}
+
+fn ensure_debian_packages(packages: &[&str]) -> Result {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p])).is_some_and(|s| s.contains("install ok installed")))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("install Debian packages: {}", missing.join(" ")), || {
+        let sudo: &[&str] = if is_root() { &[] } else { &["sudo", "-n"] };
+        let apt = |args: &[&str]| {
+            let mut all: Vec<&str> = sudo.to_vec();
+            all.push("apt-get");
+            all.extend_from_slice(args);
+            let mut c = Command::new(all[0]);
+            c.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+            run(&mut c)
+        };
+        apt(&["update", "-q"])?;
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(&missing);
+        apt(&args)
+    })
+}
+
+// ---------------------------------------------------------------- build
+
+struct Built {
+    server: PathBuf,
+    site: PathBuf,
+}
+
+fn build(root: &Path, release: bool) -> Result<Built> {
+    ensure_rust_tools(root)?;
+    let target = target_dir(root);
+    let (wasm_profile, wasm_dir) = if release { ("wasm-release", "wasm-release") } else { ("dev", "debug") };
+    step(&format!("build the frontend (wasm32, {wasm_profile})"), || {
+        run(cargo(&target).args(["build", "-p", "frontend", "--lib", "--target", "wasm32-unknown-unknown", "--profile", wasm_profile]))
+    })?;
+    let site = target.join("site");
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
+    step("wasm-bindgen", || {
+        run(Command::new("wasm-bindgen")
+            .args(["--target", "web", "--no-typescript", "--out-name", SITE_NAME, "--out-dir"])
+            .arg(&pkg)
+            .arg(target.join("wasm32-unknown-unknown").join(wasm_dir).join("frontend.wasm")))?;
+        // LEPTOS_OUTPUT_NAME is set at compile time, so pages ask for /pkg/site.wasm.
+        std::fs::rename(pkg.join(format!("{SITE_NAME}_bg.wasm")), pkg.join(format!("{SITE_NAME}.wasm"))).map_err(|e| e.to_string())?;
+        std::fs::copy(root.join("style/main.css"), pkg.join(format!("{SITE_NAME}.css"))).map_err(|e| e.to_string())?;
+        Ok(())
+    })?;
+    let mut server_build = cargo(&target);
+    server_build.args(["build", "-p", "server", "--bin", "slipstream"]);
+    if release {
+        server_build.arg("--release");
+    }
+    step(&format!("build the server ({})", if release { "release" } else { "debug" }), || run(&mut server_build))?;
+    let server = target.join(if release { "release" } else { "debug" }).join("slipstream");
+    let wasm = pkg.join(format!("{SITE_NAME}.wasm"));
+    let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+    eprintln!("    built {} and {} ({} KiB of WASM)", server.display(), site.display(), size / 1024);
+    Ok(Built { server, site })
+}
+
+// ---------------------------------------------------------------- serve
+
+fn serve(root: &Path, args: &[String]) -> Result {
+    let release = args.iter().take_while(|a| *a != "--").any(|a| a == "--release");
+    let extra: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
+    let built = build(root, release)?;
+    eprintln!("==> slipstream serve (Ctrl-C stops it)");
+    let mut cmd = Command::new(&built.server);
+    cmd.arg("serve").args(extra).env("SLIPSTREAM_SITE_ROOT", &built.site);
+    run(&mut cmd)
+}
+
+// ---------------------------------------------------------------- test
+
+fn test(root: &Path) -> Result {
+    let t = Instant::now();
+    ensure_debian_packages(TEST_PACKAGES)?;
+    let built = build(root, false)?;
+    let target = target_dir(root);
+    let pg = step("start PostgreSQL", Postgres::start)?;
+    let result = (|| {
+        step("unit, store and API tests (SQLite and PostgreSQL)", || {
+            run(cargo(&target)
+                .args(["test", "-p", "model", "-p", "engine", "-p", "app", "-p", "server", "--features", "app/ssr"])
+                .env("SLIPSTREAM_TEST_PG_URL", &pg.url))
+        })?;
+        step("browser tests (headless Chromium)", || {
+            run(cargo(&target)
+                .args(["test", "-p", "end2end"])
+                .env("SLIPSTREAM_BIN", &built.server)
+                .env("SLIPSTREAM_SITE_ROOT", &built.site))
+        })
+    })();
+    drop(pg);
+    eprintln!("==> cargo xtask test: {} in {:.0} s", if result.is_ok() { "passed" } else { "FAILED" }, t.elapsed().as_secs_f64());
+    result
+}
+
+/// The Debian PostgreSQL cluster, started for the tests and stopped afterwards if it was down.
+struct Postgres {
+    url: String,
+    started: Option<(String, String)>,
+}
+
+impl Postgres {
+    fn start() -> Result<Self> {
+        let clusters = output(Command::new("pg_lsclusters").arg("-h")).ok_or("pg_lsclusters failed; is postgresql installed?")?;
+        let line = clusters.lines().next().ok_or("no PostgreSQL cluster; create one with pg_createcluster")?;
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (version, cluster, port, status) = (cols[0].to_string(), cols[1].to_string(), cols[2].to_string(), cols[3]);
+        let mut started = None;
+        if status != "online" {
+            run(Command::new("pg_ctlcluster").args([&version, &cluster, "start"]))?;
+            started = Some((version.clone(), cluster.clone()));
+        }
+        let psql = |sql: &str| output(Command::new("runuser").args(["-u", "postgres", "--", "psql", "-p", &port, "-tAc", sql]));
+        if !psql("SELECT 1 FROM pg_roles WHERE rolname = 'slipstream_test'").is_some_and(|s| s.trim() == "1") {
+            psql("CREATE ROLE slipstream_test LOGIN CREATEDB PASSWORD 'slipstream_test'").ok_or("cannot create the test role")?;
+        }
+        Ok(Self { url: format!("postgres://slipstream_test:slipstream_test@127.0.0.1:{port}/postgres"), started })
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some((version, cluster)) = &self.started {
+            let _ = Command::new("pg_ctlcluster").args([version, cluster, "stop"]).status();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lock_versions_are_read() {
+        let lock = "[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.128\"\n";
+        assert_eq!(super::lock_version(lock, "wasm-bindgen").as_deref(), Some("0.2.128"));
+        assert_eq!(super::lock_version(lock, "nothing"), None);
+    }
+}
