@@ -1,0 +1,193 @@
+//! Browser-test fixtures: the real `slipstream` binary on a fresh data directory, ChromeDriver
+//! with headless Chromium, and helpers that wait for the page (fantoccini does not wait by
+//! itself). Every process runs in its own process group and is stopped by its PID on drop,
+//! so a failing test leaves no browser behind. Selectors live in [`sel`].
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// CSS selectors of the pages, in one place.
+pub mod sel {
+    pub const HYDRATED: &str = "#hydrated[data-hydrated='yes']";
+    pub const NAME: &str = "#name";
+    pub const PASSWORD: &str = "#password";
+    pub const SUBMIT: &str = "#submit";
+    pub const SIGNED_IN_AS: &str = "#signed-in-as";
+    pub const SIGN_OUT: &str = "#signout";
+    pub const NODES: &str = "#nodes";
+    pub const VERSIONS: &str = "#versions";
+    pub const MODULE_PATH: &str = "#module-path";
+    pub const CATALOG: &str = "#catalog";
+    pub const CHILDREN: &str = "#children";
+}
+
+/// A child process in its own process group, stopped (group and all) on drop.
+pub struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // `--`: without it `kill` reads `-PGID` as a signal number and signals nothing.
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-s", "TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever is left of the group (Chromium's helpers), then the leader itself.
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &group]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_path(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
+}
+
+fn temp_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The server on a free port with an empty data directory; returns it and its base URL.
+pub fn start_server() -> (Proc, String) {
+    let bin = env_path("SLIPSTREAM_BIN", "../target/debug/slipstream");
+    let site = env_path("SLIPSTREAM_SITE_ROOT", "../target/site");
+    assert!(bin.exists(), "no server binary at {} (run `cargo xtask build`, or set SLIPSTREAM_BIN)", bin.display());
+    let mut child = Command::new(&bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(temp_dir("slipstream-e2e"))
+        .arg("--site-root")
+        .arg(&site)
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().unwrap();
+    let proc = Proc(child);
+    // The server prints its address once it listens: no sleeping, no port guessing.
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("server printed its address").unwrap();
+        if let Some(rest) = line.strip_prefix("Slipstream listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {}); // keep draining stdout
+    (proc, url)
+}
+
+/// ChromeDriver on a free port, and a headless Chromium session through it.
+pub async fn start_browser() -> (Proc, Client) {
+    note("start chromedriver");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let driver = Proc(
+        Command::new(env_path("CHROMEDRIVER", "/usr/bin/chromedriver"))
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", temp_dir("slipstream-chromedriver").join("chromedriver.log").display()))
+            .arg("--verbose")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts (apt-get install chromium-driver)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    note("connect to chromedriver");
+    let profile = temp_dir("slipstream-chromium");
+    let caps = serde_json::json!({
+        // A page that never finishes loading fails the step instead of blocking for 5 minutes.
+        "timeouts": { "pageLoad": 20000, "script": 20000 },
+        "goog:chromeOptions": {
+        "binary": env_path("CHROMIUM", "/usr/bin/chromium"),
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,800", format!("--user-data-dir={}", profile.display())] } });
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a browser session");
+    (driver, client)
+}
+
+pub type Step<T = ()> = Result<T, String>;
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Waits (up to 20 s) until `css` matches an element whose text satisfies `pred`.
+pub async fn wait_text(c: &Client, css: &str, pred: impl Fn(&str) -> bool) -> Step<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if pred(&t) {
+                    return Ok(t);
+                }
+                last = t;
+            }
+        }
+        if Instant::now() > deadline {
+            let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            return Err(format!("waited 20 s for `{css}` on {url}; last text: {last:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `css` matches something.
+pub async fn wait_for(c: &Client, css: &str) -> Step {
+    wait_text(c, css, |_| true).await.map(|_| ())
+}
+
+/// Prints a step of a journey (shown by `cargo test` when a test fails, or with --nocapture).
+pub fn note(what: &str) {
+    eprintln!("[browser] {what}");
+}
+
+/// Opens a page and waits for it to hydrate.
+pub async fn open(c: &Client, url: &str) -> Step {
+    note(&format!("open {url}"));
+    c.goto(url).await.map_err(err(url))?;
+    wait_for(c, sel::HYDRATED).await
+}
+
+pub async fn type_into(c: &Client, css: &str, text: &str) -> Step {
+    let e = c.find(Locator::Css(css)).await.map_err(err(css))?;
+    e.clear().await.map_err(err(css))?;
+    e.send_keys(text).await.map_err(err(css))
+}
+
+pub async fn click(c: &Client, css: &str) -> Step {
+    c.find(Locator::Css(css)).await.map_err(err(css))?.click().await.map_err(err(css))
+}
+
+pub async fn exists(c: &Client, css: &str) -> bool {
+    c.find(Locator::Css(css)).await.is_ok()
+}
+
+/// Saves a PNG of the page under `end2end/artifacts/` (kept by CI as evidence).
+pub async fn screenshot(c: &Client, name: &str) -> Step {
+    let png = c.screenshot().await.map_err(err("screenshot"))?;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).map_err(err("artifacts dir"))?;
+    std::fs::write(dir.join(format!("{name}.png")), png).map_err(err("write screenshot"))
+}

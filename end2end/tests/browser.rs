@@ -1,0 +1,52 @@
+//! A new user signs up, opens the example Hello World deployment and sees its nodes and
+//! versions; signed out, the catalog still shows the examples.
+
+use end2end::*;
+
+#[tokio::test]
+async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
+    let (_server, base) = start_server();
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        // Sign up: the first account on this server.
+        open(&c, &format!("{base}/signup")).await?;
+        type_into(&c, sel::NAME, "olivia").await?;
+        type_into(&c, sel::PASSWORD, "correct horse").await?;
+        click(&c, sel::SUBMIT).await?;
+        wait_text(&c, sel::SIGNED_IN_AS, |t| t == "olivia").await?;
+
+        // The project browser lists the examples; open the Hello World deployment.
+        open(&c, &format!("{base}/modules")).await?;
+        wait_text(&c, sel::CHILDREN, |t| t.contains("examples")).await?;
+        open(&c, &format!("{base}/modules/examples/tutorials/hello/client_server")).await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "examples/tutorials/hello/client_server").await?;
+        let nodes = wait_text(&c, sel::NODES, |t| t.contains("apache1") && t.contains("testclient1")).await?;
+        if !nodes.contains("apache1:hostname") {
+            return Err(format!("the links are not shown: {nodes}"));
+        }
+        let versions = wait_text(&c, sel::VERSIONS, |t| t.contains("slipstream")).await?;
+        if !versions.contains("Example shipped with Slipstream") {
+            return Err(format!("the version list lacks the commit comment: {versions}"));
+        }
+        screenshot(&c, "module-view").await?;
+
+        // Follow the link to the web server image: its parameters and targets are shown.
+        click(&c, "#nodes a[href='/modules/examples/tutorials/hello/apache']").await?;
+        wait_text(&c, "#parameters", |t| t.contains("port") && t.contains("8080")).await?;
+        wait_text(&c, "#target-execute", |t| t.contains("ss-set ready true")).await?;
+
+        // Sign out; the catalog is there for visitors.
+        click(&c, sel::SIGN_OUT).await?;
+        wait_text(&c, "nav.top", |t| t.contains("Sign in")).await?;
+        open(&c, &format!("{base}/catalog")).await?;
+        wait_text(&c, sel::CATALOG, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("examples/cluster/cluster")).await?;
+        if exists(&c, sel::SIGNED_IN_AS).await {
+            return Err("still signed in after signing out".into());
+        }
+        screenshot(&c, "catalog").await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    c.close().await.ok(); // before asserting, so no browser is left behind
+    journey.unwrap();
+}
