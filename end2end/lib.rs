@@ -55,7 +55,7 @@ fn env_path(var: &str, default: &str) -> PathBuf {
 
 fn temp_dir(prefix: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+    let dir = std::env::temp_dir().join("slipstream-tests").join(format!("{prefix}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -67,7 +67,7 @@ pub fn start_server() -> (Proc, String) {
     assert!(bin.exists(), "no server binary at {} (run `cargo xtask build`, or set SLIPSTREAM_BIN)", bin.display());
     let mut child = Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(temp_dir("slipstream-e2e"))
+        .arg(temp_dir("e2e-data"))
         .arg("--site-root")
         .arg(&site)
         .stdout(Stdio::piped())
@@ -95,7 +95,11 @@ pub async fn start_browser() -> (Proc, Client) {
     let driver = Proc(
         Command::new(env_path("CHROMEDRIVER", "/usr/bin/chromedriver"))
             .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", temp_dir("slipstream-chromedriver").join("chromedriver.log").display()))
+            .arg(format!("--log-path={}", {
+                let log = temp_dir("chromedriver").join("chromedriver.log");
+                note(&format!("chromedriver log: {}", log.display()));
+                log.display().to_string()
+            }))
             .arg("--verbose")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -109,7 +113,7 @@ pub async fn start_browser() -> (Proc, Client) {
         std::thread::sleep(Duration::from_millis(50));
     }
     note("connect to chromedriver");
-    let profile = temp_dir("slipstream-chromium");
+    let profile = temp_dir("chromium");
     let caps = serde_json::json!({
         // A page that never finishes loading fails the step instead of blocking for 5 minutes.
         "timeouts": { "pageLoad": 20000, "script": 20000 },

@@ -5,16 +5,23 @@
 
 use crate::users::random_hex;
 
-pub fn sqlite_url() -> String {
-    let dir = std::env::temp_dir().join("slipstream-tests");
+/// A fresh directory for one test, under `$TMPDIR/slipstream-tests` (which `cargo xtask test`
+/// empties before each run).
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("slipstream-tests").join(format!("{prefix}-{}", random_hex(6)));
     std::fs::create_dir_all(&dir).expect("temp dir is writable");
-    format!("sqlite:{}", dir.join(format!("{}.db", random_hex(8))).display())
+    dir
+}
+
+pub fn sqlite_url() -> String {
+    format!("sqlite:{}", temp_dir("sqlite").join("slipstream.db").display())
 }
 
 /// Creates an empty database on the PostgreSQL server and returns its URL.
 pub async fn postgres_url(admin_url: &str) -> String {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
+    // `cargo xtask test` drops every `slipstream_test_*` database when it is done.
     let name = format!("slipstream_test_{}", random_hex(6));
     let mut conn = sqlx::AnyConnection::connect(admin_url).await.expect("PostgreSQL for tests is reachable");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");

@@ -15,6 +15,8 @@ use crate::{now_ms, Engine, Error, Result};
 pub const SYSTEM_USER: &str = "slipstream";
 const SESSION_TTL_MS: i64 = 14 * 24 * 3600 * 1000;
 const MIN_PASSWORD_LEN: usize = 8;
+/// An argon2 hash of a random password, verified against when the user does not exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2xpcHN0cmVhbWR1bW15$0D3Q5Cg4m0dYDD7wNRQm0Vf0yq9rX0bqN2oVqD3Cw3E";
 pub const KEEP_RUNNING: [&str; 4] = ["never", "on-success", "on-error", "always"];
 
 /// User names: 2–32 characters, lower-case letters, digits, `-`, `_`, `.`, starting with a letter.
@@ -146,8 +148,12 @@ impl Engine {
         let row = sqlx::query("SELECT name, is_admin, password_hash, is_system FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.db.pool)
-            .await?
-            .ok_or_else(bad)?;
+            .await?;
+        let Some(row) = row else {
+            // Spend the same time as for a real account, so timing does not tell which names exist.
+            verify_password(password.to_string(), DUMMY_HASH.to_string()).await;
+            return Err(bad());
+        };
         if row.try_get::<i64, _>("is_system")? != 0 {
             return Err(bad());
         }
@@ -332,6 +338,14 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dummy_hash_is_a_real_argon2_hash() {
+        // If it did not parse, logins for unknown names would return at once and tell them apart.
+        let h = PasswordHash::new(DUMMY_HASH).expect("parses");
+        assert_eq!(h.algorithm.as_str(), "argon2id");
+        assert!(Argon2::default().verify_password(b"anything", &h).is_err());
+    }
 
     #[test]
     fn the_session_cookie_is_found_among_others() {

@@ -12,7 +12,7 @@ struct Server {
 }
 
 async fn spawn(database_url: String, load_examples: bool) -> Server {
-    let dir = std::env::temp_dir().join(format!("slipstream-api-{}", engine::users::random_hex(6)));
+    let dir = engine::testing::temp_dir("api");
     let settings = Settings {
         listen: "127.0.0.1:0".into(),
         data_dir: dir,

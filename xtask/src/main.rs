@@ -205,15 +205,18 @@ fn test(root: &Path) -> Result {
     ensure_debian_packages(TEST_PACKAGES)?;
     let built = build(root, false)?;
     let target = target_dir(root);
+    // Every test puts its files under one folder; empty it so runs do not pile up.
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join("slipstream-tests"));
     let pg = step("start PostgreSQL", Postgres::start)?;
+    let mut tally = Tally::default();
     let result = (|| {
         step("unit, store and API tests (SQLite and PostgreSQL)", || {
-            run(cargo(&target)
-                .args(["test", "-p", "model", "-p", "engine", "-p", "app", "-p", "server", "--features", "app/ssr"])
+            tally.run(cargo(&target)
+                .args(["test", "-p", "model", "-p", "engine", "-p", "app", "-p", "server", "-p", "xtask", "--features", "app/ssr"])
                 .env("SLIPSTREAM_TEST_PG_URL", &pg.url))
         })?;
         step("browser tests (headless Chromium)", || {
-            run(cargo(&target)
+            tally.run(cargo(&target)
                 .args(["test", "-p", "end2end"])
                 .env("SLIPSTREAM_BIN", &built.server)
                 .env("SLIPSTREAM_SITE_ROOT", &built.site))
@@ -221,12 +224,52 @@ fn test(root: &Path) -> Result {
     })();
     drop(pg);
     eprintln!("==> cargo xtask test: {} in {:.0} s", if result.is_ok() { "passed" } else { "FAILED" }, t.elapsed().as_secs_f64());
+    // One closing line for the whole suite, whatever cargo printed last.
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     result
+}
+
+/// Counts what `cargo test` runs report, passing their output through.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn run(&mut self, cmd: &mut Command) -> Result {
+        use std::io::{BufRead, BufReader};
+        let shown = format!("{cmd:?}");
+        let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().map_err(|e| format!("cannot run {shown}: {e}"))?;
+        for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(|l| l.ok()) {
+            println!("{line}");
+            if let Some((passed, failed)) = parse_result(&line) {
+                self.passed += passed;
+                self.failed += failed;
+            }
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{shown} failed ({status})"))
+        }
+    }
+}
+
+/// `test result: ok. 6 passed; 0 failed; …` → (6, 0).
+fn parse_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let count = |word: &str| -> Option<u64> {
+        rest.split(';').find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word)?.trim().parse().ok())
+    };
+    Some((count(" passed")?, count(" failed")?))
 }
 
 /// The Debian PostgreSQL cluster, started for the tests and stopped afterwards if it was down.
 struct Postgres {
     url: String,
+    port: String,
     started: Option<(String, String)>,
 }
 
@@ -241,16 +284,25 @@ impl Postgres {
             run(Command::new("pg_ctlcluster").args([&version, &cluster, "start"]))?;
             started = Some((version.clone(), cluster.clone()));
         }
-        let psql = |sql: &str| output(Command::new("runuser").args(["-u", "postgres", "--", "psql", "-p", &port, "-tAc", sql]));
+        let psql = |sql: &str| psql(&port, sql);
         if !psql("SELECT 1 FROM pg_roles WHERE rolname = 'slipstream_test'").is_some_and(|s| s.trim() == "1") {
             psql("CREATE ROLE slipstream_test LOGIN CREATEDB PASSWORD 'slipstream_test'").ok_or("cannot create the test role")?;
         }
-        Ok(Self { url: format!("postgres://slipstream_test:slipstream_test@127.0.0.1:{port}/postgres"), started })
+        Ok(Self { url: format!("postgres://slipstream_test:slipstream_test@127.0.0.1:{port}/postgres"), port, started })
     }
+}
+
+fn psql(port: &str, sql: &str) -> Option<String> {
+    output(Command::new("runuser").args(["-u", "postgres", "--", "psql", "-p", port, "-tAc", sql]))
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        // Each test made its own database; drop them so a reused machine does not fill up.
+        let dbs = psql(&self.port, "SELECT datname FROM pg_database WHERE datname LIKE 'slipstream_test_%'").unwrap_or_default();
+        for db in dbs.lines().map(str::trim).filter(|d| !d.is_empty()) {
+            psql(&self.port, &format!("DROP DATABASE IF EXISTS \"{db}\""));
+        }
         if let Some((version, cluster)) = &self.started {
             let _ = Command::new("pg_ctlcluster").args([version, cluster, "stop"]).status();
         }
@@ -264,5 +316,14 @@ mod tests {
         let lock = "[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.128\"\n";
         assert_eq!(super::lock_version(lock, "wasm-bindgen").as_deref(), Some("0.2.128"));
         assert_eq!(super::lock_version(lock, "nothing"), None);
+    }
+
+    #[test]
+    fn cargo_test_results_are_counted() {
+        let ok = "test result: ok. 6 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 2.50s";
+        assert_eq!(super::parse_result(ok), Some((6, 0)));
+        let bad = "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.1s";
+        assert_eq!(super::parse_result(bad), Some((3, 2)));
+        assert_eq!(super::parse_result("running 3 tests"), None);
     }
 }

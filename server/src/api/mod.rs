@@ -5,7 +5,7 @@ mod auth;
 mod error;
 mod modules;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -79,6 +79,6 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], crate::openapi::DOCUMENT)
 }
 
-async fn not_found(State(_): State<AppState>) -> impl IntoResponse {
+async fn not_found() -> impl IntoResponse {
     (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "no such API endpoint; see /api/v1/openapi.json"})))
 }
