@@ -8,6 +8,7 @@
 //! - [`users`]: accounts, password hashing, sessions, API tokens, profiles
 //! - [`access`]: who may do what to a module (pure rules, table-tested)
 //! - [`modules`]: the versioned module store: save, read, history, restore, delete, catalog
+//! - [`orchestrator`]: the run lifecycle as pure decisions (`next(run, event) -> actions`)
 //! - [`inherit`]: inheritance resolution of images (effective parameters, target chains)
 //! - [`check`]: validation across modules (references, cycles, links, unresolved inputs)
 //! - [`bundle`]: multi-document YAML import and export of module trees
@@ -22,6 +23,7 @@ pub mod error;
 pub mod examples;
 pub mod inherit;
 pub mod modules;
+pub mod orchestrator;
 pub mod testing;
 pub mod users;
 

@@ -6,6 +6,7 @@
 //! - [`module`]: the module document (project, image, deployment), one schema for JSON and YAML
 //! - [`validate`]: checks of one module on its own; checks across modules live in the engine
 //! - [`key`]: runtime-parameter keys (`worker.2:hostname`, `apache:port`, `ss:abort`)
+//! - [`run`]: runs, instances, events, logs and reports as the API returns them
 //! - [`state`]: run states and their order
 //! - [`account`]: users, profiles and API tokens as the API returns them
 //! - [`error`]: [`FieldError`], the error that names the module, the field and the reason
@@ -15,6 +16,7 @@ pub mod error;
 pub mod key;
 pub mod module;
 pub mod path;
+pub mod run;
 pub mod state;
 pub mod validate;
 

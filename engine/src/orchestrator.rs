@@ -1,0 +1,180 @@
+//! The run lifecycle, decided purely: [`next`] takes what is known of a run and one event and
+//! returns the actions to carry out. No I/O, no clock; the driver in [`crate::runs`] loads
+//! the view, calls [`next`], persists and executes the actions.
+//!
+//! ```text
+//! Initializing → Provisioning → Executing → SendingReports → Ready → Finalizing → Done
+//!                 (each transitional state is left when every instance completed it)
+//! abort: a sticky flag, not a state; the run goes on through the barriers (instances fail
+//!        fast and complete) and ends Aborted. Terminate before Ready: Cancelled.
+//! ```
+
+use model::run::KeepRunning;
+use model::RunState;
+
+/// What the orchestrator needs to know of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunView {
+    pub state: RunState,
+    pub aborted: bool,
+    pub keep_running: KeepRunning,
+    /// Per instance: the state it last completed.
+    pub completed: Vec<Option<RunState>>,
+}
+
+impl RunView {
+    fn barrier_met(&self) -> bool {
+        self.completed.iter().all(|c| *c == Some(self.state))
+    }
+    fn final_state(&self) -> RunState {
+        if self.aborted {
+            RunState::Aborted
+        } else {
+            RunState::Done
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The run was created and its parameters written.
+    Created,
+    /// An instance completed the run's current state.
+    Completed,
+    /// The abort flag was raised just now (first writer).
+    Aborted,
+    /// The user terminated the run.
+    Terminate,
+    /// The run stayed too long in its state; `pending` names the instances not done.
+    Timeout { pending: Vec<String>, minutes: i64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    SetState(RunState),
+    StartInstances,
+    StopInstances,
+    RaiseAbort(String),
+}
+
+/// The transitional states and their successors.
+fn successor(s: RunState) -> Option<RunState> {
+    use RunState::*;
+    match s {
+        Provisioning => Some(Executing),
+        Executing => Some(SendingReports),
+        SendingReports => Some(Ready),
+        _ => None,
+    }
+}
+
+/// The actions that follow `event` on `run`.
+pub fn next(run: &RunView, event: &Event) -> Vec<Action> {
+    use RunState::*;
+    if run.state.is_terminal() {
+        // Stopping again is harmless and cleans up anything a crash left running.
+        return if *event == Event::Terminate { vec![Action::StopInstances] } else { vec![] };
+    }
+    match event {
+        Event::Created if run.state == Initializing => {
+            let mut out = vec![Action::SetState(Provisioning), Action::StartInstances];
+            out.extend(advance(&RunView { state: Provisioning, ..run.clone() }));
+            out
+        }
+        Event::Completed | Event::Aborted => advance(run),
+        Event::Terminate => match run.state {
+            Ready => finalize(run),
+            Finalizing => vec![],
+            _ => vec![Action::SetState(Cancelled), Action::StopInstances],
+        },
+        Event::Timeout { pending, minutes } => {
+            if run.state == Ready || run.state == Finalizing {
+                vec![]
+            } else if run.aborted {
+                // Aborted and still stuck: the instances cannot finish; stop them.
+                vec![Action::SetState(Finalizing), Action::StopInstances, Action::SetState(Aborted)]
+            } else {
+                vec![Action::RaiseAbort(format!(
+                    "The run timed out: it stayed in {} longer than {minutes} min; not completed: {}",
+                    run.state.as_str(),
+                    if pending.is_empty() { "none".into() } else { pending.join(", ") }
+                ))]
+            }
+        }
+        _ => vec![],
+    }
+}
+
+/// Passes every barrier that is met, from the current state on.
+fn advance(run: &RunView) -> Vec<Action> {
+    let mut out = Vec::new();
+    let mut view = run.clone();
+    while let Some(to) = successor(view.state).filter(|_| view.barrier_met()) {
+        out.push(Action::SetState(to));
+        view.state = to;
+        if to == RunState::Ready {
+            if !view.keep_running.keeps(view.aborted) {
+                out.extend(finalize(&view));
+            }
+            break;
+        }
+    }
+    out
+}
+
+fn finalize(run: &RunView) -> Vec<Action> {
+    vec![Action::SetState(RunState::Finalizing), Action::StopInstances, Action::SetState(run.final_state())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action::*;
+    use RunState::*;
+
+    fn view(state: RunState, aborted: bool, keep: KeepRunning, completed: &[Option<RunState>]) -> RunView {
+        RunView { state, aborted, keep_running: keep, completed: completed.to_vec() }
+    }
+
+    #[test]
+    fn transitions() {
+        use KeepRunning::*;
+        let p = Some(Provisioning);
+        let e = Some(Executing);
+        let r = Some(SendingReports);
+        let timeout = Event::Timeout { pending: vec!["web.1".into()], minutes: 30 };
+        let cases: Vec<(&str, RunView, Event, Vec<Action>)> = vec![
+            ("creation starts the instances", view(Initializing, false, Never, &[None, None]), Event::Created,
+                vec![SetState(Provisioning), StartInstances]),
+            ("a run without instances goes straight through", view(Initializing, false, Never, &[]), Event::Created,
+                vec![SetState(Provisioning), StartInstances, SetState(Executing), SetState(SendingReports), SetState(Ready),
+                     SetState(Finalizing), StopInstances, SetState(Done)]),
+            ("the barrier waits for every instance", view(Provisioning, false, Never, &[p, None]), Event::Completed, vec![]),
+            ("the last completion passes the barrier", view(Provisioning, false, Never, &[p, p]), Event::Completed,
+                vec![SetState(Executing)]),
+            ("a late completion of the previous state does not count", view(Executing, false, Never, &[e, p]), Event::Completed, vec![]),
+            ("reports done, nothing kept: finalize to Done", view(SendingReports, false, Never, &[r, r]), Event::Completed,
+                vec![SetState(Ready), SetState(Finalizing), StopInstances, SetState(Done)]),
+            ("on-success keeps a successful run in Ready", view(SendingReports, false, OnSuccess, &[r]), Event::Completed,
+                vec![SetState(Ready)]),
+            ("on-success does not keep an aborted run", view(SendingReports, true, OnSuccess, &[r]), Event::Completed,
+                vec![SetState(Ready), SetState(Finalizing), StopInstances, SetState(Aborted)]),
+            ("on-error keeps an aborted run", view(SendingReports, true, OnError, &[r]), Event::Completed, vec![SetState(Ready)]),
+            ("abort does not jump states", view(Executing, true, Never, &[None]), Event::Aborted, vec![]),
+            ("terminate before Ready cancels", view(Executing, false, Never, &[None]), Event::Terminate,
+                vec![SetState(Cancelled), StopInstances]),
+            ("terminate in Ready finalizes", view(Ready, true, Always, &[r]), Event::Terminate,
+                vec![SetState(Finalizing), StopInstances, SetState(Aborted)]),
+            ("terminate after the end only stops", view(Done, false, Never, &[r]), Event::Terminate, vec![StopInstances]),
+            ("nothing happens after the end", view(Aborted, true, Never, &[None]), Event::Completed, vec![]),
+            ("a timeout raises the abort naming the instances", view(Executing, false, Never, &[None]), timeout.clone(),
+                vec![RaiseAbort("The run timed out: it stayed in Executing longer than 30 min; not completed: web.1".into())]),
+            ("a second timeout stops an aborted run", view(Executing, true, Never, &[None]), timeout.clone(),
+                vec![SetState(Finalizing), StopInstances, SetState(Aborted)]),
+            ("Ready never times out", view(Ready, false, Always, &[r]), timeout, vec![]),
+        ];
+        for (what, run, event, want) in cases {
+            assert_eq!(next(&run, &event), want, "{what}");
+        }
+    }
+}

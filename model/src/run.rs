@@ -1,0 +1,168 @@
+//! Runs as the API and the UI see them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::RunState;
+
+/// `never | on-success | on-error | always`: whether instances stay up once the run is Ready.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepRunning {
+    Never,
+    #[default]
+    OnSuccess,
+    OnError,
+    Always,
+}
+
+impl KeepRunning {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "never" => Some(Self::Never),
+            "on-success" => Some(Self::OnSuccess),
+            "on-error" => Some(Self::OnError),
+            "always" => Some(Self::Always),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::OnSuccess => "on-success",
+            Self::OnError => "on-error",
+            Self::Always => "always",
+        }
+    }
+    /// Whether instances stay up in Ready, given whether the run was aborted.
+    pub fn keeps(self, aborted: bool) -> bool {
+        match self {
+            Self::Never => false,
+            Self::Always => true,
+            Self::OnSuccess => !aborted,
+            Self::OnError => aborted,
+        }
+    }
+}
+
+/// `POST /api/v1/runs`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    /// Path of a deployment or image module.
+    pub module: String,
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// `node:input` → value (for an image run: `input` → value).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// node → multiplicity.
+    #[serde(default)]
+    pub multiplicity: BTreeMap<String, i64>,
+    /// node → connector.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, String>,
+    #[serde(default)]
+    pub keep_running: Option<KeepRunning>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Minutes a run may stay in one transitional state (default: the user's profile).
+    #[serde(default)]
+    pub timeout_minutes: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub owner: String,
+    pub module: String,
+    pub module_version: u32,
+    pub state: RunState,
+    pub abort: Option<String>,
+    pub keep_running: KeepRunning,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub state_changed_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub name: String,
+    pub node: String,
+    pub index: u32,
+    pub connector: String,
+    pub address: String,
+    /// The state this instance last completed.
+    pub completed: Option<RunState>,
+    pub statecustom: Option<String>,
+    pub abort: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub instances: Vec<InstanceView>,
+    pub params: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEvent {
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: i64,
+    pub at: i64,
+    pub instance: String,
+    pub stream: String,
+    pub line: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportFile {
+    pub instance: String,
+    pub file: String,
+    pub size: i64,
+    pub at: i64,
+}
+
+/// What the agent of one instance runs: its scripts, root image first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstancePlan {
+    pub run: String,
+    pub instance: String,
+    pub node: String,
+    pub index: u32,
+    /// Target name → scripts (module path, version, text), root first.
+    pub targets: BTreeMap<String, Vec<PlannedScript>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedScript {
+    pub module: String,
+    pub version: u32,
+    pub script: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_running_decides_by_outcome() {
+        use KeepRunning::*;
+        let table = [(Never, false, false), (Never, true, false), (Always, false, true), (Always, true, true),
+                     (OnSuccess, false, true), (OnSuccess, true, false), (OnError, false, false), (OnError, true, true)];
+        for (k, aborted, keeps) in table {
+            assert_eq!(k.keeps(aborted), keeps, "{k:?} aborted={aborted}");
+            assert_eq!(KeepRunning::parse(k.as_str()), Some(k));
+        }
+    }
+}
