@@ -1,7 +1,52 @@
-//! The node agent. It arrives with the run engine (the next issue); until then it only says so,
-//! so that nobody mistakes it for a working `ss-get`.
+//! The node agent: one static binary installed on every instance under several names
+//! (multi-call by argv[0], or `slipstream-agent <command>`):
+//!
+//! - `ss-get`, `ss-set`, `ss-abort`, `ss-display`, `ss-random`, `ss-get-all`: the commands
+//!   scripts written for the original system call (see [`commands`]);
+//! - `slipstream-agent run`: the executor that takes the instance through the run's lifecycle
+//!   (see [`executor`]).
+//!
+//! Configuration comes from the environment the connector sets: `SLIPSTREAM_SERVICEURL`,
+//! `SLIPSTREAM_DIID` (run id), `SLIPSTREAM_NODE_INSTANCE_NAME`, `SLIPSTREAM_RUN_TOKEN`.
+//!
+//! # Layout
+//! - [`client`]: HTTP calls with retries and backoff, and the exit codes of failures
+//! - [`commands`]: the `ss-*` commands
+//! - [`executor`]: the lifecycle loop, target scripts, logs, reports
 
-fn main() {
-    eprintln!("slipstream-agent: the node agent is not part of this build yet (it comes with the run engine)");
-    std::process::exit(2);
+mod client;
+mod commands;
+mod executor;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    let argv0 = args.first().cloned().unwrap_or_default();
+    let name = std::path::Path::new(&argv0).file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+    let command = if name.starts_with("ss-") {
+        args.remove(0);
+        name
+    } else {
+        args.remove(0);
+        if args.is_empty() {
+            eprintln!("usage: slipstream-agent run | ss-get | ss-set | ss-abort | ss-display | ss-random | ss-get-all [ARGS]");
+            return ExitCode::from(client::EXIT_USAGE);
+        }
+        args.remove(0)
+    };
+    let code = match command.as_str() {
+        "run" => executor::run(),
+        "ss-get" => commands::get(&args),
+        "ss-set" => commands::set(&args),
+        "ss-abort" => commands::abort(&args),
+        "ss-display" => commands::display(&args),
+        "ss-random" => commands::random(&args),
+        "ss-get-all" => commands::get_all(&args),
+        other => {
+            eprintln!("slipstream-agent: unknown command `{other}`");
+            client::EXIT_USAGE
+        }
+    };
+    ExitCode::from(code)
 }

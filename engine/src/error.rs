@@ -16,8 +16,15 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// Conflicts, and every parameter call of an aborted run (409).
     #[error("{0}")]
     Conflict(String),
+    /// A value over the size limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A blocking read reached its deadline (408).
+    #[error("{0}")]
+    Timeout(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

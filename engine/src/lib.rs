@@ -13,37 +13,103 @@
 //! - [`check`]: validation across modules (references, cycles, links, unresolved inputs)
 //! - [`bundle`]: multi-document YAML import and export of module trees
 //! - [`examples`]: the example modules loaded on first start
+//! - [`runs`]: the run driver: creation, actions, barriers, timeouts, recovery, logs, reports, events
+//! - [`params`]: the runtime-parameter store with blocking reads, links and abort
+//! - [`waits`]: register-then-read-then-wait notifications (no lost wake-ups, no polling)
+//! - [`connector`], [`connectors`]: where instances run (the local connector first)
 //! - [`testing`]: fresh SQLite and PostgreSQL databases for tests
 
 pub mod access;
 pub mod bundle;
 pub mod check;
+pub mod connector;
+pub mod connectors;
 pub mod db;
 pub mod error;
 pub mod examples;
 pub mod inherit;
 pub mod modules;
 pub mod orchestrator;
+pub mod params;
+pub mod runs;
 pub mod testing;
 pub mod users;
+pub mod waits;
 
 pub use access::{Actor, Op};
 pub use db::Db;
 pub use error::{Error, Result};
 pub use model::{ApiToken, ModuleSummary, Profile, User, VersionInfo};
 
+/// Where runs keep their files and which agent the connectors install.
+#[derive(Clone, Debug, Default)]
+pub struct RunConfig {
+    /// Instances' working directories and report bundles live under it.
+    pub data_dir: std::path::PathBuf,
+    /// The static `slipstream-agent` binary.
+    pub agent_bin: Option<std::path::PathBuf>,
+}
+
 /// The engine: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Engine {
     pub db: Db,
+    pub(crate) rt: std::sync::Arc<Runtime>,
+}
+
+/// In-memory state of the engine: caches and notifiers that can be rebuilt from the database.
+pub(crate) struct Runtime {
+    pub waits: waits::Waits,
+    pub config: RunConfig,
+    pub service_url: std::sync::OnceLock<String>,
+    /// One lock per run: decisions about a run are taken one at a time.
+    pub run_locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    pub local: connectors::local::Local,
+    pub live: tokio::sync::broadcast::Sender<runs::LiveEvent>,
+    /// Agent tokens of runs whose instances have not all started yet (only hashes are stored).
+    pub tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Engine {
     /// Connects to the database named by `url`, applies the migrations of its backend and
     /// returns the engine. Fails (and the server refuses to start) if a migration fails.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, RunConfig { data_dir: std::env::temp_dir().join("slipstream-engine"), agent_bin: None }).await
+    }
+
+    pub async fn open_with(url: &str, config: RunConfig) -> Result<Self> {
+        use sqlx::Row;
         let db = Db::connect(url).await?;
-        Ok(Self { db })
+        let instances: i64 = sqlx::query("SELECT COUNT(*) AS n FROM run_instances").fetch_one(&db.pool).await?.try_get("n")?;
+        let local = connectors::local::Local::new(config.data_dir.clone(), config.agent_bin.clone(), instances as u64);
+        let (live, _) = tokio::sync::broadcast::channel(4096);
+        let rt = Runtime {
+            waits: waits::Waits::default(),
+            config,
+            service_url: std::sync::OnceLock::new(),
+            run_locks: Default::default(),
+            local,
+            live,
+            tokens: Default::default(),
+        };
+        Ok(Self { db, rt: std::sync::Arc::new(rt) })
+    }
+
+    /// The URL agents use to reach this server; set once the server listens.
+    pub fn set_service_url(&self, url: &str) {
+        let _ = self.rt.service_url.set(url.trim_end_matches('/').to_string());
+    }
+
+    /// The connector named `name`, if this server has it.
+    pub fn connector(&self, name: &str) -> Option<&dyn connector::Connector> {
+        match name {
+            "local" => Some(&self.rt.local),
+            _ => None,
+        }
+    }
+
+    pub fn connector_names(&self) -> Vec<&'static str> {
+        vec!["local"]
     }
 }
 

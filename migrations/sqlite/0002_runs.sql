@@ -8,7 +8,7 @@ CREATE TABLE runs (
     kind             TEXT NOT NULL,
     state            TEXT NOT NULL,
     keep_running     TEXT NOT NULL,
-    timeout_minutes  BIGINT NOT NULL,
+    timeout_seconds  BIGINT NOT NULL,
     tags             TEXT NOT NULL DEFAULT '',
     token_hash       TEXT NOT NULL,
     plan             TEXT NOT NULL,

@@ -67,9 +67,9 @@ pub struct RunRequest {
     pub keep_running: Option<KeepRunning>,
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Minutes a run may stay in one transitional state (default: the user's profile).
+    /// Seconds a run may stay in one transitional state (default: the user's profile).
     #[serde(default)]
-    pub timeout_minutes: Option<i64>,
+    pub timeout: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -47,7 +47,8 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| format!("cannot create the data directory {}: {e}", settings.data_dir.display()))?;
         let url = settings.database_url();
-        let engine = Engine::open(&url).await.map_err(|e| e.to_string())?;
+        let config = engine::RunConfig { data_dir: settings.data_dir.clone(), agent_bin: settings.agent_bin.clone() };
+        let engine = Engine::open_with(&url, config).await.map_err(|e| e.to_string())?;
         if settings.load_examples {
             engine.load_examples().await.map_err(|e| format!("loading the example modules failed: {e}"))?;
         }
@@ -55,6 +56,13 @@ impl Application {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // Agents on this host reach the server on loopback even when it listens on all addresses.
+        let reach = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+        engine.set_service_url(&format!("http://{reach}"));
+        let recovered = engine.recover_runs().await.map_err(|e| format!("recovering runs failed: {e}"))?;
+        if recovered > 0 {
+            tracing::info!(recovered, "runs re-attached after a restart");
+        }
 
         let conf = get_configuration(None).map_err(|e| e.to_string())?;
         let mut leptos = conf.leptos_options;

@@ -25,6 +25,9 @@ enum Command {
         /// The built site (default: `site` beside the binary's profile directory).
         #[arg(long, env = "SLIPSTREAM_SITE_ROOT")]
         site_root: Option<PathBuf>,
+        /// The static node agent (default: found beside this binary).
+        #[arg(long, env = "SLIPSTREAM_AGENT_BIN")]
+        agent_bin: Option<PathBuf>,
     },
     /// Administration.
     Admin {
@@ -71,18 +74,23 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { listen, store, site_root } => {
+        Command::Serve { listen, store, site_root, agent_bin } => {
             let settings = Settings {
                 listen,
                 data_dir: store.data_dir,
                 database_url: store.database_url,
                 site_root: site_root.unwrap_or_else(Settings::default_site_root),
                 load_examples: true,
+                agent_bin: agent_bin.or_else(Settings::default_agent_bin),
             };
             let app = Application::build(&settings).await?;
             println!("Slipstream listening on http://{}", app.addr());
             println!("  database: {}", engine::db::redact(&settings.database_url()));
             println!("  site:     {}", settings.site_root.display());
+            match &settings.agent_bin {
+                Some(a) => println!("  agent:    {}", a.display()),
+                None => println!("  agent:    none found; runs cannot start instances (set SLIPSTREAM_AGENT_BIN)"),
+            }
             app.run(shutdown_signal()).await.map_err(|e| e.to_string())?;
             println!("Slipstream stopped");
             Ok(())
@@ -95,6 +103,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 database_url: store.database_url,
                 site_root: PathBuf::new(),
                 load_examples: false,
+                agent_bin: None,
             };
             let engine = engine::Engine::open(&settings.database_url()).await.map_err(|e| e.to_string())?;
             let password = match password {

@@ -19,6 +19,7 @@ async fn spawn(database_url: String, load_examples: bool) -> Server {
         database_url: Some(database_url),
         site_root: "target/site".into(),
         load_examples,
+        agent_bin: None,
     };
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://{}", app.addr());

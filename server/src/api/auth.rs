@@ -21,7 +21,7 @@ pub struct Credentials {
 }
 
 fn signed_in(caller: Caller) -> Result<User, ApiError> {
-    caller.0.ok_or_else(|| ApiError(engine::Error::Unauthorized("sign in first (session cookie or bearer token)".into())))
+    caller.user.ok_or_else(|| ApiError(engine::Error::Unauthorized("sign in first (session cookie or bearer token)".into())))
 }
 
 /// Creates the account and signs it in.

@@ -40,6 +40,8 @@ impl IntoResponse for ApiError {
             Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": m})),
             NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
             Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
+            TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
+            Timeout(m) => (StatusCode::REQUEST_TIMEOUT, json!({"error": m})),
             Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error; the server log has the details"}))

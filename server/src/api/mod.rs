@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod modules;
+mod runs;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -39,6 +40,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/export/{path}"),
     ("get", "/api/v1/catalog"),
     ("get", "/api/v1/openapi.json"),
+    ("post", "/api/v1/runs"),
+    ("get", "/api/v1/runs"),
+    ("get", "/api/v1/runs/{id}"),
+    ("delete", "/api/v1/runs/{id}"),
+    ("get", "/api/v1/runs/{id}/state"),
+    ("get", "/api/v1/runs/{id}/params"),
+    ("get", "/api/v1/runs/{id}/params/{key}"),
+    ("put", "/api/v1/runs/{id}/params/{key}"),
+    ("post", "/api/v1/runs/{id}/abort"),
+    ("delete", "/api/v1/runs/{id}/abort"),
+    ("get", "/api/v1/runs/{id}/events"),
+    ("get", "/api/v1/runs/{id}/logs"),
+    ("post", "/api/v1/runs/{id}/logs"),
+    ("get", "/api/v1/runs/{id}/reports"),
+    ("get", "/api/v1/runs/{id}/reports/{instance}/{file}"),
+    ("put", "/api/v1/runs/{id}/reports/{instance}/{file}"),
+    ("post", "/api/v1/runs/{id}/instances/{instance}/complete"),
+    ("get", "/api/v1/runs/{id}/instances/{instance}/plan"),
 ];
 
 pub fn routes() -> Router<AppState> {
@@ -59,19 +78,46 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/export/{*path}", get(modules::export))
         .route("/api/v1/catalog", get(modules::catalog))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/runs", post(runs::create).get(runs::list))
+        .route("/api/v1/runs/{id}", get(runs::detail).delete(runs::terminate))
+        .route("/api/v1/runs/{id}/state", get(runs::state))
+        .route("/api/v1/runs/{id}/params", get(runs::params))
+        .route("/api/v1/runs/{id}/params/{key}", get(runs::get_param).put(runs::put_param))
+        .route("/api/v1/runs/{id}/abort", post(runs::abort).delete(runs::cancel_abort))
+        .route("/api/v1/runs/{id}/events", get(runs::events))
+        .route("/api/v1/runs/{id}/logs", get(runs::logs).post(runs::post_logs))
+        .route("/api/v1/runs/{id}/reports", get(runs::reports))
+        .route("/api/v1/runs/{id}/reports/{instance}/{file}", get(runs::get_report).put(runs::put_report))
+        .route("/api/v1/runs/{id}/instances/{instance}/complete", post(runs::complete))
+        .route("/api/v1/runs/{id}/instances/{instance}/plan", get(runs::plan))
         .route("/api/{*rest}", any(not_found))
 }
 
-/// The caller: from a bearer token or the session cookie; `None` when anonymous.
-pub struct Caller(pub Option<User>);
+/// The caller: a user (bearer API token or session cookie; `None` when anonymous), or an agent
+/// holding a run token (`Bearer ssr_…`), which only run endpoints accept.
+pub struct Caller {
+    pub user: Option<User>,
+    pub run_token: Option<String>,
+}
+
+impl Caller {
+    /// The user, for endpoints that agents may not call.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_ref()
+    }
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let text = |h| parts.headers.get(h).and_then(|v: &header::HeaderValue| v.to_str().ok());
-        let user = state.engine.authenticate(text(header::COOKIE), text(header::AUTHORIZATION)).await?;
-        Ok(Caller(user))
+        let auth = text(header::AUTHORIZATION);
+        if let Some(token) = auth.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim).filter(|t| t.starts_with("ssr_")) {
+            return Ok(Caller { user: None, run_token: Some(token.to_string()) });
+        }
+        let user = state.engine.authenticate(text(header::COOKIE), auth).await?;
+        Ok(Caller { user, run_token: None })
     }
 }
 

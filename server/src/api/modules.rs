@@ -27,7 +27,7 @@ fn kind_filter(q: &HashMap<String, String>) -> Result<Option<ModuleKind>, ApiErr
 /// `?parent=<path>` lists a project's children (`""` or absent: the root projects);
 /// `?q=<text>` searches every readable module instead.
 pub async fn list(State(s): State<AppState>, caller: Caller, Query(q): Query<HashMap<String, String>>) -> Result<impl IntoResponse, ApiError> {
-    let actor = caller.0.as_ref();
+    let actor = caller.user();
     if let Some(text) = q.get("q") {
         return Ok(Json(s.engine.search_modules(actor, text, kind_filter(&q)?).await?));
     }
@@ -41,7 +41,7 @@ pub async fn get(
     Path(path): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<axum::response::Response, ApiError> {
-    let actor = caller.0.as_ref();
+    let actor = caller.user();
     if let Some(module) = path.strip_suffix("/versions") {
         return Ok(Json(s.engine.history(actor, module).await?).into_response());
     }
@@ -83,7 +83,7 @@ pub async fn put(
     } else if doc.path.trim_matches('/') != url_path {
         return Err(ApiError::invalid(url_path, "path", format!("the body names `{}` but the URL names `{url_path}`", doc.path)));
     }
-    let saved = s.engine.save_module(caller.0.as_ref(), doc).await?;
+    let saved = s.engine.save_module(caller.user(), doc).await?;
     let status = if saved.version == Some(1) { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(saved)))
 }
@@ -98,11 +98,11 @@ pub struct Sharing {
 /// Changes public rights or publication without a new version (owner or administrator).
 pub async fn patch(State(s): State<AppState>, caller: Caller, Path(path): Path<String>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
     let sharing: Sharing = parse_json(&path, &body)?;
-    Ok(Json(s.engine.share(caller.0.as_ref(), &path, sharing.public, sharing.published).await?))
+    Ok(Json(s.engine.share(caller.user(), &path, sharing.public, sharing.published).await?))
 }
 
 pub async fn delete(State(s): State<AppState>, caller: Caller, Path(path): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    s.engine.delete_module(caller.0.as_ref(), &path).await?;
+    s.engine.delete_module(caller.user(), &path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,19 +116,19 @@ pub async fn post(State(s): State<AppState>, caller: Caller, Path(path): Path<St
         .ok()
         .filter(|v| *v >= 1)
         .ok_or_else(|| ApiError::invalid(module, "version", format!("`{version}` is not a version number")))?;
-    Ok(Json(s.engine.restore(caller.0.as_ref(), module, version).await?))
+    Ok(Json(s.engine.restore(caller.user(), module, version).await?))
 }
 
 /// Imports a multi-document YAML bundle; all or nothing.
 pub async fn import(State(s): State<AppState>, caller: Caller, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("", "", "the bundle is not UTF-8"))?;
-    let written = s.engine.import(caller.0.as_ref(), text).await?;
+    let written = s.engine.import(caller.user(), text).await?;
     let modules: Vec<_> = written.into_iter().map(|(path, version)| json!({"path": path, "version": version})).collect();
     Ok(Json(json!({ "modules": modules })))
 }
 
 pub async fn export(State(s): State<AppState>, caller: Caller, Path(path): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let yaml = s.engine.export(caller.0.as_ref(), &path).await?;
+    let yaml = s.engine.export(caller.user(), &path).await?;
     Ok(([(header::CONTENT_TYPE, "application/yaml; charset=utf-8")], yaml))
 }
 

@@ -1,0 +1,325 @@
+//! The executor (`slipstream-agent run`): takes one instance through the run's lifecycle.
+//!
+//! - Provisioning: publish `hostname` and `instanceid`, complete.
+//! - Executing: run the `execute` scripts, root image first; a non-zero exit raises the abort
+//!   with the instance, the script and its last stderr line; complete either way.
+//! - SendingReports: run the `report` scripts with `SLIPSTREAM_REPORT_DIR`, upload the report
+//!   directory as `<instance>_report_<time>.tgz`, complete — also after an abort.
+//! - Ready: nothing; Finalizing or a final state: exit.
+//!
+//! Waiting for the next state is a long poll, not a sleep loop. While a script runs, a watcher
+//! long-polls the abort flag and stops the script's process group when it is raised. Script
+//! output streams to the server line by line and is kept in the report directory.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use model::run::{InstancePlan, PlannedScript};
+use model::{ParamKey, RunState};
+
+use crate::client::{encode, Client, Failure, EXIT_SERVER, EXIT_USAGE};
+use crate::commands::write;
+
+pub fn run() -> u8 {
+    let c = match Client::from_env() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("slipstream-agent: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    match Executor::new(c).and_then(|mut e| e.lifecycle()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("slipstream-agent: {e}");
+            EXIT_SERVER
+        }
+    }
+}
+
+struct Executor {
+    c: Arc<Client>,
+    workdir: PathBuf,
+    report_dir: PathBuf,
+    logs: mpsc::Sender<(String, String)>,
+    shipper: Option<std::thread::JoinHandle<()>>,
+}
+
+fn say(what: &str) {
+    eprintln!("[agent] {what}");
+}
+
+impl Executor {
+    fn new(c: Arc<Client>) -> Result<Self, String> {
+        let workdir = std::env::current_dir().map_err(|e| e.to_string())?;
+        let report_dir = workdir.join("reports").join(&c.instance);
+        std::fs::create_dir_all(&report_dir).map_err(|e| format!("{}: {e}", report_dir.display()))?;
+        let (tx, rx) = mpsc::channel::<(String, String)>();
+        let shipper_client = c.clone();
+        let shipper = std::thread::spawn(move || ship_logs(&shipper_client, rx));
+        Ok(Self { c, workdir, report_dir, logs: tx, shipper: Some(shipper) })
+    }
+
+    fn lifecycle(&mut self) -> Result<(), String> {
+        let mut last: Option<RunState> = None;
+        loop {
+            let from = last.map(|s| format!("from={}&", s.as_str())).unwrap_or_default();
+            let state = self.c.get(&format!("/state?{from}wait=50"), Duration::from_secs(50)).map_err(|f| f.message())?;
+            let state = RunState::parse(state.trim()).ok_or_else(|| format!("the server sent an unknown state `{state}`"))?;
+            if Some(state) == last {
+                continue;
+            }
+            say(&format!("state {}", state.as_str()));
+            match state {
+                RunState::Initializing | RunState::Ready => {}
+                RunState::Provisioning => {
+                    let hostname = std::env::var("SLIPSTREAM_HOSTNAME").unwrap_or_else(|_| "127.0.0.1".into());
+                    let id = std::env::var("SLIPSTREAM_INSTANCEID").unwrap_or_else(|_| self.c.instance.clone());
+                    self.publish("hostname", &hostname)?;
+                    self.publish("instanceid", &id)?;
+                    self.complete(state)?;
+                }
+                RunState::Executing => {
+                    if !self.aborted() {
+                        let plan = self.plan()?;
+                        self.run_chain(&plan, "execute")?;
+                    }
+                    self.complete(state)?;
+                }
+                RunState::SendingReports => {
+                    let plan = self.plan()?;
+                    self.run_chain(&plan, "report")?;
+                    self.upload_report()?;
+                    self.complete(state)?;
+                }
+                RunState::Finalizing | RunState::Done | RunState::Aborted | RunState::Cancelled => break,
+            }
+            last = Some(state);
+        }
+        self.flush_logs();
+        Ok(())
+    }
+
+    fn publish(&self, name: &str, value: &str) -> Result<(), String> {
+        let (node, index) = self.c.node_index();
+        let key = ParamKey::parse_relative(name, &node, index)?;
+        write(&self.c, &key, value, true).map_err(|f| f.message())
+    }
+
+    fn complete(&self, state: RunState) -> Result<(), String> {
+        self.c
+            .call("POST", &format!("/instances/{}/complete", encode(&self.c.instance)), Some(state.as_str().as_bytes()), Duration::from_secs(30))
+            .map(|_| ())
+            .map_err(|f| f.message())
+    }
+
+    fn plan(&self) -> Result<InstancePlan, String> {
+        let body = self.c.get(&format!("/instances/{}/plan", encode(&self.c.instance)), Duration::from_secs(30)).map_err(|f| f.message())?;
+        serde_json::from_str(&body).map_err(|e| format!("unreadable plan: {e}"))
+    }
+
+    fn aborted(&self) -> bool {
+        matches!(self.c.get("/params/ss:abort?wait=0&ignoreabort=true", Duration::from_secs(10)), Ok(_))
+    }
+
+    fn raise_abort(&self, message: &str) {
+        let body = serde_json::json!({"message": message, "source": self.c.instance}).to_string();
+        if let Err(f) = self.c.call("POST", "/abort", Some(body.as_bytes()), Duration::from_secs(30)) {
+            say(&format!("could not raise the abort: {}", f.message()));
+        }
+    }
+
+    /// Runs the scripts of one target, root image first; stops at the first failure.
+    fn run_chain(&self, plan: &InstancePlan, target: &str) -> Result<(), String> {
+        for script in plan.targets.get(target).map(Vec::as_slice).unwrap_or_default() {
+            if target != "report" && self.aborted() {
+                return Ok(());
+            }
+            let outcome = self.run_script(script, target)?;
+            match outcome {
+                Outcome::Ok => {}
+                Outcome::Stopped => return Ok(()),
+                Outcome::Failed { code, last_stderr } => {
+                    let msg = format!(
+                        "Failed running '{}@{}:{target}' script on '{}' (exit code {code}): {last_stderr}",
+                        script.module, script.version, self.c.instance
+                    );
+                    say(&msg);
+                    if target != "report" {
+                        self.raise_abort(&msg);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_script(&self, script: &PlannedScript, target: &str) -> Result<Outcome, String> {
+        let dir = self.workdir.join(".slipstream").join("scripts");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let file_name = format!("{}__{target}", script.module.replace('/', "_"));
+        let path = dir.join(&file_name);
+        std::fs::write(&path, &script.script).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        say(&format!("running {}@{}:{target}", script.module, script.version));
+        let mut child = Command::new(&path)
+            .current_dir(&self.workdir)
+            .env("SLIPSTREAM_REPORT_DIR", &self.report_dir)
+            .env("SLIPSTREAM_TARGET", target)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot run {} (does it start with a #! line?): {e}", path.display()))?;
+        let pgid = child.id() as i32;
+        let log_file = Arc::new(Mutex::new(
+            std::fs::OpenOptions::new().create(true).append(true).open(self.report_dir.join(format!("slipstream-{target}.log"))).map_err(|e| e.to_string())?,
+        ));
+        let last_stderr = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        for (stream, pipe) in [("stdout", child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)), ("stderr", child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>))] {
+            let Some(pipe) = pipe else { continue };
+            let logs = self.logs.clone();
+            let file = log_file.clone();
+            let last = last_stderr.clone();
+            readers.push(std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Ok(mut f) = file.lock() {
+                        let _ = writeln!(f, "{line}");
+                    }
+                    if stream == "stderr" && !line.trim().is_empty() {
+                        *last.lock().expect("not poisoned") = line.clone();
+                    }
+                    let _ = logs.send((stream.to_string(), line));
+                }
+            }));
+        }
+        // The abort watcher: a long poll on ss:abort; stops the script's group when raised.
+        let done = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::new(AtomicBool::new(false));
+        if target != "report" {
+            let (c, done, stopped) = (self.c.clone(), done.clone(), stopped.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    match c.get("/params/ss:abort?wait=20&ignoreabort=true", Duration::from_secs(20)) {
+                        Ok(_) if !done.load(Ordering::SeqCst) => {
+                            stopped.store(true, Ordering::SeqCst);
+                            stop_group(pgid);
+                            return;
+                        }
+                        Ok(_) => return,
+                        Err(Failure::Status(408, _)) => {}
+                        Err(_) => std::thread::sleep(Duration::from_secs(1)),
+                    }
+                }
+            });
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        done.store(true, Ordering::SeqCst);
+        for r in readers {
+            let _ = r.join();
+        }
+        if stopped.load(Ordering::SeqCst) {
+            say("the run was aborted: the script was stopped");
+            return Ok(Outcome::Stopped);
+        }
+        if status.success() {
+            Ok(Outcome::Ok)
+        } else {
+            let last = last_stderr.lock().expect("not poisoned").clone();
+            Ok(Outcome::Failed { code: status.code().unwrap_or(-1), last_stderr: if last.is_empty() { "(no output on stderr)".into() } else { last } })
+        }
+    }
+
+    fn upload_report(&self) -> Result<(), String> {
+        let file = format!("{}_report_{}.tgz", self.c.instance, timestamp());
+        let mut bytes = Vec::new();
+        {
+            let gz = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::default());
+            let mut tar = tar::Builder::new(gz);
+            tar.follow_symlinks(false);
+            tar.append_dir_all(&self.c.instance, &self.report_dir).map_err(|e| format!("packing the report: {e}"))?;
+            tar.into_inner().and_then(|gz| gz.finish()).map_err(|e| format!("packing the report: {e}"))?;
+        }
+        self.c
+            .call("PUT", &format!("/reports/{}/{}", encode(&self.c.instance), encode(&file)), Some(&bytes), Duration::from_secs(120))
+            .map(|_| ())
+            .map_err(|f| f.message())?;
+        say(&format!("report {file} uploaded ({} bytes)", bytes.len()));
+        Ok(())
+    }
+
+    fn flush_logs(&mut self) {
+        let (tx, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.logs, tx));
+        if let Some(h) = self.shipper.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+enum Outcome {
+    Ok,
+    /// Stopped because the run was aborted.
+    Stopped,
+    Failed { code: i32, last_stderr: String },
+}
+
+/// SIGTERM to the script's group, SIGKILL 5 s later if anything is left.
+fn stop_group(pgid: i32) {
+    // SAFETY: signals the script's own process group only.
+    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    });
+}
+
+/// Sends script output in batches (up to 200 lines or every 200 ms).
+fn ship_logs(c: &Client, rx: mpsc::Receiver<(String, String)>) {
+    let mut batch: Vec<serde_json::Value> = Vec::new();
+    let mut since = Instant::now();
+    loop {
+        let next = rx.recv_timeout(Duration::from_millis(200));
+        let closed = matches!(next, Err(mpsc::RecvTimeoutError::Disconnected));
+        if let Ok((stream, line)) = next {
+            batch.push(serde_json::json!({"instance": c.instance, "stream": stream, "line": line}));
+        }
+        if !batch.is_empty() && (closed || batch.len() >= 200 || since.elapsed() >= Duration::from_millis(200)) {
+            let body = serde_json::Value::Array(std::mem::take(&mut batch)).to_string();
+            if let Err(f) = c.call("POST", "/logs", Some(body.as_bytes()), Duration::from_secs(30)) {
+                say(&format!("log lines lost: {}", f.message()));
+            }
+            since = Instant::now();
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHHMMSSZ` (UTC, no colons), as the original report names.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}{:02}{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+

@@ -1,0 +1,175 @@
+//! The local connector (the embedded default): each instance is the agent in its own working
+//! directory (`<data>/runs/<run>/<instance>`) and its own process group on the server's host,
+//! with its own loopback address (127.x.y.z) as `hostname`, so several instances can listen on
+//! the same port. The agent starts a new session; every process of the instance (the agent,
+//! each script in its own process group, servers they left running) stays in it, so stopping
+//! signals every process of that session. The agents survive a server restart and
+//! simply retry their calls; `recover` checks that the group is still there.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::connector::{BoxFuture, Capabilities, Connector, Health, StartSpec, Started};
+use crate::{Error, Result};
+
+/// The names the agent answers to (multi-call by argv[0]).
+pub const AGENT_COMMANDS: [&str; 7] = ["ss-get", "ss-set", "ss-abort", "ss-display", "ss-random", "ss-get-all", "slipstream-agent"];
+
+pub struct Local {
+    data_dir: PathBuf,
+    agent: Option<PathBuf>,
+    next_address: AtomicU64,
+}
+
+impl Local {
+    /// `first_address`: how many addresses were handed out before (instances in the database),
+    /// so a restarted server does not give a live instance's address to a new one.
+    pub fn new(data_dir: PathBuf, agent: Option<PathBuf>, first_address: u64) -> Self {
+        Self { data_dir, agent, next_address: AtomicU64::new(first_address) }
+    }
+
+    fn address(n: u64) -> String {
+        // 127.2.0.1 upwards; all of 127/8 is routed to the loopback interface.
+        let n = n + 1;
+        format!("127.{}.{}.{}", 2 + (n >> 16) % 250, (n >> 8) & 255, n & 255)
+    }
+
+    fn start_blocking(&self, spec: &StartSpec) -> Result<Started> {
+        use std::os::unix::process::CommandExt as _;
+        let agent = self.agent.as_ref().ok_or_else(|| {
+            Error::Internal("no agent binary is configured (SLIPSTREAM_AGENT_BIN or --agent-bin)".into())
+        })?;
+        let dir = self.data_dir.join("runs").join(&spec.run).join(&spec.instance);
+        let bin = dir.join(".slipstream").join("bin");
+        std::fs::create_dir_all(&bin).map_err(|e| Error::Internal(format!("{}: {e}", bin.display())))?;
+        for name in AGENT_COMMANDS {
+            let link = bin.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(agent, &link).map_err(|e| Error::Internal(format!("{}: {e}", link.display())))?;
+        }
+        let address = Self::address(self.next_address.fetch_add(1, Ordering::SeqCst));
+        let instance_id = format!("local-{}-{}", &spec.run[..8.min(spec.run.len())], spec.instance);
+        let log = std::fs::File::create(dir.join(".slipstream").join("agent.log")).map_err(|e| Error::Internal(e.to_string()))?;
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
+        let mut cmd = std::process::Command::new(bin.join("slipstream-agent"));
+        cmd
+            .arg("run")
+            .current_dir(&dir)
+            .env("PATH", path)
+            .env("SLIPSTREAM_SERVICEURL", &spec.service_url)
+            .env("SLIPSTREAM_DIID", &spec.run)
+            .env("SLIPSTREAM_NODE_INSTANCE_NAME", &spec.instance)
+            .env("SLIPSTREAM_RUN_TOKEN", &spec.token)
+            .env("SLIPSTREAM_HOSTNAME", &address)
+            .env("SLIPSTREAM_INSTANCEID", &instance_id)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(|e| Error::Internal(e.to_string()))?)
+            .stderr(log);
+        // SAFETY: setsid is async-signal-safe. The fresh child is not a group leader (so setsid
+        // succeeds) and becomes the leader of a new session and process group.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Internal(format!("cannot start the agent {}: {e}", agent.display())))?;
+        let pid = child.id();
+        // Reap the agent when it exits (its group may live on: servers it started).
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        Ok(Started { handle: pid.to_string(), address, instance_id })
+    }
+}
+
+/// The processes of session `sid` (from `/proc/<pid>/stat`: pid (comm) state ppid pgrp session …).
+fn session_members(sid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(3).and_then(|s| s.parse::<i32>().ok())))
+                .flatten()
+                == Some(sid)
+        })
+        .collect()
+}
+
+fn session_alive(sid: i32) -> bool {
+    !session_members(sid).is_empty()
+}
+
+fn signal_session(sid: i32, signal: i32) {
+    for pid in session_members(sid) {
+        // SAFETY: signals only processes of the instance's own session.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+impl Connector for Local {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { build_images: false, own_address: true }
+    }
+
+    fn start<'a>(&'a self, spec: &'a StartSpec) -> BoxFuture<'a, Result<Started>> {
+        Box::pin(async move { self.start_blocking(spec) })
+    }
+
+    fn inspect<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Health> {
+        Box::pin(async move {
+            match handle.parse::<i32>() {
+                Ok(sid) if sid > 1 && session_alive(sid) => Health::Running,
+                _ => Health::Gone,
+            }
+        })
+    }
+
+    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Ok(sid) = handle.parse::<i32>() else { return };
+            if sid <= 1 {
+                return;
+            }
+            signal_session(sid, libc::SIGTERM);
+            tokio::spawn(async move {
+                for _ in 0..30 {
+                    if !session_alive(sid) {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                // What ignored SIGTERM for 3 s is killed.
+                signal_session(sid, libc::SIGKILL);
+            });
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_session_of_this_process_is_found() {
+        // SAFETY: getsid(0) only reads the caller's session id.
+        let sid = unsafe { libc::getsid(0) };
+        assert!(super::session_members(sid).contains(&(std::process::id() as i32)));
+    }
+
+    #[test]
+    fn addresses_are_distinct_loopback_addresses() {
+        let a: Vec<String> = (0..70_000u64).step_by(997).map(super::Local::address).collect();
+        let mut b = a.clone();
+        b.sort();
+        b.dedup();
+        assert_eq!(a.len(), b.len());
+        assert!(a.iter().all(|x| x.starts_with("127.")));
+        assert_eq!(super::Local::address(0), "127.2.0.1");
+    }
+}

@@ -1,0 +1,3 @@
+//! Connector implementations.
+
+pub mod local;
