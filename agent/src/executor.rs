@@ -26,6 +26,9 @@ use model::{ParamKey, RunState};
 use crate::client::{encode, Client, Failure, EXIT_SERVER, EXIT_USAGE};
 use crate::commands::write;
 
+/// How long a script may go on after the run is aborted before it is stopped.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
 pub fn run() -> u8 {
     let c = match Client::from_env() {
         Ok(c) => Arc::new(c),
@@ -47,7 +50,7 @@ struct Executor {
     c: Arc<Client>,
     workdir: PathBuf,
     report_dir: PathBuf,
-    logs: mpsc::Sender<(String, String)>,
+    logs: mpsc::Sender<Shipped>,
     shipper: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -60,7 +63,7 @@ impl Executor {
         let workdir = std::env::current_dir().map_err(|e| e.to_string())?;
         let report_dir = workdir.join("reports").join(&c.instance);
         std::fs::create_dir_all(&report_dir).map_err(|e| format!("{}: {e}", report_dir.display()))?;
-        let (tx, rx) = mpsc::channel::<(String, String)>();
+        let (tx, rx) = mpsc::channel::<Shipped>();
         let shipper_client = c.clone();
         let shipper = std::thread::spawn(move || ship_logs(&shipper_client, rx));
         Ok(Self { c, workdir, report_dir, logs: tx, shipper: Some(shipper) })
@@ -112,7 +115,13 @@ impl Executor {
         write(&self.c, &key, value, true).map_err(|f| f.message())
     }
 
+    /// Completes `state` for this instance, after its output has reached the server: once
+    /// every instance completed, the run may move on and stop this instance.
     fn complete(&self, state: RunState) -> Result<(), String> {
+        let (ack, acked) = mpsc::channel();
+        if self.logs.send(Shipped::Flush(ack)).is_ok() {
+            let _ = acked.recv_timeout(Duration::from_secs(60));
+        }
         self.c
             .call("POST", &format!("/instances/{}/complete", encode(&self.c.instance)), Some(state.as_str().as_bytes()), Duration::from_secs(30))
             .map(|_| ())
@@ -198,7 +207,7 @@ impl Executor {
                     if stream == "stderr" && !line.trim().is_empty() {
                         *last.lock().expect("not poisoned") = line.clone();
                     }
-                    let _ = logs.send((stream.to_string(), line));
+                    let _ = logs.send(Shipped::Line(stream.to_string(), line));
                 }
             }));
         }
@@ -210,12 +219,19 @@ impl Executor {
             std::thread::spawn(move || {
                 while !done.load(Ordering::SeqCst) {
                     match c.get("/params/ss:abort?wait=20&ignoreabort=true", Duration::from_secs(20)) {
-                        Ok(_) if !done.load(Ordering::SeqCst) => {
-                            stopped.store(true, Ordering::SeqCst);
-                            stop_group(pgid);
+                        Ok(_) => {
+                            // The script's blocked ss-get calls fail at once (exit 8); give it
+                            // a moment to react on its own before stopping it.
+                            let grace = Instant::now() + ABORT_GRACE;
+                            while Instant::now() < grace && !done.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            if !done.load(Ordering::SeqCst) {
+                                stopped.store(true, Ordering::SeqCst);
+                                stop_group(pgid);
+                            }
                             return;
                         }
-                        Ok(_) => return,
                         Err(Failure::Status(408, _)) => {}
                         Err(_) => std::thread::sleep(Duration::from_secs(1)),
                     }
@@ -284,22 +300,34 @@ fn stop_group(pgid: i32) {
     });
 }
 
-/// Sends script output in batches (up to 200 lines or every 200 ms).
-fn ship_logs(c: &Client, rx: mpsc::Receiver<(String, String)>) {
+/// What the log shipper receives: a line of output, or a request to send what it holds.
+enum Shipped {
+    Line(String, String),
+    Flush(mpsc::Sender<()>),
+}
+
+/// Sends script output in batches (up to 200 lines or every 200 ms, and on request).
+fn ship_logs(c: &Client, rx: mpsc::Receiver<Shipped>) {
     let mut batch: Vec<serde_json::Value> = Vec::new();
     let mut since = Instant::now();
     loop {
         let next = rx.recv_timeout(Duration::from_millis(200));
         let closed = matches!(next, Err(mpsc::RecvTimeoutError::Disconnected));
-        if let Ok((stream, line)) = next {
-            batch.push(serde_json::json!({"instance": c.instance, "stream": stream, "line": line}));
+        let mut ack = None;
+        match next {
+            Ok(Shipped::Line(stream, line)) => batch.push(serde_json::json!({"instance": c.instance, "stream": stream, "line": line})),
+            Ok(Shipped::Flush(a)) => ack = Some(a),
+            Err(_) => {}
         }
-        if !batch.is_empty() && (closed || batch.len() >= 200 || since.elapsed() >= Duration::from_millis(200)) {
+        if !batch.is_empty() && (closed || ack.is_some() || batch.len() >= 200 || since.elapsed() >= Duration::from_millis(200)) {
             let body = serde_json::Value::Array(std::mem::take(&mut batch)).to_string();
             if let Err(f) = c.call("POST", "/logs", Some(body.as_bytes()), Duration::from_secs(30)) {
                 say(&format!("log lines lost: {}", f.message()));
             }
             since = Instant::now();
+        }
+        if let Some(a) = ack {
+            let _ = a.send(());
         }
         if closed {
             return;

@@ -770,7 +770,7 @@ impl Engine {
     pub async fn run_detail(&self, run: &str) -> Result<RunDetail> {
         let summary = self.run_summary(run).await?;
         let params = self.all_params(run).await?;
-        let rows = sqlx::query("SELECT name, node, idx, connector, address, completed FROM run_instances WHERE run_id = $1 ORDER BY node, idx")
+        let rows = sqlx::query("SELECT name, node, idx, connector, address, handle, completed FROM run_instances WHERE run_id = $1 ORDER BY node, idx")
             .bind(run)
             .fetch_all(&self.db.pool)
             .await?;
@@ -778,12 +778,19 @@ impl Engine {
         for r in rows {
             let name: String = r.try_get("name")?;
             let completed: String = r.try_get("completed")?;
+            let connector: String = r.try_get("connector")?;
+            let handle: String = r.try_get("handle")?;
+            let running = match self.connector(&connector) {
+                Some(c) if !handle.is_empty() => c.inspect(&handle).await == crate::connector::Health::Running,
+                _ => false,
+            };
             instances.push(InstanceView {
+                running,
                 statecustom: params.get(&format!("{name}:statecustom")).cloned().flatten(),
                 abort: params.get(&format!("{name}:abort")).cloned().flatten(),
                 node: r.try_get("node")?,
                 index: r.try_get::<i64, _>("idx")? as u32,
-                connector: r.try_get("connector")?,
+                connector,
                 address: r.try_get("address")?,
                 completed: RunState::parse(&completed),
                 name,

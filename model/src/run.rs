@@ -98,6 +98,8 @@ pub struct InstanceView {
     pub completed: Option<RunState>,
     pub statecustom: Option<String>,
     pub abort: Option<String>,
+    /// Whether the connector still sees the instance running.
+    pub running: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

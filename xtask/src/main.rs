@@ -151,6 +151,32 @@ fn ensure_debian_packages(packages: &[&str]) -> Result {
 struct Built {
     server: PathBuf,
     site: PathBuf,
+    agent: PathBuf,
+}
+
+fn host_triple() -> Result<String> {
+    let out = output(Command::new("rustc").arg("-vV")).ok_or("rustc -vV failed")?;
+    out.lines().find_map(|l| l.strip_prefix("host: ")).map(|h| h.trim().to_string()).ok_or_else(|| "rustc -vV names no host".into())
+}
+
+/// The node agent, statically linked so it runs in any image (even busybox).
+fn build_agent(target: &Path, release: bool) -> Result<PathBuf> {
+    let host = host_triple()?;
+    let mut c = cargo(target);
+    // With an explicit --target, RUSTFLAGS reach only the agent's own artifacts, not the
+    // build scripts and proc macros of the host.
+    c.args(["build", "-p", "agent", "--bin", "slipstream-agent", "--target", &host]).env("RUSTFLAGS", "-C target-feature=+crt-static");
+    if release {
+        c.arg("--release");
+    }
+    step("build the agent (static)", || run(&mut c))?;
+    let agent = target.join(&host).join(if release { "release" } else { "debug" }).join("slipstream-agent");
+    let ldd = Command::new("ldd").arg(&agent).output().map_err(|e| format!("ldd: {e}"))?;
+    let said = format!("{}{}", String::from_utf8_lossy(&ldd.stdout), String::from_utf8_lossy(&ldd.stderr));
+    if !(said.contains("statically linked") || said.contains("not a dynamic executable")) {
+        return Err(format!("{} is not statically linked: {said}", agent.display()));
+    }
+    Ok(agent)
 }
 
 fn build(root: &Path, release: bool) -> Result<Built> {
@@ -180,10 +206,11 @@ fn build(root: &Path, release: bool) -> Result<Built> {
     }
     step(&format!("build the server ({})", if release { "release" } else { "debug" }), || run(&mut server_build))?;
     let server = target.join(if release { "release" } else { "debug" }).join("slipstream");
+    let agent = build_agent(&target, release)?;
     let wasm = pkg.join(format!("{SITE_NAME}.wasm"));
     let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
     eprintln!("    built {} and {} ({} KiB of WASM)", server.display(), site.display(), size / 1024);
-    Ok(Built { server, site })
+    Ok(Built { server, site, agent })
 }
 
 // ---------------------------------------------------------------- serve
@@ -194,7 +221,7 @@ fn serve(root: &Path, args: &[String]) -> Result {
     let built = build(root, release)?;
     eprintln!("==> slipstream serve (Ctrl-C stops it)");
     let mut cmd = Command::new(&built.server);
-    cmd.arg("serve").args(extra).env("SLIPSTREAM_SITE_ROOT", &built.site);
+    cmd.arg("serve").args(extra).env("SLIPSTREAM_SITE_ROOT", &built.site).env("SLIPSTREAM_AGENT_BIN", &built.agent);
     run(&mut cmd)
 }
 
@@ -212,14 +239,17 @@ fn test(root: &Path) -> Result {
     let result = (|| {
         step("unit, store and API tests (SQLite and PostgreSQL)", || {
             tally.run(cargo(&target)
-                .args(["test", "-p", "model", "-p", "engine", "-p", "app", "-p", "server", "-p", "xtask", "--features", "app/ssr"])
-                .env("SLIPSTREAM_TEST_PG_URL", &pg.url))
+                .args(["test", "-p", "model", "-p", "engine", "-p", "app", "-p", "server", "-p", "agent", "-p", "xtask", "--features", "app/ssr"])
+                .env("SLIPSTREAM_TEST_PG_URL", &pg.url)
+                .env("SLIPSTREAM_AGENT_BIN", &built.agent)
+                .env("SLIPSTREAM_BIN", &built.server))
         })?;
         step("browser tests (headless Chromium)", || {
             tally.run(cargo(&target)
                 .args(["test", "-p", "end2end"])
                 .env("SLIPSTREAM_BIN", &built.server)
-                .env("SLIPSTREAM_SITE_ROOT", &built.site))
+                .env("SLIPSTREAM_SITE_ROOT", &built.site)
+                .env("SLIPSTREAM_AGENT_BIN", &built.agent))
         })
     })();
     drop(pg);

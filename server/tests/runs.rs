@@ -1,0 +1,396 @@
+//! Runs end to end: the real server, the real static agent (`SLIPSTREAM_AGENT_BIN`, built by
+//! `cargo xtask test`) and the local connector. No mocks: every instance is an agent process
+//! running the modules' scripts on its own loopback address.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use server::{Application, Settings};
+
+fn agent_bin() -> PathBuf {
+    let p = std::env::var_os("SLIPSTREAM_AGENT_BIN").map(PathBuf::from).expect(
+        "SLIPSTREAM_AGENT_BIN must name the static agent (cargo xtask test builds it and sets it)",
+    );
+    assert!(p.is_file(), "no agent at {}", p.display());
+    p
+}
+
+struct Server {
+    base: String,
+    c: Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn(url: String) -> Server {
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: engine::testing::temp_dir("runs"),
+        database_url: Some(url),
+        site_root: "target/site".into(),
+        load_examples: true,
+        agent_bin: Some(agent_bin()),
+    };
+    let app = Application::build(&settings).await.expect("server starts");
+    let base = format!("http://{}", app.addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async move {
+        stopped.await.ok();
+    }));
+    let c = Client::builder().cookie_store(true).build().unwrap();
+    let r = c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    Server { base, c, _stop: stop }
+}
+
+async fn sqlite() -> Server {
+    spawn(engine::testing::sqlite_url()).await
+}
+
+impl Server {
+    fn api(&self, p: &str) -> String {
+        format!("{}/api/v1{p}", self.base)
+    }
+
+    async fn save(&self, module: Value) {
+        let path = module["path"].as_str().unwrap().to_string();
+        let r = self.c.put(self.api(&format!("/modules/{path}"))).json(&module).send().await.unwrap();
+        assert!(r.status().is_success(), "saving {path}: {}", r.text().await.unwrap());
+    }
+
+    async fn launch(&self, req: Value) -> String {
+        let r = self.c.post(self.api("/runs")).json(&req).send().await.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Follows the run's state with the long-poll endpoint until `done` says so (60 s at most).
+    async fn wait_state(&self, run: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut state = String::new();
+        loop {
+            let from = if state.is_empty() { String::new() } else { format!("from={state}&") };
+            state = self.c.get(self.api(&format!("/runs/{run}/state?{from}wait=10"))).send().await.unwrap().text().await.unwrap();
+            if done(&state) {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "run {run} is still {state}: {}", self.detail(run).await);
+        }
+    }
+
+    async fn finished(&self, run: &str) -> String {
+        self.wait_state(run, |s| ["Done", "Aborted", "Cancelled"].contains(&s)).await
+    }
+
+    /// Stopping is asynchronous (SIGTERM, SIGKILL 3 s later): waits until no instance runs.
+    async fn wait_stopped(&self, run: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = self.detail(run).await;
+            if d["instances"].as_array().unwrap().iter().all(|i| i["running"] == false) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "instances still running: {d}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn detail(&self, run: &str) -> Value {
+        self.c.get(self.api(&format!("/runs/{run}"))).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn report_file(&self, run: &str, instance: &str, name: &str) -> String {
+        let reports: Value = self.c.get(self.api(&format!("/runs/{run}/reports"))).send().await.unwrap().json().await.unwrap();
+        let file = reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["instance"] == instance)
+            .unwrap_or_else(|| panic!("no report from {instance}: {reports}"))["file"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let bytes = self.c.get(self.api(&format!("/runs/{run}/reports/{instance}/{file}"))).send().await.unwrap().bytes().await.unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().ends_with(name) {
+                let mut s = String::new();
+                entry.read_to_string(&mut s).unwrap();
+                return s;
+            }
+        }
+        panic!("{file} has no {name}");
+    }
+}
+
+fn statecustom(detail: &Value, instance: &str) -> String {
+    detail["instances"].as_array().unwrap().iter().find(|i| i["name"] == instance).unwrap()["statecustom"].as_str().unwrap_or("").to_string()
+}
+
+#[tokio::test]
+async fn hello_world_reaches_done_with_the_fetched_text_and_both_reports() {
+    for (db, url) in engine::testing::backend_urls().await {
+        let s = spawn(url).await;
+        let run = s.launch(json!({"module": "examples/tutorials/hello/client_server", "keep_running": "never"})).await;
+        assert_eq!(s.finished(&run).await, "Done", "{db}");
+        let d = s.detail(&run).await;
+        assert_eq!(statecustom(&d, "testclient1.1"), "OK: Hello from Apache deployed by SlipStream!", "{db}: {d}");
+        assert_eq!(s.report_file(&run, "testclient1.1", "data.txt").await.trim(), "Hello from Apache deployed by SlipStream!", "{db}");
+        assert!(s.report_file(&run, "apache1.1", "httpd.log").await.contains("GET /data.txt"), "{db}: the server log shows the client's fetch");
+        let events: Value = s.c.get(s.api(&format!("/runs/{run}/events"))).send().await.unwrap().json().await.unwrap();
+        let states: Vec<&str> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "state").map(|e| e["message"].as_str().unwrap()).collect();
+        assert_eq!(states, ["Provisioning", "Executing", "SendingReports", "Ready", "Finalizing", "Done"], "{db}");
+        let logs: Value = s.c.get(s.api(&format!("/runs/{run}/logs?instance=apache1.1"))).send().await.unwrap().json().await.unwrap();
+        assert!(logs.as_array().unwrap().iter().any(|l| l["line"].as_str().unwrap().contains("ss-set ready true")), "{db}: live logs");
+        s.wait_stopped(&run).await;
+    }
+}
+
+#[tokio::test]
+async fn the_performance_variant_runs_with_3_and_with_50_clients() {
+    let s = sqlite().await;
+    for clients in [3, 50] {
+        let run = s.launch(json!({"module": "examples/tutorials/performance/deployment", "keep_running": "never",
+                                  "multiplicity": {"testsuite": clients}})).await;
+        assert_eq!(s.finished(&run).await, "Done", "{clients} clients");
+        let d = s.detail(&run).await;
+        for i in 1..=clients {
+            assert_eq!(statecustom(&d, &format!("testsuite.{i}")), "OK: Hello from Apache deployed by SlipStream!", "testsuite.{i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_cluster_master_lists_every_worker_and_workers_get_the_key() {
+    let s = sqlite().await;
+    let run = s.launch(json!({"module": "examples/cluster/cluster", "keep_running": "never", "multiplicity": {"worker": 4}})).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    let d = s.detail(&run).await;
+    let master = statecustom(&d, "master.1");
+    for i in 1..=4 {
+        let addr = d["params"][format!("worker.{i}:hostname")].as_str().unwrap().to_string();
+        assert!(master.contains(&addr), "master lists worker.{i} ({addr}): {master}");
+        assert_eq!(statecustom(&d, &format!("worker.{i}")), "Joined with a 1024-byte key");
+    }
+    let key = d["params"]["master.1:munge_key64"].as_str().unwrap();
+    assert_eq!(key.len(), 1368, "1024 bytes in base64");
+}
+
+/// A project with two images: `t/aborter` and `t/waiter`, for the abort and timeout stories.
+async fn save_test_images(s: &Server) {
+    s.save(json!({"kind": "project", "path": "t"})).await;
+    s.save(json!({"kind": "image", "path": "t/aborter", "reference": "examples/images/busybox",
+        "parameters": [{"name": "never", "category": "output"}],
+        "targets": {"execute": "#!/bin/sh\nsleep 1\nss-abort \"reason from the aborter\"\n",
+                    "report": "#!/bin/sh\necho reported > \"$SLIPSTREAM_REPORT_DIR/aborter.txt\"\n"}})).await;
+    s.save(json!({"kind": "image", "path": "t/waiter", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\nstart=$(date +%s)\nss-get --timeout 300 aborter:never\ncode=$?\necho \"exit=$code after=$(( $(date +%s) - start ))\" > \"$SLIPSTREAM_REPORT_DIR/result.txt\"\n"}})).await;
+}
+
+#[tokio::test]
+async fn ss_abort_releases_every_blocked_reader_with_exit_8_and_reports_are_still_collected() {
+    let s = sqlite().await;
+    save_test_images(&s).await;
+    s.save(json!({"kind": "deployment", "path": "t/abort", "nodes": {
+        "aborter": {"image": "t/aborter"}, "waiter": {"image": "t/waiter", "multiplicity": 3}}})).await;
+    let run = s.launch(json!({"module": "t/abort", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    let d = s.detail(&run).await;
+    assert_eq!(d["abort"], "reason from the aborter");
+    assert_eq!(d["params"]["aborter.1:abort"], "reason from the aborter");
+    for i in 1..=3 {
+        let result = s.report_file(&run, &format!("waiter.{i}"), "result.txt").await;
+        let after: u64 = result.trim().rsplit('=').next().unwrap().parse().unwrap();
+        assert!(result.starts_with("exit=8 "), "waiter.{i}: {result}");
+        assert!(after <= 3, "waiter.{i} was released at once, not after its timeout: {result}");
+    }
+    assert_eq!(s.report_file(&run, "aborter.1", "aborter.txt").await.trim(), "reported", "the report target still ran");
+    let r = s.c.get(s.api(&format!("/runs/{run}/params/aborter.1:never"))).send().await.unwrap();
+    assert_eq!(r.status(), 409, "parameter calls of an aborted run fail fast");
+}
+
+#[tokio::test]
+async fn a_failing_execute_aborts_with_the_scripts_last_stderr_line() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "f"})).await;
+    s.save(json!({"kind": "image", "path": "f/broken", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\necho working\necho 'first complaint' >&2\necho 'the disk is full' >&2\nexit 3\n"}})).await;
+    let run = s.launch(json!({"module": "f/broken", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
+    for part in ["f/broken", "execute", "machine.1", "exit code 3", "the disk is full"] {
+        assert!(abort.contains(part), "`{part}` in: {abort}");
+    }
+}
+
+#[tokio::test]
+async fn ss_get_with_timeout_2_exits_9_after_about_2_seconds() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "g"})).await;
+    s.save(json!({"kind": "image", "path": "g/impatient", "reference": "examples/images/busybox",
+        "parameters": [{"name": "never", "category": "output"}],
+        "targets": {"execute": "#!/bin/sh\nstart=$(date +%s%N)\nss-get --timeout 2 never 2> err.txt\ncode=$?\nms=$(( ($(date +%s%N) - start) / 1000000 ))\necho \"exit=$code ms=$ms $(cat err.txt)\" > \"$SLIPSTREAM_REPORT_DIR/result.txt\"\n"}})).await;
+    let run = s.launch(json!({"module": "g/impatient", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    let result = s.report_file(&run, "machine.1", "result.txt").await;
+    let ms: u64 = result.split_whitespace().find_map(|w| w.strip_prefix("ms=")).unwrap().parse().unwrap();
+    assert!(result.starts_with("exit=9 "), "{result}");
+    assert!((1900..4000).contains(&ms), "waited {ms} ms: {result}");
+    assert!(result.contains("Exceeded timeout limit of 2 waiting for key 'machine.1:never' to be set"), "{result}");
+}
+
+#[tokio::test]
+async fn keep_running_on_error_leaves_instances_up_after_an_abort_until_terminated() {
+    let s = sqlite().await;
+    save_test_images(&s).await;
+    let run = s.launch(json!({"module": "t/aborter", "keep_running": "on-error"})).await;
+    assert_eq!(s.wait_state(&run, |st| st == "Ready" || st.ends_with("ed") || st == "Done").await, "Ready");
+    let d = s.detail(&run).await;
+    assert_eq!(d["abort"], "reason from the aborter");
+    assert!(d["instances"][0]["running"].as_bool().unwrap(), "kept for debugging: {d}");
+    let r = s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.finished(&run).await, "Aborted");
+    s.wait_stopped(&run).await;
+}
+
+#[tokio::test]
+async fn parameters_are_checked_set_linked_and_read_with_a_deadline() {
+    let s = sqlite().await;
+    save_test_images(&s).await;
+    // keep_running always: the run stays in Ready and its parameters stay writable.
+    let run = s.launch(json!({"module": "t/waiter", "keep_running": "always", "timeout": 600})).await;
+    let p = |k: &str| s.api(&format!("/runs/{run}/params/{k}"));
+    let r = s.c.get(p("machine.1:nothing")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("machine.1:nothing"), "the error names the key");
+    let r = s.c.put(p("machine.1:statecustom")).body("x".repeat(4097)).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.unwrap().contains("4096"), "the error names the limit");
+    let r = s.c.put(p("machine.1:statecustom")).body("x".repeat(4096)).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let t = Instant::now();
+    let r = s.c.get(format!("{}?wait=1", p("machine.1:url.service"))).send().await.unwrap();
+    assert_eq!(r.status(), 408);
+    assert!(t.elapsed() >= Duration::from_millis(900), "waited until the deadline");
+    // A blocked read returns as soon as another caller sets the key.
+    let reader = {
+        let (c, url) = (s.c.clone(), format!("{}?wait=30", p("machine.1:url.service")));
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let v = c.get(url).send().await.unwrap().text().await.unwrap();
+            (v, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.c.put(p("machine.1:url.service")).body("http://example.test").send().await.unwrap();
+    let (value, waited) = reader.await.unwrap();
+    assert_eq!(value, "http://example.test");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let r = s.c.put(p("ss:state")).body("Done").send().await.unwrap();
+    assert_eq!(r.status(), 403, "the state belongs to the orchestrator");
+    s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    // Another user sees nothing of the run; its agent token opens nothing else.
+    let other = Client::builder().cookie_store(true).build().unwrap();
+    other.post(s.api("/auth/register")).json(&json!({"name": "oscar", "password": "battery staple"})).send().await.unwrap();
+    assert_eq!(other.get(s.api(&format!("/runs/{run}"))).send().await.unwrap().status(), 403);
+    assert_eq!(other.get(p("machine.1:hostname")).send().await.unwrap().status(), 403);
+    let r = Client::new().get(s.api(&format!("/runs/{run}"))).bearer_auth("ssr_not_the_token").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+/// The server binary as a process on a fixed port (agents must find it again after a restart).
+struct ServerProcess(std::process::Child);
+
+impl ServerProcess {
+    fn start(dir: &std::path::Path, port: u16) -> Self {
+        let bin = std::env::var_os("SLIPSTREAM_BIN").map(PathBuf::from).expect("SLIPSTREAM_BIN must name the server binary");
+        let child = std::process::Command::new(bin)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir)
+            .arg("--agent-bin")
+            .arg(agent_bin())
+            .stdout(std::fs::File::create(dir.join(format!("server-{}.log", std::process::id()))).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("server starts");
+        Self(child)
+    }
+    fn kill_9(&mut self) {
+        // SAFETY: signals the child this test started.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_listening(c: &Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.get(format!("{base}/api/v1/catalog")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_killed_during_executing_comes_back_and_the_run_finishes_with_nothing_lost() {
+    let dir = engine::testing::temp_dir("crash");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = ServerProcess::start(&dir, port);
+    let c = Client::builder().cookie_store(true).build().unwrap();
+    wait_listening(&c, &base).await;
+    c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    for m in [
+        json!({"kind": "project", "path": "c"}),
+        json!({"kind": "image", "path": "c/writer", "reference": "examples/images/busybox",
+               "parameters": [{"name": "step1", "category": "output"}, {"name": "step2", "category": "output"}],
+               "targets": {"execute": "#!/bin/sh -e\nss-set step1 done\nsleep 3\nss-set step2 done\n"}}),
+        json!({"kind": "image", "path": "c/reader", "reference": "examples/images/busybox",
+               "targets": {"execute": "#!/bin/sh -e\nv=$(ss-get --timeout 120 writer:step2)\nss-display \"got $v\"\n"}}),
+        json!({"kind": "deployment", "path": "c/d", "nodes": {"writer": {"image": "c/writer"}, "reader": {"image": "c/reader", "multiplicity": 2}}}),
+    ] {
+        let path = m["path"].as_str().unwrap().to_string();
+        assert!(c.put(format!("{base}/api/v1/modules/{path}")).json(&m).send().await.unwrap().status().is_success());
+    }
+    let run: Value = c.post(format!("{base}/api/v1/runs")).json(&json!({"module": "c/d", "keep_running": "never"})).send().await.unwrap().json().await.unwrap();
+    let run = run["id"].as_str().unwrap().to_string();
+    // Wait until step1 is written (Executing, the writer sleeping), then SIGKILL the server.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = c.get(format!("{base}/api/v1/runs/{run}/params/writer.1:step1?wait=5")).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "step1 was never written");
+    }
+    server.kill_9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _server = ServerProcess::start(&dir, port);
+    wait_listening(&c, &base).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let state = loop {
+        let st = c.get(format!("{base}/api/v1/runs/{run}/state?wait=10&from=Executing")).send().await.unwrap().text().await.unwrap();
+        if ["Done", "Aborted", "Cancelled"].contains(&st.as_str()) {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish after the restart: {st}");
+    };
+    let d: Value = c.get(format!("{base}/api/v1/runs/{run}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state, "Done", "{d}");
+    assert_eq!(d["params"]["writer.1:step1"], "done", "written before the crash");
+    assert_eq!(d["params"]["writer.1:step2"], "done", "written while the server was down: retried");
+    assert_eq!(statecustom(&d, "reader.1"), "got done");
+    assert_eq!(statecustom(&d, "reader.2"), "got done");
+}
