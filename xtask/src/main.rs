@@ -26,8 +26,9 @@ fn main() -> ExitCode {
         Some("build") => build(&root, args.iter().any(|a| a == "--release")).map(|_| ()),
         Some("serve") => serve(&root, &args[1..]),
         Some("test") => test(&root),
+        Some("bench") => bench(&root),
         _ => {
-            eprintln!("usage: cargo xtask build [--release] | serve [--release] [-- SERVE-ARGS] | test");
+            eprintln!("usage: cargo xtask build [--release] | serve [--release] [-- SERVE-ARGS] | test | bench");
             return ExitCode::from(2);
         }
     };
@@ -257,6 +258,16 @@ fn test(root: &Path) -> Result {
     // One closing line for the whole suite, whatever cargo printed last.
     println!("tests: {} passed, {} failed", tally.passed, tally.failed);
     result
+}
+
+/// Run-engine figures (release build): prints them, asserts nothing about speed.
+fn bench(root: &Path) -> Result {
+    ensure_rust_tools(root)?;
+    let target = target_dir(root);
+    let agent = build_agent(&target, true)?;
+    step("benchmark", || {
+        run(cargo(&target).args(["run", "--release", "-p", "server", "--example", "bench"]).env("SLIPSTREAM_AGENT_BIN", &agent))
+    })
 }
 
 /// Counts what `cargo test` runs report, passing their output through.
