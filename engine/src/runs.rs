@@ -627,6 +627,26 @@ impl Engine {
             .collect()
     }
 
+    /// Events after `since` of the user's runs (an administrator's: all), optionally of one run,
+    /// oldest first: what a reconnecting live view missed.
+    pub async fn events_since(&self, user: &User, run: Option<&str>, since: i64) -> Result<Vec<(String, RunEvent)>> {
+        let rows = sqlx::query(
+            "SELECT e.run_id, e.seq, e.at, e.kind, e.message FROM run_events e JOIN runs r ON r.id = e.run_id \
+             WHERE e.seq > $1 AND ($2 = 1 OR r.owner = $3) AND ($4 = '' OR r.id = $4) ORDER BY e.seq LIMIT 10000",
+        )
+        .bind(since)
+        .bind(user.is_admin as i64)
+        .bind(&user.name)
+        .bind(run.unwrap_or(""))
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("run_id")?, RunEvent { seq: r.try_get("seq")?, at: r.try_get("at")?, kind: r.try_get("kind")?, message: r.try_get("message")? }))
+            })
+            .collect()
+    }
+
     /// Stores log lines an agent sent: `(instance, stream, line)`.
     pub async fn add_logs(&self, run: &str, lines: Vec<(String, String, String)>) -> Result<()> {
         let owner = self.run_owner(run).await?;

@@ -394,3 +394,54 @@ async fn a_server_killed_during_executing_comes_back_and_the_run_finishes_with_n
     assert_eq!(statecustom(&d, "reader.1"), "got done");
     assert_eq!(statecustom(&d, "reader.2"), "got done");
 }
+
+/// Reads websocket messages until `stop` says so (30 s at most).
+async fn read_ws<S>(ws: &mut S, stop: impl Fn(&Value) -> bool) -> Vec<Value>
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("messages keep coming").expect("socket open").unwrap();
+        if let Ok(text) = msg.to_text() {
+            if let Ok(v) = serde_json::from_str::<Value>(text) {
+                let done = stop(&v);
+                seen.push(v);
+                if done {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_websocket_streams_every_state_change_and_a_reconnect_misses_none() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let s = sqlite().await;
+    let token: Value = s.c.post(s.api("/auth/tokens")).json(&json!({"name": "ws"})).send().await.unwrap().json().await.unwrap();
+    let connect = |query: String| {
+        let mut req = format!("{}/api/v1/ws{query}", s.base.replace("http://", "ws://")).into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {}", token["token"].as_str().unwrap()).parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    let (mut ws, _) = connect(String::new()).await.expect("websocket opens");
+    let run = s.launch(json!({"module": "examples/tutorials/hello/client_server", "keep_running": "never"})).await;
+    let seen = read_ws(&mut ws, |v| v["type"] == "state" && v["state"] == "Done").await;
+    let states: Vec<&str> = seen.iter().filter(|v| v["type"] == "state" && v["run"] == run.as_str()).map(|v| v["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["Provisioning", "Executing", "SendingReports", "Ready", "Finalizing", "Done"]);
+    assert!(seen.iter().any(|v| v["type"] == "param" && v["key"] == "testclient1.1:statecustom"), "statecustom is pushed");
+    assert!(seen.iter().any(|v| v["type"] == "log" && v["line"]["instance"] == "apache1.1"), "log lines are pushed");
+
+    // A client that saw only the creation reconnects: every state change is replayed, once.
+    let created = seen.iter().find(|v| v["type"] == "event" && v["event"]["kind"] == "created").expect("creation event")["event"]["seq"].as_i64().unwrap();
+    drop(ws);
+    let (mut again, _) = connect(format!("?run={run}&since={created}")).await.unwrap();
+    let replay = read_ws(&mut again, |v| v["type"] == "event" && v["event"]["message"] == "Done").await;
+    let replayed: Vec<&str> = replay.iter().filter(|v| v["event"]["kind"] == "state").map(|v| v["event"]["message"].as_str().unwrap()).collect();
+    assert_eq!(replayed, ["Provisioning", "Executing", "SendingReports", "Ready", "Finalizing", "Done"]);
+    let r = Client::new().get(s.api("/ws")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "anonymous visitors get nothing");
+}

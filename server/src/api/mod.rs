@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod modules;
 mod runs;
+mod ws;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -58,6 +59,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/runs/{id}/reports/{instance}/{file}"),
     ("post", "/api/v1/runs/{id}/instances/{instance}/complete"),
     ("get", "/api/v1/runs/{id}/instances/{instance}/plan"),
+    ("get", "/api/v1/ws"),
 ];
 
 pub fn routes() -> Router<AppState> {
@@ -90,6 +92,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/reports/{instance}/{file}", get(runs::get_report).put(runs::put_report))
         .route("/api/v1/runs/{id}/instances/{instance}/complete", post(runs::complete))
         .route("/api/v1/runs/{id}/instances/{instance}/plan", get(runs::plan))
+        .route("/api/v1/ws", get(ws::ws))
         .route("/api/{*rest}", any(not_found))
 }
 
