@@ -25,6 +25,17 @@ pub mod sel {
     pub const MODULE_PATH: &str = "#module-path";
     pub const CATALOG: &str = "#catalog";
     pub const CHILDREN: &str = "#children";
+    pub const RUN_BUTTON: &str = "#run-button";
+    pub const LAUNCH_FORM: &str = "#launch-form";
+    pub const KEEP_RUNNING: &str = "#keep-running";
+    pub const TAGS: &str = "#tags";
+    pub const LAUNCH: &str = "#launch";
+    pub const RUN_STATE: &str = "#run-state";
+    pub const INSTANCES: &str = "#instances";
+    pub const REPORTS: &str = "#reports";
+    pub const EVENTS: &str = "#events";
+    pub const LOG: &str = "#log";
+    pub const RUNS: &str = "#runs";
 }
 
 /// A child process in its own process group, stopped (group and all) on drop.
@@ -65,15 +76,13 @@ pub fn start_server() -> (Proc, String) {
     let bin = env_path("SLIPSTREAM_BIN", "../target/debug/slipstream");
     let site = env_path("SLIPSTREAM_SITE_ROOT", "../target/site");
     assert!(bin.exists(), "no server binary at {} (run `cargo xtask build`, or set SLIPSTREAM_BIN)", bin.display());
-    let mut child = Command::new(&bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(temp_dir("e2e-data"))
-        .arg("--site-root")
-        .arg(&site)
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("server starts");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(temp_dir("e2e-data")).arg("--site-root").arg(&site);
+    // The agent runs the instances of the runs a journey launches.
+    if let Some(agent) = std::env::var_os("SLIPSTREAM_AGENT_BIN") {
+        cmd.arg("--agent-bin").arg(agent);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).process_group(0).spawn().expect("server starts");
     let stdout = child.stdout.take().unwrap();
     let proc = Proc(child);
     // The server prints its address once it listens: no sleeping, no port guessing.
@@ -182,6 +191,12 @@ pub async fn type_into(c: &Client, css: &str, text: &str) -> Step {
 
 pub async fn click(c: &Client, css: &str) -> Step {
     c.find(Locator::Css(css)).await.map_err(err(css))?.click().await.map_err(err(css))
+}
+
+/// Chooses `value` in the `<select>` matched by `css`.
+pub async fn select(c: &Client, css: &str, value: &str) -> Step {
+    let option = format!("{css} option[value='{value}']");
+    c.find(Locator::Css(&option)).await.map_err(err(css))?.click().await.map_err(err(css))
 }
 
 pub async fn exists(c: &Client, css: &str) -> bool {

@@ -118,3 +118,123 @@ pub async fn catalog(query: String) -> Result<Vec<ModuleSummary>, ServerFnError>
     all.retain(|m| m.kind != model::ModuleKind::Project);
     Ok(all)
 }
+
+use model::run::{LogLine, ReportFile, RunDetail, RunEvent, RunSummary};
+use model::ParamType;
+
+/// What the run page shows first; live updates come over the websocket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunPageData {
+    pub detail: RunDetail,
+    pub events: Vec<RunEvent>,
+    pub reports: Vec<ReportFile>,
+    /// The last lines of output.
+    pub logs: Vec<LogLine>,
+}
+
+/// How many log lines the run page keeps.
+pub const LOG_TAIL: usize = 300;
+
+#[server]
+pub async fn run_page(id: String) -> Result<RunPageData, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    engine.authorize_run(&engine::runs::RunCaller::User(user.as_ref()), &id).await.map_err(ssr::fail)?;
+    let detail = engine.run_detail(&id).await.map_err(ssr::fail)?;
+    let events = engine.events(&id).await.map_err(ssr::fail)?;
+    let reports = engine.reports(&id).await.map_err(ssr::fail)?;
+    let mut logs = engine.logs(&id, None, 0, 100_000).await.map_err(ssr::fail)?;
+    let skip = logs.len().saturating_sub(LOG_TAIL);
+    logs.drain(..skip);
+    Ok(RunPageData { detail, events, reports, logs })
+}
+
+#[server]
+pub async fn list_runs() -> Result<Vec<RunSummary>, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    engine.list_runs(user.as_ref(), false).await.map_err(ssr::fail)
+}
+
+#[server]
+pub async fn terminate_run(id: String) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    engine.terminate_run(&engine::runs::RunCaller::User(user.as_ref()), &id).await.map_err(ssr::fail)?;
+    Ok(())
+}
+
+/// One input of a node, as the launch form offers it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchInput {
+    pub name: String,
+    /// The value the run gets unless changed: the node's literal value or the default.
+    pub value: String,
+    pub description: String,
+    pub kind: ParamType,
+    pub values: Vec<String>,
+    /// `othernode:output` when the input is linked (not editable).
+    pub linked: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchNode {
+    pub name: String,
+    pub multiplicity: i64,
+    pub connector: String,
+    pub inputs: Vec<LaunchInput>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    pub module: String,
+    pub version: u32,
+    pub keep_running: String,
+    pub connectors: Vec<String>,
+    pub nodes: Vec<LaunchNode>,
+}
+
+#[server]
+pub async fn launch_form(module: String) -> Result<LaunchSpec, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in to deploy"))?;
+    let m = engine.get_module(Some(&user), &module, None).await.map_err(ssr::fail)?;
+    let profile = engine.profile(&user).await.map_err(ssr::fail)?;
+    let specs: Vec<(String, String, i64, Option<String>, std::collections::BTreeMap<String, String>, std::collections::BTreeMap<String, String>)> = match m.kind {
+        model::ModuleKind::Deployment => m
+            .nodes
+            .iter()
+            .map(|(n, node)| (n.clone(), node.image.clone(), node.multiplicity, node.connector.clone(), node.values.clone(), node.links.clone()))
+            .collect(),
+        model::ModuleKind::Image => vec![("machine".into(), format!("{}@{}", m.path, m.version.unwrap_or(1)), 1, None, Default::default(), Default::default())],
+        model::ModuleKind::Project => return Err(ServerFnError::new("a project cannot be deployed")),
+    };
+    let mut nodes = Vec::new();
+    for (name, image, multiplicity, connector, values, links) in specs {
+        let resolved = engine.resolve_image(Some(&user), &image).await.map_err(ssr::fail)?;
+        let inputs = resolved
+            .inputs()
+            .map(|p| LaunchInput {
+                name: p.name.clone(),
+                value: values.get(&p.name).cloned().or_else(|| p.default.clone()).unwrap_or_default(),
+                description: p.description.clone(),
+                kind: p.kind,
+                values: p.values.clone(),
+                linked: links.get(&p.name).cloned(),
+            })
+            .collect();
+        nodes.push(LaunchNode { name, multiplicity, connector: connector.unwrap_or_else(|| "local".into()), inputs });
+    }
+    Ok(LaunchSpec {
+        module: m.path.clone(),
+        version: m.version.unwrap_or(1),
+        keep_running: profile.keep_running,
+        connectors: engine.connector_names().into_iter().map(String::from).collect(),
+        nodes,
+    })
+}
+
+/// Launches a run from the launch form (`request`: a `RunRequest` as JSON); returns its id.
+#[server]
+pub async fn launch(request: String) -> Result<String, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let req: model::run::RunRequest = serde_json::from_str(&request).map_err(|e| ServerFnError::new(format!("bad launch request: {e}")))?;
+    Ok(engine.create_run(user.as_ref(), req).await.map_err(ssr::fail)?.id)
+}

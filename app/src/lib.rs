@@ -3,8 +3,11 @@
 //!
 //! # Layout
 //! - [`api`]: server functions (thin: they authenticate the caller and call the engine)
-//! - [`pages`]: one module per page (home, sign in/up, project browser and module view, catalog)
+//! - [`pages`]: one module per page (home, sign in/up, project browser and module view, catalog,
+//!   launch form, runs list, live run page)
 //! - [`App`], [`shell`]: the router and the HTML document around it
+
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod pages;
@@ -51,6 +54,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/catalog") view=pages::catalog::Catalog/>
                     <Route path=path!("/modules") view=pages::modules::ModulePage/>
                     <Route path=path!("/modules/*path") view=pages::modules::ModulePage/>
+                    <Route path=path!("/launch") view=pages::launch::Launch/>
+                    <Route path=path!("/runs") view=pages::runs::RunsList/>
+                    <Route path=path!("/runs/:id") view=pages::runs::RunPage/>
                 </Routes>
             </main>
             <footer>
@@ -71,6 +77,7 @@ fn Nav() -> impl IntoView {
             <A href="/" attr:class="brand">"Slipstream"</A>
             <A href="/modules">"Projects"</A>
             <A href="/catalog">"Catalog"</A>
+            <A href="/runs">"Runs"</A>
             <span class="spacer"></span>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {

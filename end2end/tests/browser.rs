@@ -50,3 +50,43 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
     c.close().await.ok(); // before asserting, so no browser is left behind
     journey.unwrap();
 }
+
+#[tokio::test]
+async fn a_user_runs_hello_world_and_watches_it_finish_live() {
+    let (_server, base) = start_server();
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        open(&c, &format!("{base}/signup")).await?;
+        type_into(&c, sel::NAME, "olivia").await?;
+        type_into(&c, sel::PASSWORD, "correct horse").await?;
+        click(&c, sel::SUBMIT).await?;
+        wait_text(&c, sel::SIGNED_IN_AS, |t| t == "olivia").await?;
+
+        // Press Run on the deployment; the launch form lists its nodes and linked inputs.
+        open(&c, &format!("{base}/modules/examples/tutorials/hello/client_server")).await?;
+        click(&c, sel::RUN_BUTTON).await?;
+        wait_text(&c, sel::LAUNCH_FORM, |t| t.contains("Node testclient1") && t.contains("linked to apache1:hostname")).await?;
+        select(&c, sel::KEEP_RUNNING, "never").await?;
+        type_into(&c, sel::TAGS, "browser, hello").await?;
+        click(&c, sel::LAUNCH).await?;
+
+        // The run page follows the run over the websocket, without reloading.
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        wait_text(&c, sel::INSTANCES, |t| t.contains("OK: Hello from Apache deployed by SlipStream!")).await?;
+        let reports = wait_text(&c, sel::REPORTS, |t| t.matches(".tgz").count() == 2).await?;
+        if !(reports.contains("apache1.1_report_") && reports.contains("testclient1.1_report_")) {
+            return Err(format!("both reports are listed: {reports}"));
+        }
+        wait_text(&c, sel::EVENTS, |t| t.contains("Finalizing") && t.contains("Done")).await?;
+        wait_text(&c, sel::LOG, |t| t.contains("ss-set ready true")).await?;
+        screenshot(&c, "run-page").await?;
+
+        // The runs list shows it.
+        open(&c, &format!("{base}/runs")).await?;
+        wait_text(&c, sel::RUNS, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("browser, hello")).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    c.close().await.ok();
+    journey.unwrap();
+}

@@ -27,23 +27,7 @@ const MAX_INSTANCES: i64 = 1000;
 /// Marks an instance that could not be started: it no longer holds back any barrier.
 const GONE: &str = "gone";
 
-/// What live views (the websocket) receive.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum LiveEvent {
-    State { run: String, owner: String, state: RunState },
-    Param { run: String, owner: String, key: String, value: Option<String> },
-    Log { run: String, owner: String, line: LogLine },
-    Event { run: String, owner: String, event: RunEvent },
-}
-
-impl LiveEvent {
-    pub fn owner(&self) -> &str {
-        match self {
-            LiveEvent::State { owner, .. } | LiveEvent::Param { owner, .. } | LiveEvent::Log { owner, .. } | LiveEvent::Event { owner, .. } => owner,
-        }
-    }
-}
+pub use model::run::LiveEvent;
 
 /// The resolved node of a run, stored in the run's plan.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,3 +1,6 @@
+// Leptos view types nest deeply; the run page needs more than the default depth.
+#![recursion_limit = "256"]
+
 //! The browser entry point: hydrates the page the server rendered.
 
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -153,6 +153,24 @@ pub struct PlannedScript {
     pub script: String,
 }
 
+/// What live views (the websocket) receive.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    State { run: String, owner: String, state: RunState },
+    Param { run: String, owner: String, key: String, value: Option<String> },
+    Log { run: String, owner: String, line: LogLine },
+    Event { run: String, owner: String, event: RunEvent },
+}
+
+impl LiveEvent {
+    pub fn owner(&self) -> &str {
+        match self {
+            LiveEvent::State { owner, .. } | LiveEvent::Param { owner, .. } | LiveEvent::Log { owner, .. } | LiveEvent::Event { owner, .. } => owner,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,4 +3,6 @@
 pub mod auth;
 pub mod catalog;
 pub mod home;
+pub mod launch;
 pub mod modules;
+pub mod runs;

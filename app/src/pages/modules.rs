@@ -80,6 +80,9 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
                 </p>
             })}
         </header>
+        {(kind != ModuleKind::Project).then(|| view! {
+            <p><A href=format!("/launch?module={path}") attr:class="button" attr:id="run-button">"Run"</A></p>
+        })}
         <Summary m=m.clone() latest/>
         {match kind {
             ModuleKind::Project => view! { <h2>"Modules"</h2> <Children children/> }.into_any(),

@@ -1,0 +1,162 @@
+//! The launch form: the Run button of an image or a deployment opens it. It offers the
+//! per-run overrides — keep-running, tags, timeout, multiplicity and connector per node, and
+//! the nodes' inputs (linked inputs are shown, not editable) — and launches the run.
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use model::run::{KeepRunning, RunRequest};
+use model::ParamType;
+
+use crate::api::{launch, launch_form, LaunchSpec};
+use crate::error_text;
+
+#[component]
+pub fn Launch() -> impl IntoView {
+    let query = use_query_map();
+    let module = move || query.read().get("module").unwrap_or_default();
+    let form = Resource::new(module, launch_form);
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match form.await {
+                    Ok(f) => view! { <LaunchView form=f/> }.into_any(),
+                    Err(e) => view! { <p class="error" id="page-error">{error_text(&e)}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// One editable field: (node, input, initial value, signal).
+type Field = (String, String, String, RwSignal<String>);
+
+#[component]
+fn LaunchView(form: LaunchSpec) -> impl IntoView {
+    let keep = RwSignal::new(form.keep_running.clone());
+    let tags = RwSignal::new(String::new());
+    let timeout = RwSignal::new(String::new());
+    let nodes: Vec<(String, i64, RwSignal<String>, String, RwSignal<String>)> = form
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.multiplicity, RwSignal::new(n.multiplicity.to_string()), n.connector.clone(), RwSignal::new(n.connector.clone())))
+        .collect();
+    let fields: Vec<Field> = form
+        .nodes
+        .iter()
+        .flat_map(|n| n.inputs.iter().filter(|i| i.linked.is_none()).map(move |i| (n.name.clone(), i.name.clone(), i.value.clone(), RwSignal::new(i.value.clone()))))
+        .collect();
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let navigate = use_navigate();
+    let module = form.module.clone();
+    let (nodes_for_submit, fields_for_submit) = (nodes.clone(), fields.clone());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let mut req = RunRequest { module: module.clone(), keep_running: KeepRunning::parse(&keep.get_untracked()), ..Default::default() };
+        req.tags = tags.get_untracked().split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+        let t = timeout.get_untracked();
+        if !t.trim().is_empty() {
+            match t.trim().parse::<i64>() {
+                Ok(minutes) => req.timeout = Some(minutes * 60),
+                Err(_) => {
+                    error.set(Some(format!("timeout: `{t}` is not a number of minutes")));
+                    return;
+                }
+            }
+        }
+        for (name, declared, mult, connector, chosen) in &nodes_for_submit {
+            let m = mult.get_untracked();
+            match m.trim().parse::<i64>() {
+                Ok(v) if v != *declared => {
+                    req.multiplicity.insert(name.clone(), v);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    error.set(Some(format!("multiplicity of {name}: `{m}` is not a number")));
+                    return;
+                }
+            }
+            if chosen.get_untracked() != *connector {
+                req.connectors.insert(name.clone(), chosen.get_untracked());
+            }
+        }
+        for (node, input, initial, value) in &fields_for_submit {
+            if value.get_untracked() != *initial {
+                req.params.insert(format!("{node}:{input}"), value.get_untracked());
+            }
+        }
+        let body = serde_json::to_string(&req).expect("a request serialises");
+        let navigate = navigate.clone();
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            match launch(body).await {
+                Ok(id) => navigate(&format!("/runs/{id}"), Default::default()),
+                Err(e) => {
+                    error.set(Some(error_text(&e)));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    let connectors = form.connectors.clone();
+    view! {
+        <h1>"Run " {form.module.clone()} <span class="meta">" (version " {form.version} ")"</span></h1>
+        <form on:submit=submit id="launch-form" class="launch">
+            <section class="panel">
+                <h2>"Run settings"</h2>
+                <label>"Keep instances running"
+                    <select id="keep-running" bind:value=keep>
+                        {["never", "on-success", "on-error", "always"].map(|k| view! { <option value=k>{k}</option> })}
+                    </select>
+                </label>
+                <label>"Tags (comma-separated)" <input type="text" id="tags" bind:value=tags/></label>
+                <label>"Timeout per state, minutes (empty: your profile's)" <input type="text" id="timeout" bind:value=timeout/></label>
+            </section>
+            {form.nodes.iter().zip(nodes).map(|(n, (_, _, mult, _, chosen))| {
+                let node = n.name.clone();
+                let connectors = connectors.clone();
+                view! {
+                    <section class="panel" data-node=node.clone()>
+                        <h2>"Node " {node.clone()}</h2>
+                        <label>"Multiplicity" <input type="number" min="0" max="1000" id=format!("multiplicity-{node}") bind:value=mult/></label>
+                        <label>"Connector"
+                            <select id=format!("connector-{node}") bind:value=chosen>
+                                {connectors.into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        {n.inputs.iter().map(|i| {
+                            let field = fields.iter().find(|(fnode, fname, _, _)| *fnode == n.name && *fname == i.name).map(|f| f.3);
+                            let id = format!("input-{}-{}", n.name, i.name.replace('.', "-"));
+                            match (field, &i.linked) {
+                                (_, Some(link)) => view! {
+                                    <p class="linked"><code>{i.name.clone()}</code> " is linked to " <code>{link.clone()}</code></p>
+                                }.into_any(),
+                                (Some(value), None) => {
+                                    let label = if i.description.is_empty() { i.name.clone() } else { format!("{} — {}", i.name, i.description) };
+                                    let input = match i.kind {
+                                        ParamType::Enum => view! {
+                                            <select id=id bind:value=value>
+                                                {i.values.iter().map(|v| view! { <option value=v.clone()>{v.clone()}</option> }).collect_view()}
+                                            </select>
+                                        }.into_any(),
+                                        ParamType::Boolean => view! {
+                                            <select id=id bind:value=value>
+                                                <option value="true">"true"</option><option value="false">"false"</option>
+                                            </select>
+                                        }.into_any(),
+                                        ParamType::Secret => view! { <input type="password" id=id bind:value=value/> }.into_any(),
+                                        _ => view! { <input type="text" id=id bind:value=value/> }.into_any(),
+                                    };
+                                    view! { <label>{label} {input}</label> }.into_any()
+                                }
+                                (None, None) => ().into_any(),
+                            }
+                        }).collect_view()}
+                    </section>
+                }
+            }).collect_view()}
+            {move || error.get().map(|e| view! { <p class="error" id="form-error">{e}</p> })}
+            <button type="submit" id="launch" disabled=move || busy.get()>"Run"</button>
+        </form>
+    }
+}

@@ -1,0 +1,263 @@
+//! The runs list and the live run page. The page is rendered on the server with the run as
+//! it is; in the browser it then follows the run over the websocket (`/api/v1/ws?run=…`):
+//! parameter sets and log lines are applied as they come, and each state change or report
+//! reloads the run's detail. A dropped socket reconnects with the last event seen, so no state
+//! change is missed.
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+use model::run::{LiveEvent, RunSummary};
+use model::RunState;
+
+use crate::api::{list_runs, run_page, RunPageData, TerminateRun, LOG_TAIL};
+use crate::{error_text, format_time};
+
+/// State shown with its name and a symbol, not by colour alone.
+pub fn state_badge(state: RunState) -> impl IntoView {
+    let symbol = match state {
+        RunState::Done => "✓",
+        RunState::Aborted => "✗",
+        RunState::Cancelled => "⊘",
+        RunState::Ready => "●",
+        _ => "…",
+    };
+    view! { <span class=format!("state state-{}", state.as_str().to_lowercase())>{symbol} " " {state.as_str()}</span> }
+}
+
+#[component]
+pub fn RunsList() -> impl IntoView {
+    let runs = Resource::new(|| (), |_| list_runs());
+    view! {
+        <h1>"Runs"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match runs.await {
+                    Ok(list) if list.is_empty() => view! { <p class="empty">"No runs yet. Open a deployment and press Run."</p> }.into_any(),
+                    Ok(list) => view! { <RunsTable runs=list/> }.into_any(),
+                    Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn RunsTable(runs: Vec<RunSummary>) -> impl IntoView {
+    view! {
+        <table class="list" id="runs">
+            <thead><tr><th>"Run"</th><th>"Module"</th><th>"State"</th><th>"Started"</th><th>"Tags"</th></tr></thead>
+            <tbody>
+                {runs.into_iter().map(|r| {
+                    let (row_id, href, short) = (r.id.clone(), format!("/runs/{}", r.id), r.id[..8].to_string());
+                    view! {
+                    <tr data-run=row_id>
+                        <td><A href=href>{short}</A></td>
+                        <td>{r.module.clone()} "@" {r.module_version}</td>
+                        <td>{state_badge(r.state)}</td>
+                        <td>{format_time(r.created_at)}</td>
+                        <td>{r.tags.join(", ")}</td>
+                    </tr>
+                }}).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let data = Resource::new(id, run_page);
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(d) => view! { <RunView data=d/> }.into_any(),
+                    Err(e) => view! { <p class="error" id="page-error">{error_text(&e)}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn RunView(data: RunPageData) -> impl IntoView {
+    let id = data.detail.summary.id.clone();
+    let page = RwSignal::new(data);
+    #[cfg(feature = "hydrate")]
+    {
+        let since = page.with_untracked(|d| d.events.iter().map(|e| e.seq).max().unwrap_or(0));
+        live::follow(id.clone(), since, page);
+    }
+    let terminate = ServerAction::<TerminateRun>::new();
+    let short = id[..8].to_string();
+    let hidden_id = StoredValue::new(id.clone());
+    let summary = move || page.with(|d| d.detail.summary.clone());
+    let state = move || summary().state;
+    view! {
+        <nav class="breadcrumbs"><A href="/runs">"Runs"</A> " / " {short}</nav>
+        <header class="module-head">
+            <h1>"Run of " <A href=move || format!("/modules/{}?version={}", summary().module, summary().module_version)>
+                {move || format!("{}@{}", summary().module, summary().module_version)}</A></h1>
+            <p>
+                <span id="run-state" data-state=move || state().as_str()>{move || state_badge(state())}</span>
+                " · started " {move || format_time(summary().created_at)}
+                " · keep running: " {move || summary().keep_running.as_str()}
+                {move || (!summary().tags.is_empty()).then(|| format!(" · tags: {}", summary().tags.join(", ")))}
+            </p>
+            <Show when=move || !state().is_terminal()>
+                <ActionForm action=terminate attr:class="inline">
+                    <input type="hidden" name="id" value=hidden_id.get_value()/>
+                    <button type="submit" id="terminate">"Terminate"</button>
+                </ActionForm>
+            </Show>
+        </header>
+        {move || summary().abort.map(|msg| view! { <div class="abort-banner" id="abort" role="alert"><strong>"Aborted: "</strong>{msg}</div> })}
+        <section class="panel">
+            <h2>"Instances"</h2>
+            <table class="list" id="instances">
+                <thead><tr><th>"Instance"</th><th>"Address"</th><th>"Completed"</th><th>"Running"</th><th>"Message"</th></tr></thead>
+                <tbody>
+                    {move || page.with(|d| d.detail.instances.iter().map(|i| {
+                        let key = format!("{}:statecustom", i.name);
+                        let abort_key = format!("{}:abort", i.name);
+                        let message = d.detail.params.get(&key).cloned().flatten().unwrap_or_default();
+                        let failed = d.detail.params.get(&abort_key).cloned().flatten();
+                        let is_failed = failed.is_some();
+                        view! {
+                            <tr data-instance=i.name.clone() class:failed=is_failed>
+                                <td><strong>{i.name.clone()}</strong></td>
+                                <td><code>{i.address.clone()}</code></td>
+                                <td>{i.completed.map(|c| c.as_str()).unwrap_or("—")}</td>
+                                <td>{if i.running { "yes" } else { "no" }}</td>
+                                <td class="statecustom">{message}{failed.map(|f| view! { <span class="error">" ✗ " {f}</span> })}</td>
+                            </tr>
+                        }
+                    }).collect_view())}
+                </tbody>
+            </table>
+        </section>
+        <section class="panel">
+            <h2>"Reports"</h2>
+            <ul id="reports">
+                {move || page.with(|d| d.reports.iter().map(|r| {
+                    let href = format!("/api/v1/runs/{}/reports/{}/{}", d.detail.summary.id, r.instance, r.file);
+                    view! { <li><a href=href download=r.file.clone()>{r.file.clone()}</a> " (" {r.size} " bytes)"</li> }
+                }).collect_view())}
+            </ul>
+        </section>
+        <section class="panel">
+            <h2>"Output"</h2>
+            <pre class="log" id="log">
+                {move || page.with(|d| d.logs.iter().map(|l| format!("[{}] {}\n", l.instance, l.line)).collect::<String>())}
+            </pre>
+        </section>
+        <section class="panel">
+            <h2>"Parameters"</h2>
+            <table class="list" id="params">
+                <tbody>
+                    {move || page.with(|d| d.detail.params.iter().map(|(k, v)| view! {
+                        <tr><td><code>{k.clone()}</code></td><td>{v.clone().unwrap_or_else(|| "(unset)".into())}</td></tr>
+                    }).collect_view())}
+                </tbody>
+            </table>
+        </section>
+        <section class="panel">
+            <h2>"Events"</h2>
+            <table class="list" id="events">
+                <tbody>
+                    {move || page.with(|d| d.events.iter().map(|e| view! {
+                        <tr><td>{format_time(e.at)}</td><td>{e.kind.clone()}</td><td>{e.message.clone()}</td></tr>
+                    }).collect_view())}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+/// Applies one live message to the page; returns whether the whole run should be reloaded.
+pub fn apply(d: &mut RunPageData, e: LiveEvent) -> bool {
+    match e {
+        LiveEvent::Param { key, value, .. } => {
+            if key == "ss:abort" {
+                d.detail.summary.abort = value.clone();
+            }
+            d.detail.params.insert(key, value);
+            false
+        }
+        LiveEvent::Log { line, .. } => {
+            d.logs.push(line);
+            let extra = d.logs.len().saturating_sub(LOG_TAIL);
+            d.logs.drain(..extra);
+            false
+        }
+        LiveEvent::State { state, .. } => {
+            d.detail.summary.state = state;
+            true
+        }
+        LiveEvent::Event { event, .. } => {
+            let reload = event.kind == "report" || event.kind == "state";
+            if !d.events.iter().any(|x| x.seq == event.seq) {
+                d.events.push(event);
+            }
+            reload
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod live {
+    use futures::StreamExt;
+    use leptos::prelude::*;
+    use model::run::LiveEvent;
+
+    use crate::api::{run_page, RunPageData};
+
+    async fn sleep_ms(ms: u64) {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        set_timeout(
+            move || {
+                let _ = tx.send(());
+            },
+            std::time::Duration::from_millis(ms),
+        );
+        let _ = rx.await;
+    }
+
+    /// Follows the run over the websocket, reconnecting (with the last event seen) until the
+    /// run has ended or the page is gone.
+    pub fn follow(id: String, mut since: i64, page: RwSignal<RunPageData>) {
+        leptos::task::spawn_local(async move {
+            loop {
+                let location = window().location();
+                let proto = if location.protocol().as_deref() == Ok("https:") { "wss" } else { "ws" };
+                let url = format!("{proto}://{}/api/v1/ws?run={id}&since={since}", location.host().unwrap_or_default());
+                if let Ok(ws) = gloo_net::websocket::futures::WebSocket::open(&url) {
+                    let (_keep_open, mut read) = ws.split();
+                    while let Some(Ok(gloo_net::websocket::Message::Text(text))) = read.next().await {
+                        let Ok(e) = serde_json::from_str::<LiveEvent>(&text) else { continue };
+                        if let LiveEvent::Event { event, .. } = &e {
+                            since = since.max(event.seq);
+                        }
+                        let Some(reload) = page.try_update(|d| super::apply(d, e)) else { return };
+                        if reload {
+                            if let Ok(fresh) = run_page(id.clone()).await {
+                                if page.try_set(fresh).is_some() {
+                                    return;
+                                }
+                            }
+                        }
+                        if page.try_with_untracked(|d| d.detail.summary.state.is_terminal()) != Some(false) {
+                            return;
+                        }
+                    }
+                }
+                if page.try_with_untracked(|d| d.detail.summary.state.is_terminal()) != Some(false) {
+                    return;
+                }
+                sleep_ms(1000).await;
+            }
+        });
+    }
+}
