@@ -1,8 +1,9 @@
 //! The executor (`slipstream-agent run`): takes one instance through the run's lifecycle.
 //!
 //! - Provisioning: publish `hostname` and `instanceid`, complete.
-//! - Executing: run the `execute` scripts, root image first; a non-zero exit raises the abort
-//!   with the instance, the script and its last stderr line; complete either way.
+//! - Executing: run `prerecipe`, `packages`, `recipe`, then `execute`, each root image first; a
+//!   non-zero exit raises the abort with the instance, the script and its last stderr line and
+//!   skips the rest; complete either way.
 //! - SendingReports: run the `report` scripts with `SLIPSTREAM_REPORT_DIR`, upload the report
 //!   directory as `<instance>_report_<time>.tgz`, complete — also after an abort.
 //! - Ready: nothing; Finalizing or a final state: exit.
@@ -89,9 +90,13 @@ impl Executor {
                     self.complete(state)?;
                 }
                 RunState::Executing => {
-                    if !self.aborted() {
-                        let plan = self.plan()?;
-                        self.run_chain(&plan, "execute")?;
+                    let plan = self.plan()?;
+                    // Image creation first (root image first in each), then deployment.
+                    for target in ["prerecipe", "packages", "recipe", "execute"] {
+                        if self.aborted() {
+                            break;
+                        }
+                        self.run_chain(&plan, target)?;
                     }
                     self.complete(state)?;
                 }

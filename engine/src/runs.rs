@@ -175,13 +175,16 @@ impl Engine {
             let image_id = image.images.get(&connector).cloned().ok_or_else(|| {
                 Error::invalid(path.as_str(), format!("connectors.{name}"), format!("image `{image_path}` has no image id for connector `{connector}`"))
             })?;
-            let targets = image
+            let mut targets: BTreeMap<String, Vec<PlannedScript>> = image
                 .targets
                 .iter()
                 .map(|(t, scripts)| {
                     (t.clone(), scripts.iter().map(|s| PlannedScript { module: s.module.clone(), version: s.version, script: s.script.clone() }).collect())
                 })
                 .collect();
+            // Image creation, root first. No connector here keeps built images yet, so the
+            // recipes of every level run at deploy time.
+            add_build_recipes(&mut targets, &image.chain, &image_path, image_version);
             planned.insert(
                 name.clone(),
                 PlannedNode { image: image_path.clone(), image_version, connector: connector.clone(), image_id, multiplicity: multiplicity as u32, targets },
@@ -813,6 +816,46 @@ impl Engine {
         let rows = sqlx::query("SELECT node, COUNT(*) AS n FROM run_instances WHERE run_id = $1 GROUP BY node").bind(run).fetch_all(&self.db.pool).await?;
         rows.iter().map(|r| Ok((r.try_get("node")?, r.try_get("n")?))).collect()
     }
+}
+
+/// Adds the `prerecipe`, `packages` and `recipe` scripts of an image's chain (root first).
+fn add_build_recipes(targets: &mut BTreeMap<String, Vec<PlannedScript>>, chain: &[crate::inherit::Level], image: &str, version: u32) {
+    for (name, pick) in [("prerecipe", 0), ("recipe", 1)] {
+        let scripts: Vec<PlannedScript> = chain
+            .iter()
+            .filter_map(|l| {
+                let text = if pick == 0 { &l.module.prerecipe } else { &l.module.recipe };
+                (!text.trim().is_empty()).then(|| PlannedScript { module: l.path.clone(), version: l.version, script: text.clone() })
+            })
+            .collect();
+        if !scripts.is_empty() {
+            targets.insert(name.into(), scripts);
+        }
+    }
+    let mut packages: Vec<&str> = Vec::new();
+    for p in chain.iter().flat_map(|l| l.module.packages.iter()) {
+        if !packages.contains(&p.as_str()) {
+            packages.push(p);
+        }
+    }
+    if !packages.is_empty() {
+        targets.insert("packages".into(), vec![PlannedScript { module: image.into(), version, script: packages_script(&packages) }]);
+    }
+}
+
+/// One install command for the union of the chain's packages, with the node's package manager.
+fn packages_script(packages: &[&str]) -> String {
+    let list = packages.join(" ");
+    format!(
+        "#!/bin/sh -e\n# Packages of the image and its parents\n\
+         if command -v apt-get >/dev/null 2>&1; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {list}\n\
+         elif command -v dnf >/dev/null 2>&1; then dnf install -y {list}\n\
+         elif command -v yum >/dev/null 2>&1; then yum install -y {list}\n\
+         elif command -v zypper >/dev/null 2>&1; then zypper install -yn {list}\n\
+         elif command -v apk >/dev/null 2>&1; then apk add --no-cache {list}\n\
+         else echo \"no package manager to install: {list}\" >&2; exit 1\n\
+         fi\n"
+    )
 }
 
 fn parse_state(s: &str) -> Result<RunState> {

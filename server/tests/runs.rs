@@ -229,6 +229,58 @@ async fn a_failing_execute_aborts_with_the_scripts_last_stderr_line() {
 }
 
 #[tokio::test]
+async fn recipes_then_targets_run_root_image_first() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "r"})).await;
+    s.save(json!({"kind": "image", "path": "r/parent", "reference": "examples/images/busybox",
+        "recipe": "#!/bin/sh\necho parent-recipe >> order.txt\n",
+        "targets": {"execute": "#!/bin/sh\necho parent-execute >> order.txt\n"}})).await;
+    s.save(json!({"kind": "image", "path": "r/child", "reference": "r/parent",
+        "prerecipe": "#!/bin/sh\necho child-prerecipe >> order.txt\n",
+        "recipe": "#!/bin/sh\necho child-recipe >> order.txt\n",
+        "targets": {"execute": "#!/bin/sh\necho child-execute >> order.txt\ncp order.txt \"$SLIPSTREAM_REPORT_DIR\"\n"}})).await;
+    let run = s.launch(json!({"module": "r/child", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    let order = s.report_file(&run, "machine.1", "order.txt").await;
+    assert_eq!(order.lines().collect::<Vec<_>>(), ["child-prerecipe", "parent-recipe", "child-recipe", "parent-execute", "child-execute"]);
+}
+
+#[tokio::test]
+async fn a_run_stuck_in_a_state_times_out_naming_the_instances_and_is_stopped() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "slow"})).await;
+    s.save(json!({"kind": "image", "path": "slow/sleeper", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\nsleep 300\n", "report": "#!/bin/sh\necho reported > \"$SLIPSTREAM_REPORT_DIR/r.txt\"\n"}})).await;
+    let t = Instant::now();
+    let run = s.launch(json!({"module": "slow/sleeper", "keep_running": "never", "timeout": 2})).await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    assert!(t.elapsed() < Duration::from_secs(30), "stopped long before the script's 300 s: {:?}", t.elapsed());
+    let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
+    assert!(abort.contains("timed out") && abort.contains("Executing") && abort.contains("machine.1"), "{abort}");
+    assert_eq!(s.report_file(&run, "machine.1", "r.txt").await.trim(), "reported", "reports are kept on timeout");
+}
+
+#[tokio::test]
+async fn deploying_needs_the_deploy_right() {
+    let s = sqlite().await;
+    save_test_images(&s).await;
+    let other = Client::builder().cookie_store(true).build().unwrap();
+    other.post(s.api("/auth/register")).json(&json!({"name": "oscar", "password": "battery staple"})).send().await.unwrap();
+    let r = other.post(s.api("/runs")).json(&json!({"module": "t/waiter"})).send().await.unwrap();
+    assert_eq!(r.status(), 403, "private module");
+    s.c.patch(s.api("/modules/t/waiter")).json(&json!({"public": {"read": true}})).send().await.unwrap();
+    assert_eq!(other.post(s.api("/runs")).json(&json!({"module": "t/waiter"})).send().await.unwrap().status(), 403, "read is not deploy");
+    s.c.patch(s.api("/modules/t/waiter")).json(&json!({"public": {"deploy": true}})).send().await.unwrap();
+    let r = other.post(s.api("/runs")).json(&json!({"module": "t/waiter", "keep_running": "never", "timeout": 5})).send().await.unwrap();
+    assert_eq!(r.status(), 201, "public deploy");
+    let bad = other.post(s.api("/runs")).json(&json!({"module": "t/waiter", "multiplicity": {"nope": 2}})).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["field"], "multiplicity.nope");
+    let r = Client::new().post(s.api("/runs")).json(&json!({"module": "t/waiter"})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
 async fn ss_get_with_timeout_2_exits_9_after_about_2_seconds() {
     let s = sqlite().await;
     s.save(json!({"kind": "project", "path": "g"})).await;
