@@ -231,10 +231,15 @@ impl Executor {
                             while Instant::now() < grace && !done.load(Ordering::SeqCst) {
                                 std::thread::sleep(Duration::from_millis(50));
                             }
-                            if !done.load(Ordering::SeqCst) {
-                                stopped.store(true, Ordering::SeqCst);
-                                stop_group(pgid);
+                            if done.load(Ordering::SeqCst) {
+                                return;
                             }
+                            // `ss-abort --cancel` may have cleared it meanwhile (debugging).
+                            if c.get("/params/ss:abort?wait=0&ignoreabort=true", Duration::from_secs(10)).is_err() {
+                                continue;
+                            }
+                            stopped.store(true, Ordering::SeqCst);
+                            stop_group(pgid);
                             return;
                         }
                         Err(Failure::Status(408, _)) => {}

@@ -261,6 +261,21 @@ async fn a_run_stuck_in_a_state_times_out_naming_the_instances_and_is_stopped() 
 }
 
 #[tokio::test]
+async fn ss_abort_cancel_clears_the_flag_and_the_run_goes_on() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "dbg"})).await;
+    s.save(json!({"kind": "image", "path": "dbg/flaky", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh -e\nss-abort \"first try failed\"\nss-abort --cancel\nsleep 3\nss-display recovered\n"}})).await;
+    let run = s.launch(json!({"module": "dbg/flaky", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    let d = s.detail(&run).await;
+    assert_eq!(statecustom(&d, "machine.1"), "recovered", "not stopped after the grace period: {d}");
+    let events: Value = s.c.get(s.api(&format!("/runs/{run}/events"))).send().await.unwrap().json().await.unwrap();
+    let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"abort") && kinds.contains(&"abort-cancelled"), "{kinds:?}");
+}
+
+#[tokio::test]
 async fn deploying_needs_the_deploy_right() {
     let s = sqlite().await;
     save_test_images(&s).await;
