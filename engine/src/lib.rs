@@ -78,10 +78,13 @@ impl Engine {
     }
 
     pub async fn open_with(url: &str, config: RunConfig) -> Result<Self> {
-        use sqlx::Row;
         let db = Db::connect(url).await?;
-        let instances: i64 = sqlx::query("SELECT COUNT(*) AS n FROM run_instances").fetch_one(&db.pool).await?.try_get("n")?;
-        let local = connectors::local::Local::new(config.data_dir.clone(), config.agent_bin.clone(), instances as u64);
+        // Loopback addresses are handed out from a random point of a 4-million-address range:
+        // several servers on one host (or one restarted next to live instances) do not meet.
+        let mut seed = [0u8; 4];
+        getrandom::fill(&mut seed).expect("the OS random source is available");
+        let first_address = u64::from(u32::from_le_bytes(seed) % connectors::local::ADDRESS_SPACE);
+        let local = connectors::local::Local::new(config.data_dir.clone(), config.agent_bin.clone(), first_address);
         let (live, _) = tokio::sync::broadcast::channel(4096);
         let rt = Runtime {
             waits: waits::Waits::default(),

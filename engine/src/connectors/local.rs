@@ -15,6 +15,9 @@ use crate::{Error, Result};
 /// The names the agent answers to (multi-call by argv[0]).
 pub const AGENT_COMMANDS: [&str; 7] = ["ss-get", "ss-set", "ss-abort", "ss-display", "ss-random", "ss-get-all", "slipstream-agent"];
 
+/// How many loopback addresses the connector cycles through (127.2.0.1 upwards).
+pub const ADDRESS_SPACE: u32 = 1 << 22;
+
 pub struct Local {
     data_dir: PathBuf,
     agent: Option<PathBuf>,
@@ -22,15 +25,14 @@ pub struct Local {
 }
 
 impl Local {
-    /// `first_address`: how many addresses were handed out before (instances in the database),
-    /// so a restarted server does not give a live instance's address to a new one.
+    /// `first_address`: where in [`ADDRESS_SPACE`] to start handing out addresses.
     pub fn new(data_dir: PathBuf, agent: Option<PathBuf>, first_address: u64) -> Self {
         Self { data_dir, agent, next_address: AtomicU64::new(first_address) }
     }
 
     fn address(n: u64) -> String {
         // 127.2.0.1 upwards; all of 127/8 is routed to the loopback interface.
-        let n = n + 1;
+        let n = n % u64::from(ADDRESS_SPACE) + 1;
         format!("127.{}.{}.{}", 2 + (n >> 16) % 250, (n >> 8) & 255, n & 255)
     }
 
@@ -164,7 +166,7 @@ mod tests {
 
     #[test]
     fn addresses_are_distinct_loopback_addresses() {
-        let a: Vec<String> = (0..70_000u64).step_by(997).map(super::Local::address).collect();
+        let a: Vec<String> = (0..u64::from(super::ADDRESS_SPACE)).step_by(997).map(super::Local::address).collect();
         let mut b = a.clone();
         b.sort();
         b.dedup();
