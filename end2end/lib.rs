@@ -193,6 +193,15 @@ pub async fn click(c: &Client, css: &str) -> Step {
     c.find(Locator::Css(css)).await.map_err(err(css))?.click().await.map_err(err(css))
 }
 
+/// Signs up a new account (the first on a fresh server is its administrator).
+pub async fn sign_up(c: &Client, base: &str, name: &str, password: &str) -> Step {
+    open(c, &format!("{base}/signup")).await?;
+    type_into(c, sel::NAME, name).await?;
+    type_into(c, sel::PASSWORD, password).await?;
+    click(c, sel::SUBMIT).await?;
+    wait_text(c, sel::SIGNED_IN_AS, |t| t == name).await.map(|_| ())
+}
+
 /// Chooses `value` in the `<select>` matched by `css`.
 pub async fn select(c: &Client, css: &str, value: &str) -> Step {
     let option = format!("{css} option[value='{value}']");

@@ -9,11 +9,7 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
     let (_driver, c) = start_browser().await;
     let journey = async {
         // Sign up: the first account on this server.
-        open(&c, &format!("{base}/signup")).await?;
-        type_into(&c, sel::NAME, "olivia").await?;
-        type_into(&c, sel::PASSWORD, "correct horse").await?;
-        click(&c, sel::SUBMIT).await?;
-        wait_text(&c, sel::SIGNED_IN_AS, |t| t == "olivia").await?;
+        sign_up(&c, &base, "olivia", "correct horse").await?;
 
         // The project browser lists the examples; open the Hello World deployment.
         open(&c, &format!("{base}/modules")).await?;
@@ -56,11 +52,7 @@ async fn a_user_runs_hello_world_and_watches_it_finish_live() {
     let (_server, base) = start_server();
     let (_driver, c) = start_browser().await;
     let journey = async {
-        open(&c, &format!("{base}/signup")).await?;
-        type_into(&c, sel::NAME, "olivia").await?;
-        type_into(&c, sel::PASSWORD, "correct horse").await?;
-        click(&c, sel::SUBMIT).await?;
-        wait_text(&c, sel::SIGNED_IN_AS, |t| t == "olivia").await?;
+        sign_up(&c, &base, "olivia", "correct horse").await?;
 
         // Press Run on the deployment; the launch form lists its nodes and linked inputs.
         open(&c, &format!("{base}/modules/examples/tutorials/hello/client_server")).await?;

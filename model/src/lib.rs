@@ -9,6 +9,7 @@
 //! - [`run`]: runs, instances, events, logs and reports as the API returns them
 //! - [`state`]: run states and their order
 //! - [`account`]: users, profiles and API tokens as the API returns them
+//! - [`time`]: calendar fields of Unix times (no clock needed)
 //! - [`error`]: [`FieldError`], the error that names the module, the field and the reason
 
 pub mod account;
@@ -18,6 +19,7 @@ pub mod module;
 pub mod path;
 pub mod run;
 pub mod state;
+pub mod time;
 pub mod validate;
 
 pub use error::FieldError;
