@@ -46,7 +46,8 @@ pub enum Event {
     /// The user terminated the run.
     Terminate,
     /// The run stayed too long in its state; `pending` names the instances not done.
-    Timeout { pending: Vec<String>, minutes: i64 },
+    /// `repeated`: the state already timed out once and the run is still stuck in it.
+    Timeout { pending: Vec<String>, minutes: i64, repeated: bool },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -87,18 +88,22 @@ pub fn next(run: &RunView, event: &Event) -> Vec<Action> {
             Finalizing => vec![],
             _ => vec![Action::SetState(Cancelled), Action::StopInstances],
         },
-        Event::Timeout { pending, minutes } => {
+        Event::Timeout { pending, minutes, repeated } => {
             if run.state == Ready || run.state == Finalizing {
                 vec![]
-            } else if run.aborted {
-                // Aborted and still stuck: the instances cannot finish; stop them.
-                vec![Action::SetState(Finalizing), Action::StopInstances, Action::SetState(Aborted)]
-            } else {
+            } else if !run.aborted {
                 vec![Action::RaiseAbort(format!(
                     "The run timed out: it stayed in {} longer than {minutes} min; not completed: {}",
                     run.state.as_str(),
                     if pending.is_empty() { "none".into() } else { pending.join(", ") }
                 ))]
+            } else if *repeated {
+                // Aborted and still stuck a period later: the instances cannot finish; stop them.
+                vec![Action::SetState(Finalizing), Action::StopInstances, Action::SetState(Aborted)]
+            } else {
+                // Aborted earlier (maybe by the previous state's timeout): the instances are
+                // stopping their scripts and sending reports; give them one more period.
+                vec![]
             }
         }
         _ => vec![],
@@ -142,7 +147,8 @@ mod tests {
         let p = Some(Provisioning);
         let e = Some(Executing);
         let r = Some(SendingReports);
-        let timeout = Event::Timeout { pending: vec!["web.1".into()], minutes: 30 };
+        let timeout = Event::Timeout { pending: vec!["web.1".into()], minutes: 30, repeated: false };
+        let again = Event::Timeout { pending: vec!["web.1".into()], minutes: 30, repeated: true };
         let cases: Vec<(&str, RunView, Event, Vec<Action>)> = vec![
             ("creation starts the instances", view(Initializing, false, Never, &[None, None]), Event::Created,
                 vec![SetState(Provisioning), StartInstances]),
@@ -169,7 +175,8 @@ mod tests {
             ("nothing happens after the end", view(Aborted, true, Never, &[None]), Event::Completed, vec![]),
             ("a timeout raises the abort naming the instances", view(Executing, false, Never, &[None]), timeout.clone(),
                 vec![RaiseAbort("The run timed out: it stayed in Executing longer than 30 min; not completed: web.1".into())]),
-            ("a second timeout stops an aborted run", view(Executing, true, Never, &[None]), timeout.clone(),
+            ("a first timeout of an already aborted run waits one more period", view(SendingReports, true, Never, &[None]), timeout.clone(), vec![]),
+            ("a repeated timeout stops an aborted run", view(Executing, true, Never, &[None]), again,
                 vec![SetState(Finalizing), StopInstances, SetState(Aborted)]),
             ("Ready never times out", view(Ready, false, Always, &[r]), timeout, vec![]),
         ];

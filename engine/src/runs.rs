@@ -24,6 +24,8 @@ use crate::{now_ms, Engine, Error, Result};
 /// Parameters every instance has, written by the platform or the agent.
 pub const RESERVED_INSTANCE_PARAMS: [&str; 7] = ["hostname", "instanceid", "statecustom", "abort", "complete", "url.service", "url.ssh"];
 const MAX_INSTANCES: i64 = 1000;
+/// The least time an aborted run that is stuck gets before it is stopped.
+const REPEAT_MIN_MS: i64 = 30_000;
 /// Marks an instance that could not be started: it no longer holds back any barrier.
 const GONE: &str = "gone";
 
@@ -394,6 +396,7 @@ impl Engine {
         let run = run.to_string();
         tokio::spawn(async move {
             let mut wake_at = since + seconds * 1000;
+            let mut repeated = false;
             loop {
                 tokio::time::sleep(Duration::from_millis((wake_at - now_ms()).max(0) as u64)).await;
                 let row = sqlx::query("SELECT state, state_changed_at FROM runs WHERE id = $1").bind(&run).fetch_optional(&engine.db.pool).await;
@@ -404,11 +407,13 @@ impl Engine {
                     return; // the run moved on
                 }
                 let pending = engine.pending_instances(&run, state).await.unwrap_or_default();
-                if let Err(e) = engine.drive(&run, Event::Timeout { pending, minutes: (seconds + 59) / 60 }).await {
+                if let Err(e) = engine.drive(&run, Event::Timeout { pending, minutes: (seconds + 59) / 60, repeated }).await {
                     tracing::error!(run, error = %e, "timeout handling failed");
                 }
-                // Still stuck one more period after the abort: the next timeout stops the run.
-                wake_at += seconds * 1000;
+                // Still stuck a period later, the run is stopped. The period is at least
+                // REPEAT_MIN, so stopping scripts and sending reports fit even in short timeouts.
+                repeated = true;
+                wake_at = now_ms() + (seconds * 1000).max(REPEAT_MIN_MS);
             }
         });
         Ok(())

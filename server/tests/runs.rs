@@ -252,7 +252,7 @@ async fn a_run_stuck_in_a_state_times_out_naming_the_instances_and_is_stopped() 
     s.save(json!({"kind": "image", "path": "slow/sleeper", "reference": "examples/images/busybox",
         "targets": {"execute": "#!/bin/sh\nsleep 300\n", "report": "#!/bin/sh\necho reported > \"$SLIPSTREAM_REPORT_DIR/r.txt\"\n"}})).await;
     let t = Instant::now();
-    let run = s.launch(json!({"module": "slow/sleeper", "keep_running": "never", "timeout": 2})).await;
+    let run = s.launch(json!({"module": "slow/sleeper", "keep_running": "never", "timeout": 3})).await;
     assert_eq!(s.finished(&run).await, "Aborted");
     assert!(t.elapsed() < Duration::from_secs(30), "stopped long before the script's 300 s: {:?}", t.elapsed());
     let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
