@@ -15,8 +15,9 @@ use std::time::Instant;
 type Result<T = ()> = std::result::Result<T, String>;
 
 const SITE_NAME: &str = "site";
-/// Debian packages the test suite needs (browser tests, the PostgreSQL pass).
-const TEST_PACKAGES: &[&str] = &["chromium", "chromium-driver", "postgresql"];
+/// Debian packages the test suite needs: browser tests, the PostgreSQL pass, and what the
+/// example modules' scripts run on the local connector (a web server and a client).
+const TEST_PACKAGES: &[&str] = &["chromium", "chromium-driver", "postgresql", "python3", "wget"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
