@@ -238,3 +238,39 @@ pub async fn launch(request: String) -> Result<String, ServerFnError> {
     let req: model::run::RunRequest = serde_json::from_str(&request).map_err(|e| ServerFnError::new(format!("bad launch request: {e}")))?;
     Ok(engine.create_run(user.as_ref(), req).await.map_err(ssr::fail)?.id)
 }
+
+#[server]
+pub async fn my_profile() -> Result<(model::Profile, Vec<model::ApiToken>), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in to see your profile"))?;
+    let profile = engine.profile(&user).await.map_err(ssr::fail)?;
+    let tokens = engine.list_api_tokens(&user).await.map_err(ssr::fail)?;
+    Ok((profile, tokens))
+}
+
+#[server]
+pub async fn save_profile(keep_running: String, run_timeout_minutes: String, ssh_public_key: String) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let minutes: i64 = run_timeout_minutes
+        .trim()
+        .parse()
+        .map_err(|_| ServerFnError::new(format!("run timeout: `{run_timeout_minutes}` is not a number of minutes")))?;
+    engine.update_profile(&user, &keep_running, minutes, &ssh_public_key).await.map_err(ssr::fail)?;
+    Ok(())
+}
+
+/// Creates an API token; the secret is returned this once.
+#[server]
+pub async fn new_api_token(name: String) -> Result<String, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    Ok(engine.create_api_token(&user, &name).await.map_err(ssr::fail)?.1)
+}
+
+#[server]
+pub async fn revoke_api_token(id: String) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    engine.revoke_api_token(&user, &id).await.map_err(ssr::fail)
+}

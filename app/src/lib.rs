@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`api`]: server functions (thin: they authenticate the caller and call the engine)
 //! - [`pages`]: one module per page (home, sign in/up, project browser and module view, catalog,
-//!   launch form, runs list, live run page)
+//!   launch form, runs list, live run page, profile)
 //! - [`App`], [`shell`]: the router and the HTML document around it
 
 #![recursion_limit = "256"]
@@ -57,6 +57,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/launch") view=pages::launch::Launch/>
                     <Route path=path!("/runs") view=pages::runs::RunsList/>
                     <Route path=path!("/runs/:id") view=pages::runs::RunPage/>
+                    <Route path=path!("/profile") view=pages::profile::Profile/>
                 </Routes>
             </main>
             <footer>
@@ -83,7 +84,7 @@ fn Nav() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match me.await {
                         Ok(Some(user)) => view! {
-                            <span class="user" id="signed-in-as">{user.name.clone()}</span>
+                            <A href="/profile" attr:class="user" attr:id="signed-in-as">{user.name.clone()}</A>
                             <ActionForm action=logout attr:class="inline">
                                 <button type="submit" id="signout">"Sign out"</button>
                             </ActionForm>

@@ -82,3 +82,47 @@ async fn a_user_runs_hello_world_and_watches_it_finish_live() {
     c.close().await.ok();
     journey.unwrap();
 }
+
+#[tokio::test]
+async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() {
+    let (_server, base) = start_server();
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        sign_up(&c, &base, "olivia", "correct horse").await?;
+        click(&c, sel::SIGNED_IN_AS).await?;
+        wait_for(&c, "#profile-form").await?;
+        select(&c, "#profile-keep-running", "always").await?;
+        type_into(&c, "#profile-timeout", "45").await?;
+        click(&c, "#profile-save").await?;
+        wait_for(&c, "#profile-saved").await?;
+        open(&c, &format!("{base}/profile")).await?;
+        let timeout = c.find(fantoccini::Locator::Css("#profile-timeout")).await.map_err(|e| e.to_string())?.prop("value").await.map_err(|e| e.to_string())?;
+        if timeout.as_deref() != Some("45") {
+            return Err(format!("the timeout was not kept: {timeout:?}"));
+        }
+        type_into(&c, "#token-name", "ci").await?;
+        click(&c, "#token-create").await?;
+        wait_text(&c, "#token-secret", |t| t.contains("sst_")).await?;
+        wait_text(&c, "#tokens", |t| t.contains("ci") && t.contains("never")).await?;
+        click(&c, "#tokens button.revoke").await?;
+        wait_text(&c, "#tokens", |t| !t.contains("never")).await?;
+        screenshot(&c, "profile").await?;
+
+        // Another user deploys the cluster from the catalog with two workers.
+        click(&c, sel::SIGN_OUT).await?;
+        wait_text(&c, "nav.top", |t| t.contains("Sign in")).await?;
+        sign_up(&c, &base, "oscar", "battery staple").await?;
+        open(&c, &format!("{base}/catalog")).await?;
+        click(&c, "a[data-deploy='examples/cluster/cluster']").await?;
+        wait_text(&c, sel::LAUNCH_FORM, |t| t.contains("Node worker")).await?;
+        select(&c, sel::KEEP_RUNNING, "never").await?;
+        type_into(&c, "#multiplicity-worker", "2").await?;
+        click(&c, sel::LAUNCH).await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        wait_text(&c, sel::INSTANCES, |t| t.contains("Cluster ready with 2 workers") && t.contains("worker.2")).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    c.close().await.ok();
+    journey.unwrap();
+}

@@ -28,12 +28,14 @@ pub fn Catalog() -> impl IntoView {
                             {list.into_iter().map(|m| {
                                 let href = format!("/modules/{}", m.path);
                                 let path = m.path.clone();
+                                let (deploy_href, deploy_path) = (format!("/launch?module={}", m.path), m.path.clone());
                                 view! {
                                     <li class="card" data-path=path>
                                         <span class=format!("kind kind-{}", m.kind.as_str())>{m.kind.as_str()}</span>
                                         <h2><A href=href>{m.path.clone()}</A></h2>
                                         <p>{m.description.clone()}</p>
                                         <p class="meta">"by " {m.owner.clone()} " · version " {m.version}</p>
+                                        <p><A href=deploy_href attr:class="button" attr:data-deploy=deploy_path>"Deploy"</A></p>
                                     </li>
                                 }
                             }).collect_view()}

@@ -140,9 +140,9 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
                                             </select>
                                         }.into_any(),
                                         ParamType::Boolean => view! {
-                                            <select id=id bind:value=value>
-                                                <option value="true">"true"</option><option value="false">"false"</option>
-                                            </select>
+                                            <input type="checkbox" id=id class="checkbox"
+                                                prop:checked=move || value.get() == "true"
+                                                on:change=move |ev| value.set(event_target_checked(&ev).to_string())/>
                                         }.into_any(),
                                         ParamType::Secret => view! { <input type="password" id=id bind:value=value/> }.into_any(),
                                         _ => view! { <input type="text" id=id bind:value=value/> }.into_any(),

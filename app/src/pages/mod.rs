@@ -5,4 +5,5 @@ pub mod catalog;
 pub mod home;
 pub mod launch;
 pub mod modules;
+pub mod profile;
 pub mod runs;
