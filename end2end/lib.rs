@@ -36,6 +36,7 @@ pub mod sel {
     pub const EVENTS: &str = "#events";
     pub const LOG: &str = "#log";
     pub const RUNS: &str = "#runs";
+    pub const DASHBOARD: &str = "#dashboard";
 }
 
 /// A child process in its own process group, stopped (group and all) on drop.

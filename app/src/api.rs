@@ -274,3 +274,12 @@ pub async fn revoke_api_token(id: String) -> Result<(), ServerFnError> {
     let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
     engine.revoke_api_token(&user, &id).await.map_err(ssr::fail)
 }
+
+/// The dashboard's runs: the caller's (an administrator's: all), filtered.
+#[server]
+pub async fn dashboard_runs(active: bool, module: String, tag: String) -> Result<Vec<RunSummary>, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let mut runs = engine.list_runs(user.as_ref(), active).await.map_err(ssr::fail)?;
+    runs.retain(|r| (module.is_empty() || r.module.contains(&module)) && (tag.is_empty() || r.tags.iter().any(|t| t == &tag)));
+    Ok(runs)
+}

@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`api`]: server functions (thin: they authenticate the caller and call the engine)
 //! - [`pages`]: one module per page (home, sign in/up, project browser and module view, catalog,
-//!   launch form, runs list, live run page, profile)
+//!   launch form, runs list, live run page, dashboard, profile)
 //! - [`App`], [`shell`]: the router and the HTML document around it
 
 #![recursion_limit = "256"]
@@ -58,6 +58,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs") view=pages::runs::RunsList/>
                     <Route path=path!("/runs/:id") view=pages::runs::RunPage/>
                     <Route path=path!("/profile") view=pages::profile::Profile/>
+                    <Route path=path!("/dashboard") view=pages::dashboard::Dashboard/>
                 </Routes>
             </main>
             <footer>
@@ -78,7 +79,7 @@ fn Nav() -> impl IntoView {
             <A href="/" attr:class="brand">"Slipstream"</A>
             <A href="/modules">"Projects"</A>
             <A href="/catalog">"Catalog"</A>
-            <A href="/runs">"Runs"</A>
+            <A href="/dashboard" attr:id="dashboard-link">"Dashboard"</A>
             <span class="spacer"></span>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {

@@ -73,9 +73,16 @@ async fn a_user_runs_hello_world_and_watches_it_finish_live() {
         wait_text(&c, sel::LOG, |t| t.contains("ss-set ready true")).await?;
         screenshot(&c, "run-page").await?;
 
-        // The runs list shows it.
+        // The runs list and the dashboard show it; the dashboard filters by tag.
         open(&c, &format!("{base}/runs")).await?;
         wait_text(&c, sel::RUNS, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("browser, hello")).await?;
+        click(&c, "#dashboard-link").await?;
+        wait_text(&c, sel::DASHBOARD, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("2 on local")).await?;
+        screenshot(&c, "dashboard").await?;
+        open(&c, &format!("{base}/dashboard?tag=nothing")).await?;
+        wait_text(&c, "#dashboard-totals", |t| t.starts_with("0 runs")).await?;
+        open(&c, &format!("{base}/dashboard?tag=hello")).await?;
+        wait_text(&c, "#dashboard-totals", |t| t.starts_with("1 runs")).await?;
         Ok::<(), String>(())
     }
     .await;

@@ -745,7 +745,15 @@ impl Engine {
     async fn summary_from_row(&self, r: &sqlx::any::AnyRow) -> Result<RunSummary> {
         let id: String = r.try_get("id")?;
         let tags: String = r.try_get("tags")?;
+        let connectors = sqlx::query("SELECT connector, COUNT(*) AS n FROM run_instances WHERE run_id = $1 GROUP BY connector")
+            .bind(&id)
+            .fetch_all(&self.db.pool)
+            .await?
+            .iter()
+            .map(|c| Ok((c.try_get::<String, _>("connector")?, c.try_get::<i64, _>("n")? as u32)))
+            .collect::<Result<BTreeMap<String, u32>>>()?;
         Ok(RunSummary {
+            connectors,
             abort: self.abort_message(&id).await?,
             id,
             owner: r.try_get("owner")?,

@@ -85,6 +85,9 @@ pub struct RunSummary {
     pub created_at: i64,
     pub state_changed_at: i64,
     pub ended_at: Option<i64>,
+    /// Instances per connector.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

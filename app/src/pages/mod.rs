@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod dashboard;
 pub mod home;
 pub mod launch;
 pub mod modules;
