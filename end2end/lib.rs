@@ -203,6 +203,15 @@ pub async fn sign_up(c: &Client, base: &str, name: &str, password: &str) -> Step
     wait_text(c, sel::SIGNED_IN_AS, |t| t == name).await.map(|_| ())
 }
 
+/// Signs in with an existing account.
+pub async fn sign_in(c: &Client, base: &str, name: &str, password: &str) -> Step {
+    open(c, &format!("{base}/signin")).await?;
+    type_into(c, sel::NAME, name).await?;
+    type_into(c, sel::PASSWORD, password).await?;
+    click(c, sel::SUBMIT).await?;
+    wait_text(c, sel::SIGNED_IN_AS, |t| t == name).await.map(|_| ())
+}
+
 /// Chooses `value` in the `<select>` matched by `css`.
 pub async fn select(c: &Client, css: &str, value: &str) -> Step {
     let option = format!("{css} option[value='{value}']");

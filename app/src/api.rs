@@ -283,3 +283,19 @@ pub async fn dashboard_runs(active: bool, module: String, tag: String) -> Result
     runs.retain(|r| (module.is_empty() || r.module.contains(&module)) && (tag.is_empty() || r.tags.iter().any(|t| t == &tag)));
     Ok(runs)
 }
+
+/// The fields that changed from version `from` to version `to`.
+#[server]
+pub async fn compare_versions(path: String, from: u32, to: u32) -> Result<Vec<model::diff::FieldChange>, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    engine.compare_versions(user.as_ref(), &path, from, to).await.map_err(ssr::fail)
+}
+
+/// Restores `version` as a new version, then shows the module.
+#[server]
+pub async fn restore_version(path: String, version: u32) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    engine.restore(user.as_ref(), &path, version).await.map_err(ssr::fail)?;
+    leptos_axum::redirect(&format!("/modules/{path}"));
+    Ok(())
+}

@@ -133,3 +133,41 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
     c.close().await.ok();
     journey.unwrap();
 }
+
+#[tokio::test]
+async fn a_user_compares_two_versions_and_restores_the_first() {
+    let (_server, base) = start_server();
+    // Two versions of an image, saved through the API.
+    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    api.post(format!("{base}/api/v1/auth/register")).json(&serde_json::json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    for body in [
+        serde_json::json!({"kind": "project", "path": "olivia"}),
+        serde_json::json!({"kind": "image", "path": "olivia/web", "reference": "examples/images/busybox", "description": "first",
+                           "targets": {"execute": "#!/bin/sh\necho one\n"}, "comment": "v1"}),
+        serde_json::json!({"kind": "image", "path": "olivia/web", "reference": "examples/images/busybox", "description": "second",
+                           "targets": {"execute": "#!/bin/sh\necho two\n"}, "comment": "v2"}),
+    ] {
+        let path = body["path"].as_str().unwrap().to_string();
+        assert!(api.put(format!("{base}/api/v1/modules/{path}")).json(&body).send().await.unwrap().status().is_success());
+    }
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        sign_in(&c, &base, "olivia", "correct horse").await?;
+        open(&c, &format!("{base}/modules/olivia/web")).await?;
+        click(&c, "#versions tr[data-version='1'] a.compare").await?;
+        let diff = wait_text(&c, "#compare", |t| t.contains("targets.execute")).await?;
+        for part in ["description", "first", "second", "- echo one", "+ echo two"] {
+            if !diff.contains(part) {
+                return Err(format!("`{part}` missing from the comparison: {diff}"));
+            }
+        }
+        screenshot(&c, "compare").await?;
+        click(&c, "#versions tr[data-version='1'] button.restore").await?;
+        wait_text(&c, "#versions", |t| t.contains("Restored version 1")).await?;
+        wait_text(&c, "#target-execute", |t| t.contains("echo one")).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    c.close().await.ok();
+    journey.unwrap();
+}

@@ -232,6 +232,15 @@ impl Engine {
         self.get_module(actor, path, Some(written[0].1)).await
     }
 
+    /// The fields that differ between two versions of a module, scripts as line diffs.
+    pub async fn compare_versions(&self, actor: Option<&User>, path: &str, from: u32, to: u32) -> Result<Vec<model::diff::FieldChange>> {
+        let p = parse_path(path)?;
+        let meta = self.meta_for(actor, &p, Op::Read).await?;
+        let a = flatten(&serde_json::to_value(self.read_version(&meta, Some(from)).await?.content())?);
+        let b = flatten(&serde_json::to_value(self.read_version(&meta, Some(to)).await?.content())?);
+        Ok(model::diff::compare_fields(&a, &b))
+    }
+
     /// Deletes a module and all its versions. A project must be empty first.
     pub async fn delete_module(&self, actor: Option<&User>, path: &str) -> Result<()> {
         let p = parse_path(path)?;
@@ -401,6 +410,30 @@ impl Engine {
         }
         Ok(written)
     }
+}
+
+/// A JSON document as dotted field → text (`nodes.web.multiplicity` → `1`).
+fn flatten(v: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+        match v {
+            serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| walk(&key(k), v, out)),
+            // Parameters are named: key them by name, not by position.
+            serde_json::Value::Array(items) if items.iter().all(|i| i.get("name").is_some_and(|n| n.is_string())) && !items.is_empty() => {
+                for i in items {
+                    let name = i["name"].as_str().unwrap_or_default();
+                    walk(&key(name), i, out);
+                }
+            }
+            serde_json::Value::Array(items) => out.push((prefix.to_string(), items.iter().map(|i| i.as_str().map(String::from).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(" "))),
+            serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+            serde_json::Value::Null => {}
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out
 }
 
 pub(crate) async fn write_planned(

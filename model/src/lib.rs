@@ -10,9 +10,11 @@
 //! - [`state`]: run states and their order
 //! - [`account`]: users, profiles and API tokens as the API returns them
 //! - [`time`]: calendar fields of Unix times (no clock needed)
+//! - [`diff`]: differences between two module versions (changed fields, script line diffs)
 //! - [`error`]: [`FieldError`], the error that names the module, the field and the reason
 
 pub mod account;
+pub mod diff;
 pub mod error;
 pub mod key;
 pub mod module;

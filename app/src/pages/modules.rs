@@ -6,7 +6,8 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use model::{Module, ModuleKind, ModuleSummary, VersionInfo};
 
-use crate::api::{module_page, ModulePageData};
+use crate::api::{compare_versions, module_page, ModulePageData, RestoreVersion};
+use model::diff::LineChange;
 use crate::{error_text, format_time};
 
 #[component]
@@ -16,7 +17,9 @@ pub fn ModulePage() -> impl IntoView {
     let path = move || params.read().get("path").unwrap_or_default();
     let version = move || query.read().get("version").and_then(|v| v.parse::<u32>().ok());
     let page = Resource::new(move || (path(), version()), |(p, v)| module_page(p, v));
+    let compare = move || query.read().get("compare").and_then(|v| v.parse::<u32>().ok());
     view! {
+        {move || compare().map(|from| view! { <Compare path=path() from to=version()/> })}
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
@@ -257,22 +260,107 @@ fn NodesView(m: Module) -> impl IntoView {
 
 #[component]
 fn Versions(path: String, history: Vec<VersionInfo>, shown: u32) -> impl IntoView {
+    let restore = ServerAction::<RestoreVersion>::new();
+    let latest = history.first().map(|h| h.version).unwrap_or(0);
     view! {
         <section class="panel">
             <h2>"Versions"</h2>
+            {move || restore.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error" id="restore-error">{error_text(&e)}</p> })}
             <table class="list" id="versions">
-                <thead><tr><th>"Version"</th><th>"Author"</th><th>"Saved"</th><th>"Comment"</th></tr></thead>
+                <thead><tr><th>"Version"</th><th>"Author"</th><th>"Saved"</th><th>"Comment"</th><th></th></tr></thead>
                 <tbody>
-                    {history.into_iter().map(|h| view! {
-                        <tr class:current=h.version == shown data-version=h.version>
-                            <td><A href=format!("/modules/{path}?version={}", h.version)>{h.version}</A></td>
-                            <td>{h.author.clone()}</td>
-                            <td>{format_time(h.created_at)}</td>
-                            <td>{h.comment.clone()}</td>
-                        </tr>
+                    {history.into_iter().map(|h| {
+                        let compare = (h.version != shown).then(|| format!("/modules/{path}?version={shown}&compare={}", h.version));
+                        let restorable = h.version != latest;
+                        let path = path.clone();
+                        view! {
+                            <tr class:current=h.version == shown data-version=h.version>
+                                <td><A href=format!("/modules/{path}?version={}", h.version)>{h.version}</A></td>
+                                <td>{h.author.clone()}</td>
+                                <td>{format_time(h.created_at)}</td>
+                                <td>{h.comment.clone()}</td>
+                                <td class="actions">
+                                    {compare.map(|href| view! { <A href=href attr:class="compare">"Compare with " {shown}</A> })}
+                                    {restorable.then(|| view! {
+                                        <ActionForm action=restore attr:class="inline">
+                                            <input type="hidden" name="path" value=path.clone()/>
+                                            <input type="hidden" name="version" value=h.version/>
+                                            <button type="submit" class="restore">"Restore"</button>
+                                        </ActionForm>
+                                    })}
+                                </td>
+                            </tr>
+                        }
                     }).collect_view()}
                 </tbody>
             </table>
         </section>
+    }
+}
+
+/// Side by side: what changed from version `from` to the shown version.
+#[component]
+fn Compare(path: String, from: u32, to: Option<u32>) -> impl IntoView {
+    let changes = Resource::new(
+        move || (path.clone(), from, to),
+        |(path, from, to)| async move {
+            let to = match to {
+                Some(v) => v,
+                None => match module_page(path.clone(), None).await {
+                    Ok(p) => p.module.and_then(|m| m.version).unwrap_or(1),
+                    Err(e) => return Err(e),
+                },
+            };
+            compare_versions(path, from, to).await.map(|c| (to, c))
+        },
+    );
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match changes.await {
+                    Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                    Ok((to, list)) => view! {
+                        <section class="panel" id="compare">
+                            <h2>"Changes from version " {from} " to " {to}</h2>
+                            {if list.is_empty() { Some(view! { <p class="empty">"No field differs."</p> }) } else { None }}
+                            <table class="list compare">
+                                <thead><tr><th>"Field"</th><th>"Version " {from}</th><th>"Version " {to}</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|c| {
+                                        if c.lines.is_empty() {
+                                            view! {
+                                                <tr data-field=c.field.clone()>
+                                                    <td><code>{c.field.clone()}</code></td>
+                                                    <td class="before">{c.before.clone().unwrap_or_else(|| "(none)".into())}</td>
+                                                    <td class="after">{c.after.clone().unwrap_or_else(|| "(none)".into())}</td>
+                                                </tr>
+                                            }.into_any()
+                                        } else {
+                                            view! {
+                                                <tr data-field=c.field.clone()>
+                                                    <td><code>{c.field.clone()}</code></td>
+                                                    <td colspan="2">
+                                                        <pre class="script diff">
+                                                            {c.lines.iter().map(|l| {
+                                                                let (class, mark) = match l.change {
+                                                                    LineChange::Same => ("same", "  "),
+                                                                    LineChange::Removed => ("removed", "- "),
+                                                                    LineChange::Added => ("added", "+ "),
+                                                                };
+                                                                view! { <span class=class>{mark}{l.text.clone()}"\n"</span> }
+                                                            }).collect_view()}
+                                                        </pre>
+                                                    </td>
+                                                </tr>
+                                            }.into_any()
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
     }
 }
