@@ -130,6 +130,8 @@ pub struct RunPageData {
     pub reports: Vec<ReportFile>,
     /// The last lines of output.
     pub logs: Vec<LogLine>,
+    /// Keys that instances are blocked on right now (`ss-get`), with how many readers.
+    pub waiting: Vec<(String, usize)>,
 }
 
 /// How many log lines the run page keeps.
@@ -145,7 +147,8 @@ pub async fn run_page(id: String) -> Result<RunPageData, ServerFnError> {
     let mut logs = engine.logs(&id, None, 0, 100_000).await.map_err(ssr::fail)?;
     let skip = logs.len().saturating_sub(LOG_TAIL);
     logs.drain(..skip);
-    Ok(RunPageData { detail, events, reports, logs })
+    let waiting = engine.waiting_keys(&id);
+    Ok(RunPageData { detail, events, reports, logs, waiting })
 }
 
 #[server]

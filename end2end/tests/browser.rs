@@ -171,3 +171,54 @@ async fn a_user_compares_two_versions_and_restores_the_first() {
     c.close().await.ok();
     journey.unwrap();
 }
+
+#[tokio::test]
+async fn the_run_page_shows_what_instances_wait_for_and_terminates_the_run() {
+    let (_server, base) = start_server();
+    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    api.post(format!("{base}/api/v1/auth/register")).json(&serde_json::json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    for body in [
+        serde_json::json!({"kind": "project", "path": "w"}),
+        serde_json::json!({"kind": "image", "path": "w/patient", "reference": "examples/images/busybox",
+            "parameters": [{"name": "go", "category": "output"}],
+            "targets": {"execute": "#!/bin/sh\nss-get --timeout 300 go\nss-display \"got it\"\nsleep 300\n"}}),
+    ] {
+        let path = body["path"].as_str().unwrap().to_string();
+        assert!(api.put(format!("{base}/api/v1/modules/{path}")).json(&body).send().await.unwrap().status().is_success());
+    }
+    let run: serde_json::Value = api
+        .post(format!("{base}/api/v1/runs"))
+        .json(&serde_json::json!({"module": "w/patient", "keep_running": "never"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = run["id"].as_str().unwrap().to_string();
+    // Wait (long poll) until the run executes, then a moment for the script to block.
+    let st = api.get(format!("{base}/api/v1/runs/{run}/state?from=Provisioning&wait=20")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(st, "Executing");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        sign_in(&c, &base, "olivia", "correct horse").await?;
+        open(&c, &format!("{base}/runs/{run}")).await?;
+        wait_text(&c, "#waiting", |t| t.contains("machine.1:go") && t.contains("1 reader")).await?;
+        wait_text(&c, "#state-times", |t| t.contains("Provisioning") && t.contains("Executing")).await?;
+        type_into(&c, "#param-filter", "machine.1:go").await?;
+        wait_text(&c, "#params", |t| t.contains("machine.1:go") && !t.contains("hostname")).await?;
+        screenshot(&c, "run-waiting").await?;
+        // Another node (here: the API) sets the key: the page updates without a reload.
+        api.put(format!("{base}/api/v1/runs/{run}/params/machine.1:go")).body("now").send().await.map_err(|e| e.to_string())?;
+        wait_text(&c, "#waiting", |t| t.contains("No instance is waiting")).await?;
+        wait_text(&c, sel::INSTANCES, |t| t.contains("got it")).await?;
+        click(&c, "#terminate").await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Cancelled")).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    c.close().await.ok();
+    journey.unwrap();
+}

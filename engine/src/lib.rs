@@ -111,6 +111,11 @@ impl Engine {
         }
     }
 
+    /// The parameter keys of a run that readers are blocked on right now, with reader counts.
+    pub fn waiting_keys(&self, run: &str) -> Vec<(String, usize)> {
+        self.rt.waits.waiting(run)
+    }
+
     pub fn connector_names(&self) -> Vec<&'static str> {
         vec!["local"]
     }

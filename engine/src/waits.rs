@@ -52,8 +52,41 @@ impl Waits {
         }
     }
 
+    /// The keys of a run that readers are blocked on right now, with how many readers each.
+    pub fn waiting(&self, run: &str) -> Vec<(String, usize)> {
+        let keys = self.keys.lock().expect("not poisoned");
+        let mut out: Vec<(String, usize)> = keys
+            .iter()
+            .filter(|((r, _), _)| r == run)
+            .filter_map(|((_, k), w)| {
+                // The map holds a weak reference; every blocked reader holds a strong one.
+                let readers = w.strong_count();
+                (readers > 0 && k != "ss:state" && k != "ss:abort").then(|| (k.clone(), readers))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Forgets a finished run.
     pub fn forget_run(&self, run: &str) {
         self.runs.lock().expect("not poisoned").remove(run);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_counts_the_readers_holding_a_key() {
+        let w = Waits::default();
+        let a1 = w.key("r", "web.1:port");
+        let _a2 = w.key("r", "web.1:port");
+        let _b = w.key("r", "db.1:ready");
+        let _other = w.key("s", "x.1:y");
+        assert_eq!(w.waiting("r"), [("db.1:ready".to_string(), 1), ("web.1:port".to_string(), 2)]);
+        drop(a1);
+        assert_eq!(w.waiting("r")[1], ("web.1:port".to_string(), 1));
     }
 }

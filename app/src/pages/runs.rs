@@ -91,6 +91,7 @@ fn RunView(data: RunPageData) -> impl IntoView {
         live::follow(id.clone(), since, page);
     }
     let terminate = ServerAction::<TerminateRun>::new();
+    let filter = RwSignal::new(String::new());
     let short = id[..8].to_string();
     let hidden_id = StoredValue::new(id.clone());
     let summary = move || page.with(|d| d.detail.summary.clone());
@@ -154,12 +155,50 @@ fn RunView(data: RunPageData) -> impl IntoView {
             </pre>
         </section>
         <section class="panel">
+            <h2>"Waiting for"</h2>
+            <ul id="waiting">
+                {move || page.with(|d| {
+                    if d.waiting.is_empty() {
+                        view! { <li class="empty">"No instance is waiting for a parameter."</li> }.into_any()
+                    } else {
+                        d.waiting.iter().map(|(k, n)| view! { <li><code>{k.clone()}</code> " — " {*n} " reader(s)"</li> }).collect_view().into_any()
+                    }
+                })}
+            </ul>
+        </section>
+        <section class="panel">
+            <h2>"Time per state"</h2>
+            <table class="list" id="state-times">
+                <tbody>
+                    {move || page.with(|d| {
+                        // The end of the run, or the last change the page knows of, stands for "now"
+                        // (the same on the server and in the browser, so hydration matches).
+                        let summary = &d.detail.summary;
+                        let now = summary.ended_at.unwrap_or(summary.state_changed_at);
+                        let mut rows = time_per_state(&d.events, summary.created_at, now);
+                        let current = (!summary.state.is_terminal()).then(|| rows.pop()).flatten();
+                        let since = format_time(summary.state_changed_at);
+                        view! {
+                            {rows.into_iter().map(|(s, ms)| view! { <tr><td>{s}</td><td>{format_ms(ms)}</td></tr> }).collect_view()}
+                            {current.map(|(s, _)| view! { <tr class="current"><td>{s}</td><td>"in progress since " {since}</td></tr> })}
+                        }
+                    })}
+                </tbody>
+            </table>
+        </section>
+        <section class="panel">
             <h2>"Parameters"</h2>
+            <input type="search" id="param-filter" placeholder="Filter parameters (key or value)" bind:value=filter/>
             <table class="list" id="params">
                 <tbody>
-                    {move || page.with(|d| d.detail.params.iter().map(|(k, v)| view! {
-                        <tr><td><code>{k.clone()}</code></td><td>{v.clone().unwrap_or_else(|| "(unset)".into())}</td></tr>
-                    }).collect_view())}
+                    {move || {
+                        let f = filter.get().to_lowercase();
+                        page.with(|d| d.detail.params.iter()
+                            .filter(|(k, v)| f.is_empty() || k.to_lowercase().contains(&f) || v.as_deref().is_some_and(|v| v.to_lowercase().contains(&f)))
+                            .map(|(k, v)| view! {
+                                <tr><td><code>{k.clone()}</code></td><td>{v.clone().unwrap_or_else(|| "(unset)".into())}</td></tr>
+                            }).collect_view())
+                    }}
                 </tbody>
             </table>
         </section>
@@ -176,6 +215,30 @@ fn RunView(data: RunPageData) -> impl IntoView {
     }
 }
 
+/// Time spent in each state so far, from the state events (the current state up to `now`).
+pub fn time_per_state(events: &[model::run::RunEvent], created: i64, now: i64) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = Vec::new();
+    let mut current = ("Initializing".to_string(), created);
+    for e in events.iter().filter(|e| e.kind == "state") {
+        out.push((current.0.clone(), (e.at - current.1).max(0)));
+        current = (e.message.clone(), e.at);
+    }
+    if !RunState::parse(&current.0).is_some_and(|s| s.is_terminal()) {
+        out.push((current.0.clone(), (now - current.1).max(0)));
+    }
+    out
+}
+
+fn format_ms(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
 /// Applies one live message to the page; returns whether the whole run should be reloaded.
 pub fn apply(d: &mut RunPageData, e: LiveEvent) -> bool {
     match e {
@@ -183,6 +246,8 @@ pub fn apply(d: &mut RunPageData, e: LiveEvent) -> bool {
             if key == "ss:abort" {
                 d.detail.summary.abort = value.clone();
             }
+            // A key that was waited for is set now; the next reload shows who still waits.
+            d.waiting.retain(|(k, _)| *k != key);
             d.detail.params.insert(key, value);
             false
         }
@@ -203,6 +268,21 @@ pub fn apply(d: &mut RunPageData, e: LiveEvent) -> bool {
             }
             reload
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use model::run::RunEvent;
+
+    #[test]
+    fn time_is_split_by_state_changes() {
+        let e = |at, m: &str| RunEvent { seq: at, at, kind: "state".into(), message: m.into() };
+        let events = vec![e(100, "Provisioning"), e(400, "Executing"), e(1400, "Done")];
+        let t = super::time_per_state(&events, 0, 9999);
+        assert_eq!(t, [("Initializing".to_string(), 100), ("Provisioning".into(), 300), ("Executing".into(), 1000)]);
+        let running = super::time_per_state(&events[..2], 0, 1000);
+        assert_eq!(running.last().unwrap(), &("Executing".to_string(), 600));
     }
 }
 
