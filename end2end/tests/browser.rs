@@ -197,8 +197,13 @@ async fn the_run_page_shows_what_instances_wait_for_and_terminates_the_run() {
         .unwrap();
     let run = run["id"].as_str().unwrap().to_string();
     // Wait (long poll) until the run executes, then a moment for the script to block.
-    let st = api.get(format!("{base}/api/v1/runs/{run}/state?from=Provisioning&wait=20")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(st, "Executing");
+    let mut st = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while st != "Executing" {
+        assert!(std::time::Instant::now() < deadline, "the run never reached Executing: {st}");
+        let from = if st.is_empty() { String::new() } else { format!("from={st}&") };
+        st = api.get(format!("{base}/api/v1/runs/{run}/state?{from}wait=10")).send().await.unwrap().text().await.unwrap();
+    }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
     let (_driver, c) = start_browser().await;
