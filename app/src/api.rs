@@ -302,3 +302,21 @@ pub async fn restore_version(path: String, version: u32) -> Result<(), ServerFnE
     leptos_axum::redirect(&format!("/modules/{path}"));
     Ok(())
 }
+
+/// Modules the caller may read whose path or description contains `query`.
+#[server]
+pub async fn search_modules(query: String) -> Result<Vec<ModuleSummary>, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    engine.search_modules(user.as_ref(), query.trim(), None).await.map_err(ssr::fail)
+}
+
+/// Creates a project (`parent` empty: a root project) and opens it.
+#[server]
+pub async fn new_project(parent: String, name: String, description: String) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let path = if parent.trim_matches('/').is_empty() { name.trim().to_string() } else { format!("{}/{}", parent.trim_matches('/'), name.trim()) };
+    let doc = Module { kind: model::ModuleKind::Project, path: path.clone(), description, comment: Some("Created".into()), ..Default::default() };
+    engine.save_module(user.as_ref(), doc).await.map_err(ssr::fail)?;
+    leptos_axum::redirect(&format!("/modules/{path}"));
+    Ok(())
+}

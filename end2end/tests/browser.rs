@@ -11,9 +11,24 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
         // Sign up: the first account on this server.
         sign_up(&c, &base, "olivia", "correct horse").await?;
 
-        // The project browser lists the examples; open the Hello World deployment.
+        // The project browser lists the examples; the user makes a project of their own.
         open(&c, &format!("{base}/modules")).await?;
         wait_text(&c, sel::CHILDREN, |t| t.contains("examples")).await?;
+        click(&c, "#new-project").await?;
+        type_into(&c, "#new-project-name", "bad name").await?;
+        click(&c, "#new-project-create").await?;
+        wait_text(&c, "#form-error", |t| t.contains("bad name")).await?;
+        type_into(&c, "#new-project-name", "lab").await?;
+        type_into(&c, "#new-project-description", "My experiments").await?;
+        click(&c, "#new-project-create").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "lab").await?;
+        click(&c, "#new-project").await?;
+        type_into(&c, "#new-project-name", "hello").await?;
+        click(&c, "#new-project-create").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "lab/hello").await?;
+        // Search by name finds the example deployment.
+        open(&c, &format!("{base}/modules?q=client_server")).await?;
+        wait_text(&c, "#search-results", |t| t.contains("client_server")).await?;
         open(&c, &format!("{base}/modules/examples/tutorials/hello/client_server")).await?;
         wait_text(&c, sel::MODULE_PATH, |t| t == "examples/tutorials/hello/client_server").await?;
         let nodes = wait_text(&c, sel::NODES, |t| t.contains("apache1") && t.contains("testclient1")).await?;

@@ -6,7 +6,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use model::{Module, ModuleKind, ModuleSummary, VersionInfo};
 
-use crate::api::{compare_versions, module_page, ModulePageData, RestoreVersion};
+use crate::api::{compare_versions, module_page, search_modules, ModulePageData, NewProject, RestoreVersion};
 use model::diff::LineChange;
 use crate::{error_text, format_time};
 
@@ -63,6 +63,8 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
         return view! {
             <Breadcrumbs path=String::new()/>
             <h1>"Projects"</h1>
+            <Search/>
+            <NewProjectForm parent=String::new()/>
             <Children children/>
         }
         .into_any();
@@ -88,7 +90,7 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
         })}
         <Summary m=m.clone() latest/>
         {match kind {
-            ModuleKind::Project => view! { <h2>"Modules"</h2> <Children children/> }.into_any(),
+            ModuleKind::Project => view! { <h2>"Modules"</h2> <NewProjectForm parent=path.clone()/> <Children children/> }.into_any(),
             ModuleKind::Image => view! { <ImageView m=m.clone()/> }.into_any(),
             ModuleKind::Deployment => view! { <NodesView m=m.clone()/> }.into_any(),
         }}
@@ -118,6 +120,47 @@ fn Summary(m: Module, latest: u32) -> impl IntoView {
                 <dt>"Published"</dt><dd>{if m.published.unwrap_or(false) { "yes, in the catalog" } else { "no" }}</dd>
             </dl>
         </section>
+    }
+}
+
+/// Search by name or description over every module the user may read (`?q=`).
+#[component]
+fn Search() -> impl IntoView {
+    let query = use_query_map();
+    let q = move || query.read().get("q").unwrap_or_default();
+    let found = Resource::new(q, |q| async move { if q.trim().is_empty() { Ok(vec![]) } else { search_modules(q).await } });
+    view! {
+        <form method="get" action="/modules" class="search">
+            <input type="search" name="q" id="module-search" placeholder="Search modules by name" value=q/>
+            <button type="submit">"Search"</button>
+        </form>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match found.await {
+                    Ok(list) if list.is_empty() => ().into_any(),
+                    Ok(list) => view! { <h2>"Found"</h2> <div id="search-results"><Children children=list/></div> }.into_any(),
+                    Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// "New Project": a name and a description; the server checks the right to create here.
+#[component]
+fn NewProjectForm(parent: String) -> impl IntoView {
+    let create = ServerAction::<NewProject>::new();
+    view! {
+        <details class="new-module">
+            <summary id="new-project">"New Project"</summary>
+            <ActionForm action=create attr:class="search" attr:id="new-project-form">
+                <input type="hidden" name="parent" value=parent/>
+                <input type="text" name="name" id="new-project-name" placeholder="name" required/>
+                <input type="text" name="description" id="new-project-description" placeholder="description"/>
+                <button type="submit" id="new-project-create">"Create"</button>
+            </ActionForm>
+            {move || create.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error" id="form-error">{error_text(&e)}</p> })}
+        </details>
     }
 }
 
