@@ -129,16 +129,12 @@ impl Engine {
             sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3").bind(value).bind(run).bind(t).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        let owner = self.run_owner_cached(run).await?;
+        let owner = self.run_owner(run).await?;
         for key in std::iter::once(&k).chain(targets.iter()) {
             self.rt.waits.wake_key(run, key);
             self.publish(LiveEvent::Param { run: run.into(), owner: owner.clone(), key: key.clone(), value: Some(value.to_string()) });
         }
         Ok(())
-    }
-
-    async fn run_owner_cached(&self, run: &str) -> Result<String> {
-        Ok(sqlx::query("SELECT owner FROM runs WHERE id = $1").bind(run).fetch_one(&self.db.pool).await?.try_get("owner")?)
     }
 
     /// Raises the run's abort flag (first message wins) and tells the orchestrator.
@@ -177,7 +173,7 @@ impl Engine {
         }
         let raised = done.rows_affected() > 0;
         if raised {
-            let owner = self.run_owner_cached(run).await?;
+            let owner = self.run_owner(run).await?;
             self.event(run, &owner, "abort", &format!("Abort from '{source}': {message}")).await?;
             self.publish(LiveEvent::Param { run: run.into(), owner, key: "ss:abort".into(), value: Some(message.clone()) });
             tracing::info!(run, source, message, "run aborted");
@@ -195,7 +191,7 @@ impl Engine {
             .bind(format!("{source}:abort"))
             .execute(&self.db.pool)
             .await?;
-        let owner = self.run_owner_cached(run).await?;
+        let owner = self.run_owner(run).await?;
         self.event(run, &owner, "abort-cancelled", &format!("Reset abort from '{source}'")).await?;
         self.publish(LiveEvent::Param { run: run.into(), owner, key: "ss:abort".into(), value: None });
         Ok(())

@@ -594,7 +594,7 @@ impl Engine {
         Ok(InstancePlan { run: run.into(), instance: instance.into(), node, index: row.try_get::<i64, _>("idx")? as u32, targets })
     }
 
-    async fn run_owner(&self, run: &str) -> Result<String> {
+    pub(crate) async fn run_owner(&self, run: &str) -> Result<String> {
         Ok(sqlx::query("SELECT owner FROM runs WHERE id = $1").bind(run).fetch_one(&self.db.pool).await?.try_get("owner")?)
     }
 
