@@ -1,7 +1,6 @@
 //! The example modules (`examples/…`), loaded once on first start, owned by the system user,
 //! public and published. They are the scenarios the run engine must bring up end to end.
 
-use sqlx::Row;
 
 use crate::users::SYSTEM_USER;
 use crate::{bundle, modules, Engine, Result, User};
@@ -38,10 +37,5 @@ impl Engine {
         tx.commit().await?;
         tracing::info!(modules = written.len(), "example modules loaded");
         Ok(written.len())
-    }
-
-    /// Number of modules in the store (for start-up messages and tests).
-    pub async fn module_count(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM modules").fetch_one(&self.db.pool).await?.try_get("n")?)
     }
 }

@@ -197,10 +197,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Every parameter of the run, unset ones as `None`.
-    pub async fn params(&self, run: &str) -> Result<std::collections::BTreeMap<String, Option<String>>> {
-        self.all_params(run).await
-    }
 }
 
 #[cfg(test)]

@@ -789,7 +789,7 @@ impl Engine {
 
     pub async fn run_detail(&self, run: &str) -> Result<RunDetail> {
         let summary = self.run_summary(run).await?;
-        let params = self.all_params(run).await?;
+        let params = self.params(run).await?;
         let rows = sqlx::query("SELECT name, node, idx, connector, address, handle, completed FROM run_instances WHERE run_id = $1 ORDER BY node, idx")
             .bind(run)
             .fetch_all(&self.db.pool)
@@ -819,15 +819,10 @@ impl Engine {
         Ok(RunDetail { summary, instances, params })
     }
 
-    pub(crate) async fn all_params(&self, run: &str) -> Result<BTreeMap<String, Option<String>>> {
+    /// Every parameter of the run, unset ones as `None`.
+    pub async fn params(&self, run: &str) -> Result<BTreeMap<String, Option<String>>> {
         let rows = sqlx::query("SELECT key, value FROM run_params WHERE run_id = $1").bind(run).fetch_all(&self.db.pool).await?;
         rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
-    }
-
-    /// How many instances each run has, by node (for summaries).
-    pub async fn instance_counts(&self, run: &str) -> Result<HashMap<String, i64>> {
-        let rows = sqlx::query("SELECT node, COUNT(*) AS n FROM run_instances WHERE run_id = $1 GROUP BY node").bind(run).fetch_all(&self.db.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get("node")?, r.try_get("n")?))).collect()
     }
 }
 

@@ -68,10 +68,6 @@ impl Waits {
         out
     }
 
-    /// Forgets a finished run.
-    pub fn forget_run(&self, run: &str) {
-        self.runs.lock().expect("not poisoned").remove(run);
-    }
 }
 
 #[cfg(test)]

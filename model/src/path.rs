@@ -56,10 +56,6 @@ impl ModulePath {
         out
     }
 
-    pub fn depth(&self) -> usize {
-        self.0.split('/').count()
-    }
-
     /// True when `self` is `other` or lies below it.
     pub fn is_within(&self, other: &ModulePath) -> bool {
         self.0 == other.0 || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
