@@ -381,7 +381,12 @@ impl Engine {
         self.publish(LiveEvent::State { run: run.into(), owner, state });
         tracing::info!(run, state = state.as_str(), "run state");
         if state.is_terminal() {
+            // What the engine kept in memory for a live run goes with it, so a long-lived
+            // server does not grow with every run it ever had.
             self.rt.tokens.lock().expect("not poisoned").remove(run);
+            self.rt.waits.wake_run(run);
+            self.rt.waits.forget_run(run);
+            self.rt.run_locks.lock().expect("not poisoned").remove(run);
         } else if state != RunState::Ready {
             self.schedule_timeout(run, state, now).await?;
         }

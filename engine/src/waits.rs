@@ -52,6 +52,12 @@ impl Waits {
         }
     }
 
+    /// Forgets a run that has ended (its readers were woken; later reads of an ended run do
+    /// not wait for an abort, so they need no run notifier).
+    pub fn forget_run(&self, run: &str) {
+        self.runs.lock().expect("not poisoned").remove(run);
+    }
+
     /// The keys of a run that readers are blocked on right now, with how many readers each.
     pub fn waiting(&self, run: &str) -> Vec<(String, usize)> {
         let keys = self.keys.lock().expect("not poisoned");
