@@ -225,7 +225,9 @@ pub async fn exists(c: &Client, css: &str) -> bool {
 /// Saves a PNG of the page under `end2end/artifacts/` (kept by CI as evidence).
 pub async fn screenshot(c: &Client, name: &str) -> Step {
     let png = c.screenshot().await.map_err(err("screenshot"))?;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    // Read when the test runs (cargo sets it), not when it was compiled: a build cache shared
+    // between checkouts may hold a binary compiled elsewhere.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join("artifacts");
     std::fs::create_dir_all(&dir).map_err(err("artifacts dir"))?;
     std::fs::write(dir.join(format!("{name}.png")), png).map_err(err("write screenshot"))
 }

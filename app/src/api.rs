@@ -132,6 +132,9 @@ pub struct RunPageData {
     pub logs: Vec<LogLine>,
     /// Keys that instances are blocked on right now (`ss-get`), with how many readers.
     pub waiting: Vec<(String, usize)>,
+    /// The deployment's links between nodes: (from node, to node, `output → input`), for the
+    /// graph. Empty for an image run, or when the caller may no longer read the module.
+    pub links: Vec<(String, String, String)>,
 }
 
 /// How many log lines the run page keeps.
@@ -148,7 +151,17 @@ pub async fn run_page(id: String) -> Result<RunPageData, ServerFnError> {
     let skip = logs.len().saturating_sub(LOG_TAIL);
     logs.drain(..skip);
     let waiting = engine.waiting_keys(&id);
-    Ok(RunPageData { detail, events, reports, logs, waiting })
+    let mut links = Vec::new();
+    if let Ok(m) = engine.get_module(user.as_ref(), &detail.summary.module, Some(detail.summary.module_version)).await {
+        for (to, node) in &m.nodes {
+            for (input, source) in &node.links {
+                if let Some((from, output)) = source.split_once(':') {
+                    links.push((from.to_string(), to.clone(), format!("{output} → {input}")));
+                }
+            }
+        }
+    }
+    Ok(RunPageData { detail, events, reports, logs, waiting, links })
 }
 
 #[server]
@@ -319,4 +332,70 @@ pub async fn new_project(parent: String, name: String, description: String) -> R
     engine.save_module(user.as_ref(), doc).await.map_err(ssr::fail)?;
     leptos_axum::redirect(&format!("/modules/{path}"));
     Ok(())
+}
+
+/// What the module editor starts from: the module (or a blank one of `kind` inside `parent`),
+/// the connectors it may name, and the resolved parameters of every image its nodes use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EditorStart {
+    pub module: Module,
+    /// Whether the module exists yet (a new one is named in the editor).
+    pub exists: bool,
+    pub connectors: Vec<String>,
+    /// Image reference → its parameters with inheritance applied (platform outputs included).
+    pub images: std::collections::BTreeMap<String, Vec<model::Parameter>>,
+}
+
+#[server]
+pub async fn editor_data(path: String, kind: String, parent: String) -> Result<EditorStart, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in to edit modules"))?;
+    let connectors = engine.connector_names().into_iter().map(String::from).collect();
+    if path.trim().is_empty() {
+        let kind = model::ModuleKind::parse(&kind).ok_or_else(|| ServerFnError::new(format!("`{kind}` is not a module kind")))?;
+        let parent = parent.trim_matches('/').to_string();
+        if !parent.is_empty() {
+            // Creating inside a project needs the right to write it; say so before any typing.
+            engine.get_module(Some(&user), &parent, None).await.map_err(ssr::fail)?;
+        }
+        let path = if parent.is_empty() { String::new() } else { format!("{parent}/") };
+        let module = Module { kind, path, ..Default::default() };
+        return Ok(EditorStart { module, exists: false, connectors, images: Default::default() });
+    }
+    let module = engine.get_module(Some(&user), path.trim_matches('/'), None).await.map_err(ssr::fail)?;
+    let mut images = std::collections::BTreeMap::new();
+    for node in module.nodes.values() {
+        if let Ok(resolved) = engine.resolve_image(Some(&user), &node.image).await {
+            images.insert(node.image.clone(), resolved.parameters);
+        }
+    }
+    Ok(EditorStart { module, exists: true, connectors, images })
+}
+
+/// An image's parameters with inheritance applied: what a node of it must resolve (inputs)
+/// and what it offers to links (outputs, `hostname` and `instanceid` included).
+#[server]
+pub async fn image_parameters(image: String) -> Result<Vec<model::Parameter>, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    Ok(engine.resolve_image(user.as_ref(), image.trim()).await.map_err(ssr::fail)?.parameters)
+}
+
+/// What saving from the editor answers: the new version, or every problem, each naming the
+/// field it is about so the editor shows it there. Nothing is written when there are problems.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SaveOutcome {
+    Saved { path: String, version: u32 },
+    Invalid(Vec<model::FieldError>),
+}
+
+/// Saves the editor's module (`doc`: a `Module` as JSON) as a new version.
+#[server]
+pub async fn save_module(doc: String) -> Result<SaveOutcome, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let doc: Module = serde_json::from_str(&doc).map_err(|e| ServerFnError::new(format!("bad module document: {e}")))?;
+    match engine.save_module(user.as_ref(), doc).await {
+        Ok(m) => Ok(SaveOutcome::Saved { path: m.path, version: m.version.unwrap_or(1) }),
+        Err(engine::Error::Invalid(errors)) => Ok(SaveOutcome::Invalid(errors)),
+        Err(e) => Err(ssr::fail(e)),
+    }
 }

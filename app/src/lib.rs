@@ -54,6 +54,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/catalog") view=pages::catalog::Catalog/>
                     <Route path=path!("/modules") view=pages::modules::ModulePage/>
                     <Route path=path!("/modules/*path") view=pages::modules::ModulePage/>
+                    <Route path=path!("/edit/*path") view=pages::editor::EditPage/>
+                    <Route path=path!("/new") view=pages::editor::EditPage/>
                     <Route path=path!("/launch") view=pages::launch::Launch/>
                     <Route path=path!("/runs") view=pages::runs::RunsList/>
                     <Route path=path!("/runs/:id") view=pages::runs::RunPage/>

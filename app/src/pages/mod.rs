@@ -2,7 +2,9 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod chooser;
 pub mod dashboard;
+pub mod editor;
 pub mod home;
 pub mod launch;
 pub mod modules;

@@ -85,12 +85,25 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
                 </p>
             })}
         </header>
-        {(kind != ModuleKind::Project).then(|| view! {
-            <p><A href=format!("/launch?module={path}") attr:class="button" attr:id="run-button">"Run"</A></p>
-        })}
+        <p class="actions-bar">
+            {(kind != ModuleKind::Project).then(|| view! {
+                <A href=format!("/launch?module={path}") attr:class="button" attr:id="run-button">"Run"</A>
+            })}
+            " "
+            <A href=format!("/edit/{path}") attr:class="button secondary" attr:id="edit-button">"Edit"</A>
+        </p>
         <Summary m=m.clone() latest/>
         {match kind {
-            ModuleKind::Project => view! { <h2>"Modules"</h2> <NewProjectForm parent=path.clone()/> <Children children/> }.into_any(),
+            ModuleKind::Project => view! {
+                <h2>"Modules"</h2>
+                <p class="actions-bar">
+                    <A href=format!("/new?kind=image&parent={path}") attr:class="button secondary" attr:id="new-image">"New Image"</A>
+                    " "
+                    <A href=format!("/new?kind=deployment&parent={path}") attr:class="button secondary" attr:id="new-deployment">"New Deployment"</A>
+                </p>
+                <NewProjectForm parent=path.clone()/>
+                <Children children/>
+            }.into_any(),
             ModuleKind::Image => view! { <ImageView m=m.clone()/> }.into_any(),
             ModuleKind::Deployment => view! { <NodesView m=m.clone()/> }.into_any(),
         }}

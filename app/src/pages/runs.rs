@@ -116,6 +116,10 @@ fn RunView(data: RunPageData) -> impl IntoView {
         </header>
         {move || summary().abort.map(|msg| view! { <div class="abort-banner" id="abort" role="alert"><strong>"Aborted: "</strong>{msg}</div> })}
         <section class="panel">
+            <h2>"Deployment"</h2>
+            {move || page.with(|d| view! { <RunGraph data=d.clone()/> })}
+        </section>
+        <section class="panel">
             <h2>"Instances"</h2>
             <table class="list" id="instances">
                 <thead><tr><th>"Instance"</th><th>"Address"</th><th>"Completed"</th><th>"Running"</th><th>"Message"</th></tr></thead>
@@ -215,6 +219,130 @@ fn RunView(data: RunPageData) -> impl IntoView {
     }
 }
 
+/// Columns of the deployment graph: a node sits one column right of every node it takes a
+/// link from (longest path; a cycle, which validation forbids anyway, cannot loop forever).
+pub fn graph_columns(nodes: &[String], links: &[(String, String, String)]) -> Vec<Vec<String>> {
+    let mut depth: std::collections::BTreeMap<&str, usize> = nodes.iter().map(|n| (n.as_str(), 0)).collect();
+    for _ in 0..nodes.len() {
+        let mut changed = false;
+        for (from, to, _) in links {
+            let (Some(&f), Some(&t)) = (depth.get(from.as_str()), depth.get(to.as_str())) else { continue };
+            if t < f + 1 && f + 1 < nodes.len() {
+                depth.insert(to.as_str(), f + 1);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut columns: Vec<Vec<String>> = Vec::new();
+    for n in nodes {
+        let d = depth[n.as_str()];
+        if columns.len() <= d {
+            columns.resize(d + 1, Vec::new());
+        }
+        columns[d].push(n.clone());
+    }
+    columns
+}
+
+/// The deployment as boxes (one per node, its instances as dots coloured by state, each
+/// with its name and state as a tooltip) and links as arrows labelled `output → input`.
+#[component]
+fn RunGraph(data: RunPageData) -> impl IntoView {
+    const W: i64 = 210;
+    const H: i64 = 92;
+    const GAP_X: i64 = 190;
+    const GAP_Y: i64 = 24;
+    let mut nodes: Vec<String> = Vec::new();
+    for i in &data.detail.instances {
+        if !nodes.contains(&i.node) {
+            nodes.push(i.node.clone());
+        }
+    }
+    for (f, t, _) in &data.links {
+        for n in [f, t] {
+            if !nodes.contains(n) {
+                nodes.push(n.clone());
+            }
+        }
+    }
+    let columns = graph_columns(&nodes, &data.links);
+    let mut at = std::collections::BTreeMap::new();
+    for (c, col) in columns.iter().enumerate() {
+        for (r, n) in col.iter().enumerate() {
+            at.insert(n.clone(), (20 + c as i64 * (W + GAP_X), 20 + r as i64 * (H + GAP_Y)));
+        }
+    }
+    let width = 40 + columns.len().max(1) as i64 * (W + GAP_X) - GAP_X;
+    let height = 40 + columns.iter().map(Vec::len).max().unwrap_or(1) as i64 * (H + GAP_Y) - GAP_Y;
+    // One arrow per pair of nodes, labelled with every link it carries.
+    let mut arrows: std::collections::BTreeMap<(String, String), Vec<String>> = std::collections::BTreeMap::new();
+    for (f, t, label) in &data.links {
+        arrows.entry((f.clone(), t.clone())).or_default().push(label.clone());
+    }
+    let run_aborted = data.detail.summary.abort.is_some();
+    let boxes = nodes.iter().map(|n| {
+        let (x, y) = at[n];
+        let instances: Vec<_> = data.detail.instances.iter().filter(|i| &i.node == n).collect();
+        let aborted = instances.iter().any(|i| data.detail.params.get(&format!("{}:abort", i.name)).is_some_and(|v| v.is_some()));
+        let least = instances.iter().map(|i| i.completed).min().flatten();
+        let status = if aborted { "aborted ✗".to_string() } else { least.map(|s| format!("completed {}", s.as_str())).unwrap_or_else(|| "starting…".into()) };
+        let dots = instances.iter().take(14).enumerate().map(|(k, i)| {
+            let failed = data.detail.params.get(&format!("{}:abort", i.name)).is_some_and(|v| v.is_some());
+            let class = if failed { "dot dot-aborted".to_string() } else { format!("dot dot-{}", i.completed.map(|s| s.as_str().to_lowercase()).unwrap_or_else(|| "none".into())) };
+            let tip = format!("{}: {}", i.name, if failed { "aborted".into() } else { i.completed.map(|s| s.as_str().to_string()).unwrap_or_else(|| "starting".into()) });
+            view! { <circle class=class cx=x + 14 + k as i64 * 13 cy=y + H - 14 r="5"><title>{tip}</title></circle> }
+        }).collect_view();
+        let more = (instances.len() > 14).then(|| view! { <text x=x + W - 30 y=y + H - 10 class="more">{format!("+{}", instances.len() - 14)}</text> });
+        view! {
+            <g class="graph-node" class:aborted=aborted data-node=n.clone()>
+                <rect x=x y=y width=W height=H rx="8"/>
+                <text x=x + 12 y=y + 22 class="name">{n.clone()}</text>
+                <text x=x + 12 y=y + 40 class="meta">{format!("{} instance{}", instances.len(), if instances.len() == 1 { "" } else { "s" })}</text>
+                <text x=x + 12 y=y + 56 class="meta status">{status}</text>
+                {dots}
+                {more}
+            </g>
+        }
+    }).collect_view();
+    let lines = arrows.into_iter().filter_map(|((f, t), labels)| {
+        let (&(x1, y1), &(x2, y2)) = (at.get(&f)?, at.get(&t)?);
+        let (sx, sy, ex, ey) = (x1 + W, y1 + H / 2, x2 - 4, y2 + H / 2);
+        let mid = (sx + ex) / 2;
+        let d = format!("M {sx} {sy} C {mid} {sy}, {mid} {ey}, {ex} {ey}");
+        Some(view! {
+            <g class="graph-link" data-link=format!("{f}->{t}")>
+                <path d=d marker-end="url(#arrow)"/>
+                <text x=mid y=(sy + ey) / 2 - 6 - 14 * (labels.len() as i64 - 1) text-anchor="middle">
+                    {labels.into_iter().enumerate().map(|(k, l)| view! { <tspan x=mid dy=if k == 0 { "0" } else { "14" }>{l}</tspan> }).collect_view()}
+                </text>
+            </g>
+        })
+    }).collect_view();
+    view! {
+        <div class="graph-wrap">
+            <svg id="run-graph" class:run-aborted=run_aborted width=width height=height viewBox=format!("0 0 {width} {height}") role="img" aria-label="Deployment graph">
+                <defs>
+                    <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                        <path d="M 0 0 L 10 5 L 0 10 z"/>
+                    </marker>
+                </defs>
+                {lines}
+                {boxes}
+            </svg>
+        </div>
+        <p class="legend meta">"Dots are instances: "
+            <span class="swatch dot-none"></span>" starting · "
+            <span class="swatch dot-provisioning"></span>" provisioned · "
+            <span class="swatch dot-executing"></span>" executed · "
+            <span class="swatch dot-sendingreports"></span>" reported · "
+            <span class="swatch dot-ready"></span>" ready · "
+            <span class="swatch dot-aborted"></span>" aborted (✗). Hover a dot for its name."</p>
+    }
+}
+
 /// Time spent in each state so far, from the state events (the current state up to `now`).
 pub fn time_per_state(events: &[model::run::RunEvent], created: i64, now: i64) -> Vec<(String, i64)> {
     let mut out: Vec<(String, i64)> = Vec::new();
@@ -274,6 +402,24 @@ pub fn apply(d: &mut RunPageData, e: LiveEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use model::run::RunEvent;
+
+    #[test]
+    fn graph_puts_a_node_right_of_the_nodes_it_links_from() {
+        let n = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let l = |f: &str, t: &str| (f.to_string(), t.to_string(), String::new());
+        let table: [(Vec<String>, Vec<(String, String, String)>, Vec<Vec<String>>); 4] = [
+            (n(&["a"]), vec![], vec![n(&["a"])]),
+            (n(&["apache1", "testclient1"]), vec![l("apache1", "testclient1")], vec![n(&["apache1"]), n(&["testclient1"])]),
+            // db → web → client, and db → client directly: client still goes last.
+            (n(&["client", "db", "web"]), vec![l("db", "web"), l("web", "client"), l("db", "client")], vec![n(&["db"]), n(&["web"]), n(&["client"])]),
+            // A cycle (forbidden by validation) still ends.
+            (n(&["x", "y"]), vec![l("x", "y"), l("y", "x")], vec![n(&["x"]), n(&["y"])]),
+        ];
+        for (nodes, links, want) in table {
+            let got = super::graph_columns(&nodes, &links);
+            assert_eq!(got, want, "{nodes:?} {links:?}");
+        }
+    }
 
     #[test]
     fn time_is_split_by_state_changes() {

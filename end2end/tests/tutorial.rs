@@ -1,0 +1,272 @@
+//! Seed 001 done in the browser, as a user would: chapter 2 (Hello World: two images and a
+//! deployment built in the editors, run, watched live), chapter 3 (multiplicity 3) and
+//! publishing to the catalog for another user to deploy. Adapted only where the local
+//! connector differs from a cloud VM: the web server is python3's, on the instance's address.
+
+use end2end::*;
+use fantoccini::{Client, Locator};
+
+const APACHE_EXECUTE: &str = r#"#!/bin/sh -xe
+port=$(ss-get port)
+host=$(ss-get hostname)
+mkdir -p www
+echo 'Hello from Apache deployed by SlipStream!' > www/data.txt
+(cd www && exec python3 -m http.server --bind "$host" "$port") > httpd.log 2>&1 &
+i=0
+until wget -q -O /dev/null "http://$host:$port/data.txt"; do i=$((i + 1)); [ "$i" -lt 100 ]; sleep 0.1; done
+ss-set ready true
+"#;
+
+const APACHE_REPORT: &str = "#!/bin/sh -x\ncp httpd.log $SLIPSTREAM_REPORT_DIR\n";
+
+const CLIENT_EXECUTE: &str = r#"#!/bin/sh -xe
+# Wait for the metadata to be resolved
+web_server_ip=$(ss-get --timeout 360 webserver.hostname)
+web_server_port=$(ss-get --timeout 360 webserver.port)
+ss-get --timeout 360 webserver.ready
+
+# Execute the test
+ENDPOINT=http://${web_server_ip}:${web_server_port}/data.txt
+wget -O data.txt ${ENDPOINT} && \
+    ss-set statecustom "OK: $(cat data.txt)" || \
+    ss-abort "Could not get the test file: ${ENDPOINT}"
+"#;
+
+const CLIENT_REPORT: &str = "#!/bin/sh -x\ncp data.txt $SLIPSTREAM_REPORT_DIR\n";
+
+async fn value(c: &Client, css: &str) -> Step<String> {
+    let e = c.find(Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?;
+    Ok(e.prop("value").await.map_err(|e| format!("{css}: {e}"))?.unwrap_or_default())
+}
+
+/// Chooses `path` in the chooser window by clicking through the projects to it.
+async fn choose(c: &Client, path: &str) -> Step {
+    wait_for(c, "#chooser").await?;
+    // It opens in the current project: go up to the root with the keyboard (Backspace).
+    while exists(c, "#chooser-list li.up").await {
+        let shown = wait_text(c, "#chooser-where", |_| true).await?;
+        c.find(Locator::Css("#chooser-list")).await.map_err(|e| e.to_string())?.send_keys("\u{E003}").await.map_err(|e| e.to_string())?;
+        wait_text(c, "#chooser-where", |t| t != shown).await?;
+    }
+    let mut at = String::new();
+    for seg in path.split('/') {
+        if !at.is_empty() {
+            at.push('/');
+        }
+        at.push_str(seg);
+        let row = format!("#chooser-list li[data-path='{at}']");
+        wait_for(c, &row).await?;
+        click(c, &row).await?;
+    }
+    wait_text(c, "#chooser-details h3", |t| t == path).await?;
+    click(c, "#chooser-select").await?;
+    wait_gone(c, "#chooser").await
+}
+
+async fn wait_gone(c: &Client, css: &str) -> Step {
+    for _ in 0..200 {
+        if !exists(c, css).await {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(format!("`{css}` is still there after 20 s"))
+}
+
+/// Adds a parameter in the Parameters tab (`category`: input or output).
+async fn add_parameter(c: &Client, category: &str, name: &str, default: &str) -> Step {
+    let rows = format!("#edit-{category} tbody tr");
+    let before = c.find_all(Locator::Css(&rows)).await.map_err(|e| e.to_string())?.len();
+    click(c, &format!("#add-{category}")).await?;
+    let last = format!("#edit-{category} tbody tr:nth-child({})", before + 1);
+    wait_for(c, &last).await?;
+    type_into(c, &format!("{last} .param-name"), name).await?;
+    if !default.is_empty() {
+        type_into(c, &format!("{last} .param-default"), default).await?;
+    }
+    Ok(())
+}
+
+/// Creates an image in the current project through the editor and saves it.
+async fn create_image(c: &Client, project: &str, name: &str, params: &[(&str, &str, &str)], execute: &str, report: &str) -> Step {
+    note(&format!("create image {name}"));
+    open(c, &format!("{}/modules/{project}", base_of(c).await?)).await?;
+    click(c, "#new-image").await?;
+    wait_text(c, "#editor-title", |t| t == "New image").await?;
+    type_into(c, "#edit-name", name).await?;
+    type_into(c, "#edit-description", &format!("The {name} of the Hello World tutorial")).await?;
+    click(c, "#tab-reference").await?;
+    click(c, "#choose-reference").await?;
+    choose(c, "examples/images/busybox").await?;
+    wait_text(c, "#edit-reference", |t| t == "examples/images/busybox").await?;
+    click(c, "#tab-parameters").await?;
+    for (category, pname, default) in params {
+        add_parameter(c, category, pname, default).await?;
+    }
+    click(c, "#tab-targets").await?;
+    type_into(c, "#edit-execute", execute).await?;
+    type_into(c, "#edit-report", report).await?;
+    type_into(c, "#save-comment", "First version").await?;
+    click(c, "#save").await?;
+    wait_text(c, sel::MODULE_PATH, |t| t == format!("{project}/{name}")).await?;
+    Ok(())
+}
+
+async fn base_of(c: &Client) -> Step<String> {
+    let url = c.current_url().await.map_err(|e| e.to_string())?;
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Links `input` of `node` by typing part of it and picking the suggestion.
+async fn link_input(c: &Client, node: &str, input: &str, typed: &str, pick: &str) -> Step {
+    let row = format!("fieldset[data-node='{node}'] tr[data-input='{input}']");
+    select(c, &format!("{row} .input-mode"), "link").await?;
+    type_into(c, &format!("{row} .input-link"), typed).await?;
+    let suggestions = wait_text(c, &format!("{row} ul.suggestions"), |t| t.contains(pick)).await?;
+    if suggestions.lines().any(|l| l.starts_with(&format!("{node}:"))) {
+        return Err(format!("a node's own outputs are offered for its links: {suggestions}"));
+    }
+    c.find(Locator::XPath(&format!("//fieldset[@data-node='{node}']//tr[@data-input='{input}']//ul[contains(@class,'suggestions')]/li[text()='{pick}']")))
+        .await
+        .map_err(|e| format!("suggestion {pick}: {e}"))?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    let v = value(c, &format!("{row} .input-link")).await?;
+    if v != pick {
+        return Err(format!("the link field holds {v:?}, not {pick:?}"));
+    }
+    Ok(())
+}
+
+/// Adds a node of `image` with the chooser and names it.
+async fn add_node(c: &Client, image: &str, name: &str) -> Step {
+    click(c, "#add-node").await?;
+    choose(c, image).await?;
+    let default = image.rsplit('/').next().unwrap();
+    let field = format!("fieldset[data-node='{default}'] .node-name");
+    wait_for(c, &field).await?;
+    type_into(c, &field, name).await?;
+    wait_for(c, &format!("fieldset[data-node='{name}']")).await
+}
+
+#[tokio::test]
+async fn seed_chapter_2_hello_world_built_and_run_in_the_browser() {
+    let (_server, base) = start_server();
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        sign_up(&c, &base, "olivia", "correct horse").await?;
+
+        // 2. A new top-level project, and HelloWorld inside it.
+        open(&c, &format!("{base}/modules")).await?;
+        click(&c, "#new-project").await?;
+        type_into(&c, "#new-project-name", "olivia").await?;
+        click(&c, "#new-project-create").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "olivia").await?;
+        click(&c, "#new-project").await?;
+        type_into(&c, "#new-project-name", "HelloWorld").await?;
+        click(&c, "#new-project-create").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "olivia/HelloWorld").await?;
+
+        // 3. The web server image: parent chosen in the chooser, outputs port (8080) and ready.
+        let project = "olivia/HelloWorld";
+        create_image(&c, project, "apache", &[("output", "port", "8080"), ("output", "ready", "")], APACHE_EXECUTE, APACHE_REPORT).await?;
+        wait_text(&c, "#parameters", |t| t.contains("port") && t.contains("8080") && t.contains("ready")).await?;
+        wait_text(&c, "#reference", |t| t.contains("examples/images/busybox")).await?;
+        wait_text(&c, "#target-execute", |t| t.contains("ss-set ready true")).await?;
+        wait_text(&c, sel::VERSIONS, |t| t.contains("First version")).await?;
+
+        // 4. The test client image with its three inputs.
+        create_image(
+            &c,
+            project,
+            "testclient",
+            &[("input", "webserver.hostname", ""), ("input", "webserver.port", ""), ("input", "webserver.ready", "")],
+            CLIENT_EXECUTE,
+            CLIENT_REPORT,
+        )
+        .await?;
+        wait_text(&c, "#parameters", |t| t.contains("webserver.hostname") && t.contains("webserver.ready")).await?;
+
+        // 5. The deployment: Add Node through the chooser, links through the autocompletion.
+        open(&c, &format!("{base}/modules/{project}")).await?;
+        click(&c, "#new-deployment").await?;
+        wait_text(&c, "#editor-title", |t| t == "New deployment").await?;
+        type_into(&c, "#edit-name", "client_server").await?;
+        click(&c, "#tab-nodes").await?;
+        add_node(&c, &format!("{project}/apache"), "apache1").await?;
+        add_node(&c, &format!("{project}/testclient"), "testclient1").await?;
+        wait_text(&c, "fieldset[data-node='testclient1'] table.inputs", |t| t.contains("webserver.hostname") && t.contains("webserver.port") && t.contains("webserver.ready")).await?;
+        link_input(&c, "testclient1", "webserver.hostname", "host", "apache1:hostname").await?;
+        link_input(&c, "testclient1", "webserver.port", "apache1:p", "apache1:port").await?;
+        // A link to an output that does not exist: the server names the field, nothing is saved.
+        let ready = "fieldset[data-node='testclient1'] tr[data-input='webserver.ready']";
+        select(&c, &format!("{ready} .input-mode"), "link").await?;
+        type_into(&c, &format!("{ready} .input-link"), "apache1:readyy").await?;
+        click(&c, "#save").await?;
+        wait_text(&c, &format!("{ready} .field-error"), |t| t.contains("declares no output `readyy`")).await?;
+        wait_text(&c, "#save-errors", |t| t.contains("nodes.testclient1.links.webserver.ready")).await?;
+        screenshot(&c, "editor-error").await?;
+        // Leaving with unsaved changes asks first; staying keeps the work.
+        click(&c, "nav.top a[href='/modules']").await?;
+        let alert = c.get_alert_text().await.map_err(|e| format!("no unsaved-changes prompt: {e}"))?;
+        if !alert.contains("unsaved changes") {
+            return Err(format!("unexpected prompt: {alert}"));
+        }
+        c.dismiss_alert().await.map_err(|e| e.to_string())?;
+        wait_for(&c, "#editor").await?;
+        link_input(&c, "testclient1", "webserver.ready", "apache1:re", "apache1:ready").await?;
+        screenshot(&c, "editor-nodes").await?;
+        type_into(&c, "#save-comment", "Client and server").await?;
+        click(&c, "#save").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == format!("{project}/client_server")).await?;
+        let nodes = wait_text(&c, sel::NODES, |t| t.contains("apache1") && t.contains("testclient1")).await?;
+        for link in ["webserver.hostname linked to apache1:hostname", "webserver.port linked to apache1:port", "webserver.ready linked to apache1:ready"] {
+            if !nodes.contains(link) {
+                return Err(format!("`{link}` missing from the saved deployment: {nodes}"));
+            }
+        }
+
+        // 6. Run it and watch it live.
+        click(&c, sel::RUN_BUTTON).await?;
+        wait_text(&c, sel::LAUNCH_FORM, |t| t.contains("Node testclient1")).await?;
+        select(&c, sel::KEEP_RUNNING, "never").await?;
+        type_into(&c, sel::TAGS, "tutorial").await?;
+        click(&c, sel::LAUNCH).await?;
+        wait_for(&c, "#run-graph").await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        wait_text(&c, sel::INSTANCES, |t| t.contains("OK: Hello from Apache deployed by SlipStream!")).await?;
+        wait_text(&c, "#run-graph", |t| t.contains("apache1") && t.contains("testclient1")).await?;
+        let reports = wait_text(&c, sel::REPORTS, |t| t.matches(".tgz").count() == 2).await?;
+        if !reports.contains("testclient1.1_report_") {
+            return Err(format!("the client's report is missing: {reports}"));
+        }
+        screenshot(&c, "run-page-tutorial").await?;
+        // Download a report the way the link does, with the browser's session.
+        let got = c
+            .execute_async(
+                "const [css, done] = arguments; const a = document.querySelector(css);
+                 fetch(a.href).then(r => r.arrayBuffer().then(b => done(r.status + ' ' + b.byteLength + ' ' + new Uint8Array(b)[0] + ' ' + new Uint8Array(b)[1])));",
+                vec![serde_json::json!("#reports a[href*='testclient1.1_report_']")],
+            )
+            .await
+            .map_err(|e| format!("download: {e}"))?;
+        let got = got.as_str().unwrap_or_default().to_string();
+        // 200, some bytes, and the gzip magic number 0x1f 0x8b.
+        if !(got.starts_with("200 ") && got.ends_with(" 31 139")) {
+            return Err(format!("the report did not download as a gzip file: {got}"));
+        }
+
+        // The dashboard lists the run.
+        click(&c, "#dashboard-link").await?;
+        wait_text(&c, sel::DASHBOARD, |t| t.contains(&format!("{project}/client_server")) && t.contains("Done")).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    if journey.is_err() {
+        if let Err(e) = screenshot(&c, "failure-tutorial").await { note(&e); }
+        if let Ok(log) = c.execute("return document.querySelector('main').innerText", vec![]).await { note(&format!("page: {log}")); }
+    }
+    c.close().await.ok();
+    journey.unwrap();
+}
