@@ -109,14 +109,28 @@ pub async fn module_page(path: String, version: Option<u32>) -> Result<ModulePag
     Ok(ModulePageData { path, module: Some(module), children, history })
 }
 
-/// Published modules matching `query`, for the public catalog.
+/// One card of the catalog.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub summary: ModuleSummary,
+    pub logo: Option<String>,
+}
+
+/// Published modules matching `query` (and `kind`, when given), for the public catalog.
 #[server]
-pub async fn catalog(query: String) -> Result<Vec<ModuleSummary>, ServerFnError> {
+pub async fn catalog(query: String, kind: String) -> Result<Vec<CatalogEntry>, ServerFnError> {
     let engine = ssr::engine()?;
-    let mut all = engine.catalog(&query, None).await.map_err(ssr::fail)?;
+    let kind = model::ModuleKind::parse(&kind);
+    let mut all = engine.catalog(&query, kind).await.map_err(ssr::fail)?;
     // Projects are folders, not things to deploy.
     all.retain(|m| m.kind != model::ModuleKind::Project);
-    Ok(all)
+    let mut out = Vec::with_capacity(all.len());
+    for summary in all {
+        // Published modules are readable by anyone, so a visitor's view is the right one.
+        let logo = engine.get_module(None, &summary.path, None).await.ok().and_then(|m| m.logo);
+        out.push(CatalogEntry { summary, logo });
+    }
+    Ok(out)
 }
 
 use model::run::{LogLine, ReportFile, RunDetail, RunEvent, RunSummary};

@@ -270,3 +270,183 @@ async fn seed_chapter_2_hello_world_built_and_run_in_the_browser() {
     c.close().await.ok();
     journey.unwrap();
 }
+
+/// Chooses `path` in the chooser with the keyboard only: Backspace up to the root, then
+/// arrows and Enter down the projects, Enter on the module, Enter again to pick it.
+async fn choose_by_keyboard(c: &Client, path: &str) -> Step {
+    const DOWN: &str = "\u{E015}";
+    const ENTER: &str = "\u{E007}";
+    const BACKSPACE: &str = "\u{E003}";
+    wait_for(c, "#chooser").await?;
+    let list = c.find(Locator::Css("#chooser-list")).await.map_err(|e| e.to_string())?;
+    while exists(c, "#chooser-list li.up").await {
+        let shown = wait_text(c, "#chooser-where", |_| true).await?;
+        list.send_keys(BACKSPACE).await.map_err(|e| e.to_string())?;
+        wait_text(c, "#chooser-where", |t| t != shown).await?;
+    }
+    let mut at = String::new();
+    for seg in path.split('/') {
+        if !at.is_empty() {
+            at.push('/');
+        }
+        at.push_str(seg);
+        let row = format!("#chooser-list li[data-path='{at}']");
+        wait_for(c, &row).await?;
+        let rows = c.find_all(Locator::Css("#chooser-list li")).await.map_err(|e| e.to_string())?;
+        let mut index = None;
+        for (i, r) in rows.iter().enumerate() {
+            if r.attr("data-path").await.map_err(|e| e.to_string())?.as_deref() == Some(at.as_str()) {
+                index = Some(i);
+            }
+        }
+        let index = index.ok_or(format!("{at} is not listed"))?;
+        list.send_keys(&DOWN.repeat(index)).await.map_err(|e| e.to_string())?;
+        wait_for(c, &format!("{row}.active")).await?;
+        list.send_keys(ENTER).await.map_err(|e| e.to_string())?;
+    }
+    wait_text(c, "#chooser-details h3", |t| t == path).await?;
+    list.send_keys(ENTER).await.map_err(|e| e.to_string())?;
+    wait_gone(c, "#chooser").await
+}
+
+#[tokio::test]
+async fn seed_chapter_3_a_deployment_with_three_test_clients() {
+    let (_server, base) = start_server();
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        sign_up(&c, &base, "olivia", "correct horse").await?;
+        open(&c, &format!("{base}/modules")).await?;
+        click(&c, "#new-project").await?;
+        type_into(&c, "#new-project-name", "Performance_Tutorial").await?;
+        click(&c, "#new-project-create").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "Performance_Tutorial").await?;
+
+        // A deployment reusing the Hello World images, nodes added with the keyboard.
+        click(&c, "#new-deployment").await?;
+        type_into(&c, "#edit-name", "deployment").await?;
+        click(&c, "#tab-nodes").await?;
+        click(&c, "#add-node").await?;
+        choose_by_keyboard(&c, "examples/tutorials/hello/apache").await?;
+        let name = "fieldset[data-node='apache'] .node-name";
+        wait_for(&c, name).await?;
+        click(&c, "#add-node").await?;
+        choose_by_keyboard(&c, "examples/tutorials/hello/testclient").await?;
+        type_into(&c, "fieldset[data-node='testclient'] .node-name", "testsuite").await?;
+        wait_for(&c, "fieldset[data-node='testsuite'] tr[data-input='webserver.ready']").await?;
+        type_into(&c, "fieldset[data-node='testsuite'] .node-multiplicity", "3").await?;
+        link_input(&c, "testsuite", "webserver.hostname", "apache:host", "apache:hostname").await?;
+        link_input(&c, "testsuite", "webserver.port", "apache:po", "apache:port").await?;
+        link_input(&c, "testsuite", "webserver.ready", "apache:rea", "apache:ready").await?;
+        click(&c, "#save").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "Performance_Tutorial/deployment").await?;
+        wait_text(&c, sel::NODES, |t| t.contains("testsuite") && t.contains("3")).await?;
+
+        click(&c, sel::RUN_BUTTON).await?;
+        wait_text(&c, sel::LAUNCH_FORM, |t| t.contains("Node testsuite")).await?;
+        let m = value(&c, "#multiplicity-testsuite").await?;
+        if m != "3" {
+            return Err(format!("the launch form offers multiplicity {m:?}, not 3"));
+        }
+        select(&c, sel::KEEP_RUNNING, "never").await?;
+        click(&c, sel::LAUNCH).await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        let instances = wait_text(&c, sel::INSTANCES, |t| t.matches("OK: Hello from Apache deployed by SlipStream!").count() == 3).await?;
+        for i in 1..=3 {
+            if !instances.contains(&format!("testsuite.{i}")) {
+                return Err(format!("testsuite.{i} is missing: {instances}"));
+            }
+        }
+        wait_text(&c, "#run-graph g[data-node='testsuite']", |t| t.contains("3 instances")).await?;
+        let dots = c.find_all(Locator::Css("#run-graph g[data-node='testsuite'] circle")).await.map_err(|e| e.to_string())?.len();
+        if dots != 3 {
+            return Err(format!("the graph shows {dots} instance dots for testsuite, not 3"));
+        }
+        let reports = wait_text(&c, sel::REPORTS, |t| t.matches(".tgz").count() == 4).await?;
+        if !(1..=3).all(|i| reports.contains(&format!("testsuite.{i}_report_"))) {
+            return Err(format!("a report per test suite instance: {reports}"));
+        }
+        screenshot(&c, "run-page-multiplicity").await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    if journey.is_err() {
+        screenshot(&c, "failure-chapter-3").await.ok();
+    }
+    c.close().await.ok();
+    journey.unwrap();
+}
+
+/// A 1×1 PNG, as a logo typed into the editor.
+const LOGO: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn a_published_deployment_is_found_in_the_catalog_and_deployed_by_another_user() {
+    let (_server, base) = start_server();
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        sign_up(&c, &base, "olivia", "correct horse").await?;
+        // The project is shared first (Authorization tab): read and deploy for everyone, so
+        // what is created inside it is too.
+        open(&c, &format!("{base}/modules")).await?;
+        click(&c, "#new-project").await?;
+        type_into(&c, "#new-project-name", "shop").await?;
+        click(&c, "#new-project-create").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "shop").await?;
+        click(&c, "#edit-button").await?;
+        click(&c, "#tab-authorization").await?;
+        click(&c, "#public-read").await?;
+        click(&c, "#public-deploy").await?;
+        click(&c, "#save").await?;
+        wait_text(&c, "#summary", |t| t.contains("read, deploy")).await?;
+
+        create_image(&c, "shop", "apache", &[("output", "port", "8080"), ("output", "ready", "")], APACHE_EXECUTE, APACHE_REPORT).await?;
+        create_image(&c, "shop", "testclient", &[("input", "webserver.hostname", ""), ("input", "webserver.port", ""), ("input", "webserver.ready", "")], CLIENT_EXECUTE, CLIENT_REPORT).await?;
+        open(&c, &format!("{base}/modules/shop")).await?;
+        click(&c, "#new-deployment").await?;
+        type_into(&c, "#edit-name", "hello").await?;
+        type_into(&c, "#edit-description", "Hello World, ready to deploy").await?;
+        type_into(&c, "#edit-logo", LOGO).await?;
+        click(&c, "#tab-nodes").await?;
+        add_node(&c, "shop/apache", "apache1").await?;
+        add_node(&c, "shop/testclient", "testclient1").await?;
+        link_input(&c, "testclient1", "webserver.hostname", "hostname", "apache1:hostname").await?;
+        link_input(&c, "testclient1", "webserver.port", "port", "apache1:port").await?;
+        link_input(&c, "testclient1", "webserver.ready", "ready", "apache1:ready").await?;
+        // Publish it in the Authorization tab.
+        click(&c, "#tab-authorization").await?;
+        click(&c, "#published").await?;
+        type_into(&c, "#save-comment", "Published").await?;
+        click(&c, "#save").await?;
+        wait_text(&c, "#summary", |t| t.contains("yes, in the catalog")).await?;
+
+        // Signed out, a visitor finds it in the catalog, filtered to deployments.
+        click(&c, sel::SIGN_OUT).await?;
+        wait_text(&c, "nav.top", |t| t.contains("Sign in")).await?;
+        open(&c, &format!("{base}/catalog")).await?;
+        type_into(&c, "#catalog-search", "shop").await?;
+        select(&c, "#catalog-kind", "deployment").await?;
+        click(&c, "#catalog-filter").await?;
+        wait_text(&c, sel::CATALOG, |t| t.contains("shop/hello") && !t.contains("shop/apache")).await?;
+        wait_for(&c, "li[data-path='shop/hello'] img.logo").await?;
+        screenshot(&c, "catalog-published").await?;
+
+        // Another user deploys it from the catalog's form.
+        sign_up(&c, &base, "oscar", "battery staple").await?;
+        open(&c, &format!("{base}/catalog?q=shop")).await?;
+        click(&c, "a[data-deploy='shop/hello']").await?;
+        wait_text(&c, sel::LAUNCH_FORM, |t| t.contains("Node testclient1") && t.contains("linked to apache1:hostname")).await?;
+        select(&c, sel::KEEP_RUNNING, "never").await?;
+        click(&c, sel::LAUNCH).await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        wait_text(&c, sel::INSTANCES, |t| t.contains("OK: Hello from Apache deployed by SlipStream!")).await?;
+        click(&c, "#dashboard-link").await?;
+        wait_text(&c, sel::DASHBOARD, |t| t.contains("shop/hello") && t.contains("Done")).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    if journey.is_err() {
+        screenshot(&c, "failure-catalog").await.ok();
+    }
+    c.close().await.ok();
+    journey.unwrap();
+}

@@ -72,6 +72,9 @@ pub fn parse_link(raw: &str) -> Result<(&str, &str), String> {
 }
 
 /// Checks one module on its own. Returns every problem found, each naming its field.
+/// The longest logo URL kept (a small inline image fits).
+pub const MAX_LOGO_LEN: usize = 65_536;
+
 pub fn validate_module(m: &Module) -> Result<(), Vec<FieldError>> {
     let mut errs = Vec::new();
     let module = m.path.clone();
@@ -82,6 +85,16 @@ pub fn validate_module(m: &Module) -> Result<(), Vec<FieldError>> {
     }
     if m.description.len() > MAX_DESCRIPTION_LEN {
         err("description".into(), format!("is longer than {MAX_DESCRIPTION_LEN} characters"));
+    }
+    if let Some(logo) = &m.logo {
+        // Shown as an image on public pages: only URLs a browser loads as images, nothing
+        // scriptable, and small enough to keep with every version.
+        let ok = ["https://", "http://", "/", "data:image/"].iter().any(|p| logo.starts_with(p)) && !logo.starts_with("data:image/svg");
+        if !ok {
+            err("logo".into(), "must be an http(s) URL, a path on this server, or a data:image/png|jpeg|gif|webp URL".into());
+        } else if logo.len() > MAX_LOGO_LEN {
+            err("logo".into(), format!("is longer than {MAX_LOGO_LEN} characters"));
+        }
     }
     if let Some(c) = &m.comment {
         if c.len() > MAX_DESCRIPTION_LEN {
@@ -355,5 +368,17 @@ mod tests {
         let mut m = deployment();
         m.nodes.get_mut("client").unwrap().values.insert("x".into(), "v".repeat(4096));
         assert_eq!(validate_module(&m), Ok(()));
+    }
+
+    #[test]
+    fn logos_must_be_image_urls() {
+        let with = |logo: &str| Module { kind: ModuleKind::Project, path: "p".into(), logo: Some(logo.into()), ..Default::default() };
+        for ok in ["https://example.org/l.png", "/static/l.png", "data:image/png;base64,iVBORw0KGgo="] {
+            assert!(validate_module(&with(ok)).is_ok(), "{ok}");
+        }
+        for bad in ["javascript:alert(1)", "data:text/html,<b>", "data:image/svg+xml,<svg onload=x>", "logo.png"] {
+            let e = validate_module(&with(bad)).unwrap_err();
+            assert_eq!(e[0].field, "logo", "{bad}");
+        }
     }
 }

@@ -311,11 +311,12 @@ fn RunGraph(data: RunPageData) -> impl IntoView {
         let (&(x1, y1), &(x2, y2)) = (at.get(&f)?, at.get(&t)?);
         let (sx, sy, ex, ey) = (x1 + W, y1 + H / 2, x2 - 4, y2 + H / 2);
         let mid = (sx + ex) / 2;
+        let label_y = (sy + ey) / 2 - 6 - 14 * (labels.len() as i64 - 1);
         let d = format!("M {sx} {sy} C {mid} {sy}, {mid} {ey}, {ex} {ey}");
         Some(view! {
             <g class="graph-link" data-link=format!("{f}->{t}")>
                 <path d=d marker-end="url(#arrow)"/>
-                <text x=mid y=(sy + ey) / 2 - 6 - 14 * (labels.len() as i64 - 1) text-anchor="middle">
+                <text x=mid y=label_y text-anchor="middle">
                     {labels.into_iter().enumerate().map(|(k, l)| view! { <tspan x=mid dy=if k == 0 { "0" } else { "14" }>{l}</tspan> }).collect_view()}
                 </text>
             </g>
