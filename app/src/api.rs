@@ -413,3 +413,50 @@ pub async fn save_module(doc: String) -> Result<SaveOutcome, ServerFnError> {
         Err(e) => Err(ssr::fail(e)),
     }
 }
+
+/// The caller's account on every connector (never the credential itself).
+#[server]
+pub async fn my_connectors() -> Result<Vec<model::ConnectorAccount>, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in to see your connectors"))?;
+    engine.connector_accounts(&user).await.map_err(ssr::fail)
+}
+
+/// Saves a connector's settings (`key = value` lines) and, when typed, its credential;
+/// `remove_credential` set removes the stored one.
+#[server]
+pub async fn save_connector(connector: String, settings: String, credential: String, remove_credential: Option<String>) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let settings = parse_settings(&settings).map_err(ServerFnError::new)?;
+    let credential = if remove_credential.is_some() { Some(String::new()) } else { (!credential.is_empty()).then_some(credential) };
+    engine.save_connector_account(&user, &connector, model::ConnectorAccountUpdate { settings, credential }).await.map_err(ssr::fail)?;
+    Ok(())
+}
+
+/// `key = value` lines (blank lines and `#` comments skipped) → settings; the error names the line.
+pub fn parse_settings(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').ok_or_else(|| format!("settings, line {}: `{line}` is not `name = value`", i + 1))?;
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn settings_are_name_value_lines() {
+        let s = super::parse_settings("# docker\nhost = unix:///run/d.sock\n\nuser=olivia\n").unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s["host"], "unix:///run/d.sock");
+        assert_eq!(s["user"], "olivia");
+        let e = super::parse_settings("host = a\noops\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("oops"), "{e}");
+    }
+}

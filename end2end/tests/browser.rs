@@ -128,12 +128,36 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
         wait_text(&c, "#tokens", |t| t.contains("ci") && t.contains("never")).await?;
         click(&c, "#tokens button.revoke").await?;
         wait_text(&c, "#tokens", |t| !t.contains("never")).await?;
+
+        // Connector settings and a credential: saved, never shown back.
+        let form = "form[data-connector='local']";
+        type_into(&c, &format!("{form} .connector-settings"), "user = olivia").await?;
+        type_into(&c, &format!("{form} .connector-credential"), "s3cr3t-value").await?;
+        click(&c, &format!("{form} .connector-save")).await?;
+        wait_for(&c, "#connector-saved").await?;
+        open(&c, &format!("{base}/profile")).await?;
+        wait_text(&c, &format!("{form} .credential-state"), |t| t.contains("A credential is stored")).await?;
+        let source = c.source().await.map_err(|e| e.to_string())?;
+        if source.contains("s3cr3t-value") {
+            return Err("the saved credential is in the page".into());
+        }
+        let shown = c.find(fantoccini::Locator::Css(&format!("{form} .connector-settings"))).await.map_err(|e| e.to_string())?.prop("value").await.map_err(|e| e.to_string())?;
+        if !shown.as_deref().unwrap_or_default().contains("user = olivia") {
+            return Err(format!("the settings were not kept: {shown:?}"));
+        }
         screenshot(&c, "profile").await?;
 
         // Another user deploys the cluster from the catalog with two workers.
         click(&c, sel::SIGN_OUT).await?;
         wait_text(&c, "nav.top", |t| t.contains("Sign in")).await?;
         sign_up(&c, &base, "oscar", "battery staple").await?;
+        // The administrator (olivia, the first account) gives oscar a quota on `local`.
+        let admin = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        admin.post(format!("{base}/api/v1/auth/login")).json(&serde_json::json!({"name": "olivia", "password": "correct horse"})).send().await.map_err(|e| e.to_string())?;
+        let r = admin.put(format!("{base}/api/v1/users/oscar/quotas/local")).json(&serde_json::json!({"quota": 10})).send().await.map_err(|e| e.to_string())?;
+        if r.status() != reqwest::StatusCode::NO_CONTENT {
+            return Err(format!("setting the quota: {}", r.status()));
+        }
         open(&c, &format!("{base}/catalog")).await?;
         click(&c, "a[data-deploy='examples/cluster/cluster']").await?;
         wait_text(&c, sel::LAUNCH_FORM, |t| t.contains("Node worker")).await?;
@@ -142,6 +166,9 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
         click(&c, sel::LAUNCH).await?;
         wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
         wait_text(&c, sel::INSTANCES, |t| t.contains("Cluster ready with 2 workers") && t.contains("worker.2")).await?;
+        // The dashboard shows oscar's usage against his quota.
+        click(&c, "#dashboard-link").await?;
+        wait_text(&c, "#usage", |t| t.contains("local: 0 of 10 instances")).await?;
         Ok::<(), String>(())
     }
     .await;

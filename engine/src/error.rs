@@ -22,6 +22,9 @@ pub enum Error {
     /// A value over the size limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The run would take the user over a connector quota (429).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A blocking read reached its deadline (408).
     #[error("{0}")]
     Timeout(String),

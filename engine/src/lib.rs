@@ -6,6 +6,7 @@
 //! - [`db`]: the connection pool (SQLite by default, PostgreSQL for `postgres://` URLs) and migrations
 //! - [`error`]: [`Error`], the one error type of the engine's boundary
 //! - [`users`]: accounts, password hashing, sessions, API tokens, profiles
+//! - [`accounts`]: per-connector settings, write-only credentials and quotas
 //! - [`access`]: who may do what to a module (pure rules, table-tested)
 //! - [`modules`]: the versioned module store: save, read, history, restore, delete, catalog
 //! - [`orchestrator`]: the run lifecycle as pure decisions (`next(run, event) -> actions`)
@@ -20,6 +21,7 @@
 //! - [`testing`]: fresh SQLite and PostgreSQL databases for tests
 
 pub mod access;
+pub mod accounts;
 pub mod bundle;
 pub mod check;
 pub mod connector;

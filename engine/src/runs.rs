@@ -250,6 +250,12 @@ impl Engine {
             return Err(Error::invalid(path.as_str(), "multiplicity", format!("{} instances; a run has at most {MAX_INSTANCES}", instances.len())));
         }
 
+        let mut wanted: BTreeMap<String, i64> = BTreeMap::new();
+        for (_, _, _, connector) in &instances {
+            *wanted.entry(connector.clone()).or_default() += 1;
+        }
+        self.check_quota(&user.name, &wanted).await?;
+
         let id = uuid::Uuid::new_v4().to_string();
         let token = format!("ssr_{}", random_hex(24));
         let now = now_ms();

@@ -26,3 +26,29 @@ pub struct ApiToken {
     pub last_used_at: Option<i64>,
 }
 
+
+/// A user's account on one connector, as shown back: never the credential itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorAccount {
+    pub connector: String,
+    /// Non-secret settings (`host`, `user`, …).
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// Whether a credential is stored (it is never sent back).
+    pub credential_set: bool,
+    /// Most instances the user may have at once on this connector; `None`: no cap.
+    pub quota: Option<i64>,
+    /// Instances of the user's unfinished runs on this connector right now.
+    pub in_use: i64,
+    pub updated_at: Option<i64>,
+}
+
+/// What a user saves for a connector. `credential`: `None` keeps the stored one, `Some("")`
+/// removes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorAccountUpdate {
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub credential: Option<String>,
+}

@@ -26,7 +26,7 @@ pub mod validate;
 
 pub use error::FieldError;
 pub use key::{KeyOwner, ParamKey};
-pub use account::{ApiToken, Profile, User};
+pub use account::{ApiToken, ConnectorAccount, ConnectorAccountUpdate, Profile, User};
 pub use module::{Category, Module, ModuleKind, ModuleSummary, Node, ParamType, Parameter, PublicRights, Targets, VersionInfo};
 pub use path::{ModulePath, ModuleRef};
 pub use state::RunState;

@@ -1,4 +1,4 @@
-//! `slipstream serve | admin create` — see `slipstream --help`.
+//! `slipstream serve | admin create | admin quota` — see `slipstream --help`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -57,6 +57,15 @@ enum AdminCommand {
         #[command(flatten)]
         store: Store,
     },
+    /// Cap how many instances USER may have at once on CONNECTOR (`none` lifts the cap).
+    Quota {
+        user: String,
+        connector: String,
+        /// A number of instances, or `none`.
+        quota: String,
+        #[command(flatten)]
+        store: Store,
+    },
 }
 
 #[tokio::main]
@@ -95,17 +104,23 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("Slipstream stopped");
             Ok(())
         }
-        Command::Admin { command: AdminCommand::Create { user, password, store } } => {
-            std::fs::create_dir_all(&store.data_dir).map_err(|e| e.to_string())?;
-            let settings = Settings {
-                listen: String::new(),
-                data_dir: store.data_dir,
-                database_url: store.database_url,
-                site_root: PathBuf::new(),
-                load_examples: false,
-                agent_bin: None,
+        Command::Admin { command: AdminCommand::Quota { user, connector, quota, store } } => {
+            let quota = match quota.as_str() {
+                "none" => None,
+                n => Some(n.parse::<i64>().map_err(|_| format!("quota: `{n}` is not a number of instances or `none`"))?),
             };
-            let engine = engine::Engine::open(&settings.database_url()).await.map_err(|e| e.to_string())?;
+            let engine = open_store(store).await?;
+            // The command line stands for an administrator: whoever can run it owns the database.
+            let root = model::User { name: "(command line)".into(), is_admin: true };
+            engine.set_quota(&root, &user, &connector, quota).await.map_err(|e| e.to_string())?;
+            match quota {
+                Some(q) => println!("{user} may have {q} instance(s) at once on {connector}"),
+                None => println!("{user} has no quota on {connector}"),
+            }
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { user, password, store } } => {
+            let engine = open_store(store).await?;
             let password = match password {
                 Some(p) => Some(p),
                 None => {
@@ -121,6 +136,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The engine on the store the flags name, for one-shot commands (no examples, no server).
+async fn open_store(store: Store) -> Result<engine::Engine, String> {
+    std::fs::create_dir_all(&store.data_dir).map_err(|e| e.to_string())?;
+    let settings = Settings {
+        listen: String::new(),
+        data_dir: store.data_dir,
+        database_url: store.database_url,
+        site_root: PathBuf::new(),
+        load_examples: false,
+        agent_bin: None,
+    };
+    engine::Engine::open(&settings.database_url()).await.map_err(|e| e.to_string())
 }
 
 /// Ctrl-C or SIGTERM.

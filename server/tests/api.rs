@@ -270,3 +270,53 @@ async fn the_catalog_and_the_openapi_document_need_no_sign_in() {
         assert!(page.contains("examples/tutorials/hello/client_server"), "{db}: the catalog page is rendered on the server");
     }
 }
+
+#[tokio::test]
+async fn connector_credentials_are_write_only_and_quotas_refuse_runs_over_them() {
+    for (db, s) in servers().await {
+        let admin = signed_up(&s, "root").await; // the first account administers
+        let olivia = signed_up(&s, "olivia").await;
+        let url = |p: &str| format!("{}/api/v1/{p}", s.base);
+
+        // Settings and a credential; the credential never comes back, in any response.
+        let secret = "-----BEGIN KEY----- s3cr3t -----END KEY-----";
+        let r = olivia.put(url("profile/connectors/local")).json(&json!({"settings": {"user": "olivia"}, "credential": secret})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{db}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("s3cr3t"), "{db}: the credential was sent back: {body}");
+        let list: Value = olivia.get(url("profile/connectors")).send().await.unwrap().json().await.unwrap();
+        assert!(!list.to_string().contains("s3cr3t"), "{db}");
+        assert_eq!(list[0]["connector"], "local", "{db}");
+        assert_eq!(list[0]["credential_set"], true, "{db}");
+        assert_eq!(list[0]["settings"]["user"], "olivia", "{db}");
+        // Saving settings alone keeps the credential; an empty one removes it.
+        let kept: Value = olivia.put(url("profile/connectors/local")).json(&json!({"settings": {}})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(kept["credential_set"], true, "{db}");
+        let removed: Value = olivia.put(url("profile/connectors/local")).json(&json!({"credential": ""})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(removed["credential_set"], false, "{db}");
+        let r = olivia.put(url("profile/connectors/cloudy")).json(&json!({})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{db}: unknown connector");
+        assert_eq!(r.json::<Value>().await.unwrap()["field"], "connector", "{db}");
+
+        // Only an administrator sets quotas.
+        let r = olivia.put(url("users/olivia/quotas/local")).json(&json!({"quota": 100})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{db}");
+        let r = admin.put(url("users/olivia/quotas/local")).json(&json!({"quota": 1})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{db}");
+        let list: Value = olivia.get(url("profile/connectors")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(list[0]["quota"], 1, "{db}");
+
+        // Hello World needs two instances: over the quota of one, refused, nothing created.
+        let r = olivia.post(url("runs")).json(&json!({"module": "examples/tutorials/hello/client_server"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{db}");
+        let msg = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains("2 instance(s) on `local`") && msg.contains("quota of 1"), "{db}: {msg}");
+        let runs: Value = olivia.get(url("runs")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(runs.as_array().map(Vec::len), Some(0), "{db}: a refused run left a trace: {runs}");
+        // Lifted, the same run is accepted.
+        let r = admin.put(url("users/olivia/quotas/local")).json(&json!({"quota": null})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{db}");
+        let r = olivia.post(url("runs")).json(&json!({"module": "examples/tutorials/hello/client_server"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{db}");
+    }
+}

@@ -8,7 +8,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 use model::run::RunSummary;
 
-use crate::api::dashboard_runs;
+use crate::api::{dashboard_runs, my_connectors};
 use crate::pages::runs::state_badge;
 use crate::{error_text, format_time};
 
@@ -38,8 +38,32 @@ pub fn Dashboard() -> impl IntoView {
     let reload = RwSignal::new(0u32);
     let runs = Resource::new(move || (filters(), reload.get()), |((active, module, tag), _)| dashboard_runs(active, module, tag));
     let (active, module, tag) = filters();
+    // Usage is the server's count; it is fetched again whenever a run starts or ends.
+    let usage_tick = RwSignal::new(0u32);
+    let usage = Resource::new(move || (reload.get(), usage_tick.get()), |_| my_connectors());
     view! {
         <h1>"Dashboard"</h1>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                usage.await.ok().map(|list| view! {
+                    <ul class="usage" id="usage">
+                        {list.into_iter().map(|a| {
+                            let text = match a.quota {
+                                Some(q) => format!("{}: {} of {q} instances", a.connector, a.in_use),
+                                None => format!("{}: {} instances (no quota)", a.connector, a.in_use),
+                            };
+                            let max = a.quota.unwrap_or(a.in_use.max(1)).max(1);
+                            view! {
+                                <li data-connector=a.connector.clone()>
+                                    <meter min="0" max=max value=a.in_use high=max * 8 / 10 optimum="0"></meter>
+                                    " " {text}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                })
+            })}
+        </Transition>
         <form method="get" action="/dashboard" class="search" id="dashboard-filters">
             <label class="inline-check"><input type="checkbox" name="active" value="1" checked=active/> " active only"</label>
             <input type="search" name="module" placeholder="module" value=module/>
@@ -49,7 +73,7 @@ pub fn Dashboard() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match runs.await {
-                    Ok(list) => view! { <DashboardTable runs=list reload/> }.into_any(),
+                    Ok(list) => view! { <DashboardTable runs=list reload usage_tick/> }.into_any(),
                     Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
                 }
             })}
@@ -58,12 +82,12 @@ pub fn Dashboard() -> impl IntoView {
 }
 
 #[component]
-fn DashboardTable(runs: Vec<RunSummary>, reload: RwSignal<u32>) -> impl IntoView {
+fn DashboardTable(runs: Vec<RunSummary>, reload: RwSignal<u32>, usage_tick: RwSignal<u32>) -> impl IntoView {
     let rows = RwSignal::new(runs);
     #[cfg(feature = "hydrate")]
-    live::follow(rows, reload);
+    live::follow(rows, reload, usage_tick);
     #[cfg(not(feature = "hydrate"))]
-    let _ = reload;
+    let _ = (reload, usage_tick);
     let totals = move || {
         rows.with(|rs| {
             let active = rs.iter().filter(|r| !r.state.is_terminal()).count();
@@ -106,7 +130,7 @@ mod live {
     use model::run::{LiveEvent, RunSummary};
 
     /// Applies state changes of listed runs; a run not listed yet reloads the list.
-    pub fn follow(rows: RwSignal<Vec<RunSummary>>, reload: RwSignal<u32>) {
+    pub fn follow(rows: RwSignal<Vec<RunSummary>>, reload: RwSignal<u32>, usage_tick: RwSignal<u32>) {
         leptos::task::spawn_local(async move {
             let location = window().location();
             let proto = if location.protocol().as_deref() == Ok("https:") { "wss" } else { "ws" };
@@ -129,7 +153,12 @@ mod live {
                             return;
                         }
                     }
-                    Some(true) => {}
+                    Some(true) => {
+                        // Instances are counted until their run ends.
+                        if state.is_terminal() && usage_tick.try_update(|n| *n += 1).is_none() {
+                            return;
+                        }
+                    }
                 }
             }
         });

@@ -1,9 +1,10 @@
 //! The user's profile: defaults for new runs (keep-running, timeout), the SSH public key, and
-//! API tokens for scripts and CI (a new token's secret is shown once, never again).
+//! API tokens for scripts and CI (a new token's secret is shown once, never again), and the
+//! per-connector settings and credentials (a saved credential is never shown back) with quotas.
 
 use leptos::prelude::*;
 
-use crate::api::{my_profile, NewApiToken, RevokeApiToken, SaveProfile};
+use crate::api::{my_connectors, my_profile, NewApiToken, RevokeApiToken, SaveConnector, SaveProfile};
 use crate::{error_text, format_time};
 
 #[component]
@@ -43,6 +44,7 @@ pub fn Profile() -> impl IntoView {
                                 Err(e) => view! { <p class="error" id="form-error">{error_text(&e)}</p> }.into_any(),
                             })}
                         </section>
+                        <Connectors/>
                         <section class="panel">
                             <h2>"API tokens"</h2>
                             <p class="hint">"For scripts and CI: " <code>"Authorization: Bearer <token>"</code></p>
@@ -79,5 +81,61 @@ pub fn Profile() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// One form per connector: settings as `name = value` lines, a write-only credential.
+#[component]
+fn Connectors() -> impl IntoView {
+    let save = ServerAction::<SaveConnector>::new();
+    let accounts = Resource::new(move || save.version().get(), |_| my_connectors());
+    view! {
+        <section class="panel" id="connectors">
+            <h2>"Connectors"</h2>
+            <p class="hint">"Your settings and credentials for each connector. A saved credential is kept secret: it is used to start your instances and never shown again."</p>
+            {move || save.value().get().map(|r| match r {
+                Ok(()) => view! { <p class="notice" id="connector-saved">"Saved."</p> }.into_any(),
+                Err(e) => view! { <p class="error" id="connector-error">{error_text(&e)}</p> }.into_any(),
+            })}
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match accounts.await {
+                        Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                        Ok(list) => list.into_iter().map(|a| {
+                            let settings = a.settings.iter().map(|(k, v)| format!("{k} = {v}\n")).collect::<String>();
+                            let quota = match a.quota {
+                                Some(q) => format!("Quota: {} of {q} instances in use", a.in_use),
+                                None => format!("No quota; {} instances in use", a.in_use),
+                            };
+                            let stored = match (a.credential_set, a.updated_at) {
+                                (true, Some(at)) => format!("A credential is stored (saved {}).", format_time(at)),
+                                _ => "No credential stored.".to_string(),
+                            };
+                            let (c1, c2, c3, c4) = (a.connector.clone(), a.connector.clone(), a.connector.clone(), a.connector.clone());
+                            let set = a.credential_set;
+                            view! {
+                                <ActionForm action=save attr:class="launch connector-form" attr:data-connector=c1>
+                                    <h3>{c2}</h3>
+                                    <p class="meta quota">{quota}</p>
+                                    <input type="hidden" name="connector" value=c3/>
+                                    <label>"Settings (one " <code>"name = value"</code> " per line)"
+                                        <textarea name="settings" class="connector-settings" rows="3">{settings}</textarea>
+                                    </label>
+                                    <label>"Credential (password, token or private key)"
+                                        <input type="password" name="credential" class="connector-credential" autocomplete="new-password"
+                                            placeholder=if set { "stored; type a new one to replace it" } else { "not set" }/>
+                                    </label>
+                                    <p class="meta credential-state">{stored}</p>
+                                    {set.then(|| view! {
+                                        <label class="inline-check"><input type="checkbox" name="remove_credential" value="1" class="checkbox"/> " remove the stored credential"</label>
+                                    })}
+                                    <button type="submit" class="connector-save">"Save " {c4}</button>
+                                </ActionForm>
+                            }
+                        }).collect_view().into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }

@@ -94,3 +94,41 @@ pub async fn put_profile(State(s): State<AppState>, caller: Caller, body: axum::
     let p: ProfileUpdate = parse_json("", &body)?;
     Ok(Json(s.engine.update_profile(&user, &p.keep_running, p.run_timeout_minutes, &p.ssh_public_key).await?))
 }
+
+/// The caller's account on every connector: settings, whether a credential is stored (never
+/// the credential), quota and instances in use.
+pub async fn list_connector_accounts(State(s): State<AppState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    Ok(Json(s.engine.connector_accounts(&user).await?))
+}
+
+pub async fn put_connector_account(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(connector): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    let update: model::ConnectorAccountUpdate = parse_json("", &body)?;
+    Ok(Json(s.engine.save_connector_account(&user, &connector, update).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaUpdate {
+    /// Most instances at once; `null` lifts the cap.
+    quota: Option<i64>,
+}
+
+/// Sets a user's quota on a connector (administrators only).
+pub async fn put_quota(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((name, connector)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let admin = signed_in(caller)?;
+    let q: QuotaUpdate = parse_json("", &body)?;
+    s.engine.set_quota(&admin, &name, &connector, q.quota).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -42,6 +42,7 @@ impl IntoResponse for ApiError {
             Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
             TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
             Timeout(m) => (StatusCode::REQUEST_TIMEOUT, json!({"error": m})),
+            QuotaExceeded(m) => (StatusCode::TOO_MANY_REQUESTS, json!({"error": m})),
             Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error; the server log has the details"}))

@@ -11,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, delete, get, post, put};
 use axum::{Json, Router};
 use model::User;
 
@@ -30,6 +30,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/auth/tokens/{id}"),
     ("get", "/api/v1/profile"),
     ("put", "/api/v1/profile"),
+    ("get", "/api/v1/profile/connectors"),
+    ("put", "/api/v1/profile/connectors/{connector}"),
+    ("put", "/api/v1/users/{name}/quotas/{connector}"),
     ("get", "/api/v1/modules"),
     ("get", "/api/v1/modules/{path}"),
     ("put", "/api/v1/modules/{path}"),
@@ -71,6 +74,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/tokens", post(auth::create_token).get(auth::list_tokens))
         .route("/api/v1/auth/tokens/{id}", delete(auth::revoke_token))
         .route("/api/v1/profile", get(auth::get_profile).put(auth::put_profile))
+        .route("/api/v1/profile/connectors", get(auth::list_connector_accounts))
+        .route("/api/v1/profile/connectors/{connector}", put(auth::put_connector_account))
+        .route("/api/v1/users/{name}/quotas/{connector}", put(auth::put_quota))
         .route("/api/v1/modules", get(modules::list))
         .route(
             "/api/v1/modules/{*path}",
