@@ -39,8 +39,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     // Effects run only in the browser: this marks the page as hydrated (tests wait for it).
-    let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
+    // The time (ms since the epoch) is kept for measuring time to interactive.
+    let (hydrated, set_hydrated) = signal(None::<f64>);
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        set_hydrated.set(Some(leptos::web_sys::js_sys::Date::now()));
+        #[cfg(not(feature = "hydrate"))]
+        set_hydrated.set(Some(0.0));
+    });
     view! {
         <Stylesheet id="leptos" href="/pkg/site.css"/>
         <Title text="Slipstream"/>
@@ -64,7 +70,8 @@ pub fn App() -> impl IntoView {
                 </Routes>
             </main>
             <footer>
-                <span id="hydrated" data-hydrated=move || if hydrated.get() { "yes" } else { "no" }></span>
+                <span id="hydrated" data-hydrated=move || if hydrated.get().is_some() { "yes" } else { "no" }
+                    data-hydrated-at=move || hydrated.get().map(|t| t.to_string()).unwrap_or_default()></span>
             </footer>
         </Router>
     }

@@ -382,7 +382,7 @@ fn Editor(data: EditorStart) -> impl IntoView {
     };
     // Each tab's body type-erased: one deep view type would overflow the compiler's limits.
     let tab_body = move |id: &'static str, body: AnyView| view! { <div class="tab-body" hidden=move || tab.get() != id>{body}</div> }.into_any();
-    let mut bodies: Vec<AnyView> = vec![tab_body("summary", view! { <SummaryTab draft exists errors/> }.into_any())];
+    let mut bodies: Vec<AnyView> = vec![tab_body("summary", view! { <SummaryTab draft exists errors meta=exists.then(|| (module.version.unwrap_or(0), module.owner.clone().unwrap_or_default()))/> }.into_any())];
     if kind == ModuleKind::Image {
         bodies.push(tab_body("reference", view! { <ReferenceTab draft errors choosing connectors=connectors.clone()/> }.into_any()));
         bodies.push(tab_body("parameters", view! { <ParametersTab draft errors/> }.into_any()));
@@ -508,8 +508,15 @@ fn errors_where(errors: RwSignal<Vec<FieldError>>, matches: impl Fn(&str) -> boo
 }
 
 #[component]
-fn SummaryTab(draft: Draft, exists: bool, errors: RwSignal<Vec<FieldError>>) -> impl IntoView {
+fn SummaryTab(draft: Draft, exists: bool, errors: RwSignal<Vec<FieldError>>, meta: Option<(u32, String)>) -> impl IntoView {
+    let path = draft.path();
     view! {
+        {meta.map(|(version, owner)| view! {
+            <dl class="fields" id="edit-summary">
+                <dt>"Version"</dt><dd>{version} " · " <a href=format!("/modules/{path}#versions")>"other versions"</a></dd>
+                <dt>"Owner"</dt><dd>{owner}</dd>
+            </dl>
+        })}
         <label>"Name"
             {if exists {
                 view! { <input type="text" id="edit-name" prop:value=move || draft.name.get() disabled/> }.into_any()

@@ -319,8 +319,8 @@ fn Versions(path: String, history: Vec<VersionInfo>, shown: u32) -> impl IntoVie
     let restore = ServerAction::<RestoreVersion>::new();
     let latest = history.first().map(|h| h.version).unwrap_or(0);
     view! {
-        <section class="panel">
-            <h2>"Versions"</h2>
+        <section class="panel" id="versions-panel">
+            <h2 id="versions-title">"Versions"</h2>
             {move || restore.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error" id="restore-error">{error_text(&e)}</p> })}
             <table class="list" id="versions">
                 <thead><tr><th>"Version"</th><th>"Author"</th><th>"Saved"</th><th>"Comment"</th><th></th></tr></thead>
