@@ -212,6 +212,15 @@ pub async fn sign_in(c: &Client, base: &str, name: &str, password: &str) -> Step
     wait_text(c, sel::SIGNED_IN_AS, |t| t == name).await.map(|_| ())
 }
 
+/// Creates a project with the "New Project" form of the page shown (the root list or a
+/// project), and waits until it opens at `path`.
+pub async fn new_project(c: &Client, name: &str, path: &str) -> Step {
+    click(c, "#new-project").await?;
+    type_into(c, "#new-project-name", name).await?;
+    click(c, "#new-project-create").await?;
+    wait_text(c, sel::MODULE_PATH, |t| t == path).await.map(|_| ())
+}
+
 /// Chooses `value` in the `<select>` matched by `css`.
 pub async fn select(c: &Client, css: &str, value: &str) -> Step {
     let option = format!("{css} option[value='{value}']");

@@ -22,10 +22,7 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
         type_into(&c, "#new-project-description", "My experiments").await?;
         click(&c, "#new-project-create").await?;
         wait_text(&c, sel::MODULE_PATH, |t| t == "lab").await?;
-        click(&c, "#new-project").await?;
-        type_into(&c, "#new-project-name", "hello").await?;
-        click(&c, "#new-project-create").await?;
-        wait_text(&c, sel::MODULE_PATH, |t| t == "lab/hello").await?;
+        new_project(&c, "hello", "lab/hello").await?;
         // Search by name finds the example deployment.
         open(&c, &format!("{base}/modules?q=client_server")).await?;
         wait_text(&c, "#search-results", |t| t.contains("client_server")).await?;

@@ -39,15 +39,21 @@ async fn value(c: &Client, css: &str) -> Step<String> {
     Ok(e.prop("value").await.map_err(|e| format!("{css}: {e}"))?.unwrap_or_default())
 }
 
-/// Chooses `path` in the chooser window by clicking through the projects to it.
-async fn choose(c: &Client, path: &str) -> Step {
+/// The chooser opens in the current project: up to the root with the keyboard (Backspace).
+async fn chooser_to_root(c: &Client) -> Step {
     wait_for(c, "#chooser").await?;
-    // It opens in the current project: go up to the root with the keyboard (Backspace).
+    let list = c.find(Locator::Css("#chooser-list")).await.map_err(|e| e.to_string())?;
     while exists(c, "#chooser-list li.up").await {
         let shown = wait_text(c, "#chooser-where", |_| true).await?;
-        c.find(Locator::Css("#chooser-list")).await.map_err(|e| e.to_string())?.send_keys("\u{E003}").await.map_err(|e| e.to_string())?;
+        list.send_keys("\u{E003}").await.map_err(|e| e.to_string())?;
         wait_text(c, "#chooser-where", |t| t != shown).await?;
     }
+    Ok(())
+}
+
+/// Chooses `path` in the chooser window by clicking through the projects to it.
+async fn choose(c: &Client, path: &str) -> Step {
+    chooser_to_root(c).await?;
     let mut at = String::new();
     for seg in path.split('/') {
         if !at.is_empty() {
@@ -159,14 +165,8 @@ async fn seed_chapter_2_hello_world_built_and_run_in_the_browser() {
 
         // 2. A new top-level project, and HelloWorld inside it.
         open(&c, &format!("{base}/modules")).await?;
-        click(&c, "#new-project").await?;
-        type_into(&c, "#new-project-name", "olivia").await?;
-        click(&c, "#new-project-create").await?;
-        wait_text(&c, sel::MODULE_PATH, |t| t == "olivia").await?;
-        click(&c, "#new-project").await?;
-        type_into(&c, "#new-project-name", "HelloWorld").await?;
-        click(&c, "#new-project-create").await?;
-        wait_text(&c, sel::MODULE_PATH, |t| t == "olivia/HelloWorld").await?;
+        new_project(&c, "olivia", "olivia").await?;
+        new_project(&c, "HelloWorld", "olivia/HelloWorld").await?;
 
         // 3. The web server image: parent chosen in the chooser, outputs port (8080) and ready.
         let project = "olivia/HelloWorld";
@@ -276,14 +276,8 @@ async fn seed_chapter_2_hello_world_built_and_run_in_the_browser() {
 async fn choose_by_keyboard(c: &Client, path: &str) -> Step {
     const DOWN: &str = "\u{E015}";
     const ENTER: &str = "\u{E007}";
-    const BACKSPACE: &str = "\u{E003}";
-    wait_for(c, "#chooser").await?;
+    chooser_to_root(c).await?;
     let list = c.find(Locator::Css("#chooser-list")).await.map_err(|e| e.to_string())?;
-    while exists(c, "#chooser-list li.up").await {
-        let shown = wait_text(c, "#chooser-where", |_| true).await?;
-        list.send_keys(BACKSPACE).await.map_err(|e| e.to_string())?;
-        wait_text(c, "#chooser-where", |t| t != shown).await?;
-    }
     let mut at = String::new();
     for seg in path.split('/') {
         if !at.is_empty() {
@@ -316,10 +310,7 @@ async fn seed_chapter_3_a_deployment_with_three_test_clients() {
     let journey = async {
         sign_up(&c, &base, "olivia", "correct horse").await?;
         open(&c, &format!("{base}/modules")).await?;
-        click(&c, "#new-project").await?;
-        type_into(&c, "#new-project-name", "Performance_Tutorial").await?;
-        click(&c, "#new-project-create").await?;
-        wait_text(&c, sel::MODULE_PATH, |t| t == "Performance_Tutorial").await?;
+        new_project(&c, "Performance_Tutorial", "Performance_Tutorial").await?;
 
         // A deployment reusing the Hello World images, nodes added with the keyboard.
         click(&c, "#new-deployment").await?;
@@ -388,10 +379,7 @@ async fn a_published_deployment_is_found_in_the_catalog_and_deployed_by_another_
         // The project is shared first (Authorization tab): read and deploy for everyone, so
         // what is created inside it is too.
         open(&c, &format!("{base}/modules")).await?;
-        click(&c, "#new-project").await?;
-        type_into(&c, "#new-project-name", "shop").await?;
-        click(&c, "#new-project-create").await?;
-        wait_text(&c, sel::MODULE_PATH, |t| t == "shop").await?;
+        new_project(&c, "shop", "shop").await?;
         click(&c, "#edit-button").await?;
         click(&c, "#tab-authorization").await?;
         click(&c, "#public-read").await?;
