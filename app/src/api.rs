@@ -13,6 +13,9 @@ pub struct ModulePageData {
     pub module: Option<Module>,
     pub children: Vec<ModuleSummary>,
     pub history: Vec<VersionInfo>,
+    /// What the caller may do here (for the root: create projects when signed in).
+    pub can_write: bool,
+    pub can_deploy: bool,
 }
 
 #[cfg(feature = "ssr")]
@@ -97,16 +100,17 @@ pub async fn module_page(path: String, version: Option<u32>) -> Result<ModulePag
     let path = path.trim_matches('/').to_string();
     if path.is_empty() {
         let children = engine.list_children(user.as_ref(), None).await.map_err(ssr::fail)?;
-        return Ok(ModulePageData { path, module: None, children, history: vec![] });
+        return Ok(ModulePageData { path, module: None, children, history: vec![], can_write: user.is_some(), can_deploy: false });
     }
     let module = engine.get_module(user.as_ref(), &path, version).await.map_err(ssr::fail)?;
     let history = engine.history(user.as_ref(), &path).await.map_err(ssr::fail)?;
+    let (can_write, can_deploy, _) = engine.rights(user.as_ref(), &path).await.map_err(ssr::fail)?;
     let children = if module.kind == model::ModuleKind::Project {
         engine.list_children(user.as_ref(), Some(&path)).await.map_err(ssr::fail)?
     } else {
         vec![]
     };
-    Ok(ModulePageData { path, module: Some(module), children, history })
+    Ok(ModulePageData { path, module: Some(module), children, history, can_write, can_deploy })
 }
 
 /// One card of the catalog.
@@ -358,6 +362,8 @@ pub struct EditorStart {
     pub connectors: Vec<String>,
     /// Image reference → its parameters with inheritance applied (platform outputs included).
     pub images: std::collections::BTreeMap<String, Vec<model::Parameter>>,
+    /// Whether the caller may change who may read, write and deploy it (owner or administrator).
+    pub can_share: bool,
 }
 
 #[server]
@@ -374,7 +380,7 @@ pub async fn editor_data(path: String, kind: String, parent: String) -> Result<E
         }
         let path = if parent.is_empty() { String::new() } else { format!("{parent}/") };
         let module = Module { kind, path, ..Default::default() };
-        return Ok(EditorStart { module, exists: false, connectors, images: Default::default() });
+        return Ok(EditorStart { module, exists: false, connectors, images: Default::default(), can_share: true });
     }
     let module = engine.get_module(Some(&user), path.trim_matches('/'), None).await.map_err(ssr::fail)?;
     let mut images = std::collections::BTreeMap::new();
@@ -383,7 +389,8 @@ pub async fn editor_data(path: String, kind: String, parent: String) -> Result<E
             images.insert(node.image.clone(), resolved.parameters);
         }
     }
-    Ok(EditorStart { module, exists: true, connectors, images })
+    let (_, _, can_share) = engine.rights(Some(&user), &module.path).await.map_err(ssr::fail)?;
+    Ok(EditorStart { module, exists: true, connectors, images, can_share })
 }
 
 /// An image's parameters with inheritance applied: what a node of it must resolve (inputs)

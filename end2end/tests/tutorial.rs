@@ -420,6 +420,12 @@ async fn a_published_deployment_is_found_in_the_catalog_and_deployed_by_another_
 
         // Another user deploys it from the catalog's form.
         sign_up(&c, &base, "oscar", "battery staple").await?;
+        // Shared for reading and deploying, not for writing: Run is offered, Edit is not.
+        open(&c, &format!("{base}/modules/shop/hello")).await?;
+        wait_for(&c, sel::RUN_BUTTON).await?;
+        if exists(&c, "#edit-button").await || exists(&c, "#versions button.restore").await {
+            return Err("another user is offered to edit a module shared for reading and deploying".into());
+        }
         open(&c, &format!("{base}/catalog?q=shop")).await?;
         click(&c, "a[data-deploy='shop/hello']").await?;
         wait_text(&c, sel::LAUNCH_FORM, |t| t.contains("Node testclient1") && t.contains("linked to apache1:hostname")).await?;

@@ -124,6 +124,15 @@ impl Engine {
         Ok(m)
     }
 
+    /// What the actor may do with a module: (write, deploy, share). For showing only the
+    /// buttons that work; every operation still checks for itself.
+    pub async fn rights(&self, actor: Option<&User>, path: &str) -> Result<(bool, bool, bool)> {
+        let p = parse_path(path)?;
+        let meta = self.meta_for(actor, &p, Op::Read).await?;
+        let can = |op| access::allowed(actor, &meta.access(), op);
+        Ok((can(Op::Write), can(Op::Deploy), can(Op::Share)))
+    }
+
     /// A module at its latest version, or at `version`.
     pub async fn get_module(&self, actor: Option<&User>, path: &str, version: Option<u32>) -> Result<Module> {
         let path = parse_path(path)?;

@@ -312,7 +312,7 @@ enum Choosing {
 
 #[component]
 fn Editor(data: EditorStart) -> impl IntoView {
-    let EditorStart { module, exists, connectors, images } = data;
+    let EditorStart { module, exists, connectors, images, can_share } = data;
     let draft = Draft::new(&module, &images);
     let kind = module.kind;
     let loaded_public = module.public.unwrap_or_default();
@@ -392,7 +392,7 @@ fn Editor(data: EditorStart) -> impl IntoView {
     if kind == ModuleKind::Deployment {
         bodies.push(tab_body("nodes", view! { <NodesTab draft errors choosing connectors=connectors.clone()/> }.into_any()));
     }
-    bodies.push(tab_body("authorization", view! { <AuthorizationTab draft/> }.into_any()));
+    bodies.push(tab_body("authorization", view! { <AuthorizationTab draft can_share/> }.into_any()));
     // New rows belong to the editor, not to the chooser that picked their image (which is
     // disposed as soon as it closes, and its signals with it).
     let owner = Owner::current().expect("the editor renders inside an owner");
@@ -828,18 +828,19 @@ fn LinkField(value: RwSignal<String>, own: RwSignal<String>, outputs: Memo<Vec<S
 }
 
 #[component]
-fn AuthorizationTab(draft: Draft) -> impl IntoView {
+fn AuthorizationTab(draft: Draft, can_share: bool) -> impl IntoView {
     let [read, write, deploy] = draft.public;
-    let check = |id: &'static str, label: &'static str, sig: RwSignal<bool>| {
+    let check = move |id: &'static str, label: &'static str, sig: RwSignal<bool>| {
         view! {
             <label class="inline-check">
-                <input type="checkbox" id=id prop:checked=move || sig.get() on:change=move |ev| sig.set(event_target_checked(&ev))/>
+                <input type="checkbox" id=id disabled=!can_share prop:checked=move || sig.get() on:change=move |ev| sig.set(event_target_checked(&ev))/>
                 {label}
             </label>
         }
     };
     view! {
         <p class="hint">"Modules are private to their owner unless shared. Writing or deploying implies reading. Only the owner (or an administrator) may change these."</p>
+        {(!can_share).then(|| view! { <p class="notice" id="cannot-share">"You may save new versions of this module, but not change who may use it."</p> })}
         {check("public-read", "Public read: every signed-in user may see it", read)}
         {check("public-write", "Public write: every signed-in user may save new versions", write)}
         {check("public-deploy", "Public deploy: every signed-in user may run it", deploy)}

@@ -58,13 +58,13 @@ fn Breadcrumbs(path: String) -> impl IntoView {
 
 #[component]
 fn ModuleView(data: ModulePageData) -> impl IntoView {
-    let ModulePageData { path, module, children, history } = data;
+    let ModulePageData { path, module, children, history, can_write, can_deploy } = data;
     let Some(m) = module else {
         return view! {
             <Breadcrumbs path=String::new()/>
             <h1>"Projects"</h1>
             <Search/>
-            <NewProjectForm parent=String::new()/>
+            {can_write.then(|| view! { <NewProjectForm parent=String::new()/> })}
             <Children children/>
         }
         .into_any();
@@ -86,28 +86,31 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
             })}
         </header>
         <p class="actions-bar">
-            {(kind != ModuleKind::Project).then(|| view! {
+            {(kind != ModuleKind::Project && can_deploy).then(|| view! {
                 <A href=format!("/launch?module={path}") attr:class="button" attr:id="run-button">"Run"</A>
             })}
-            " "
-            <A href=format!("/edit/{path}") attr:class="button secondary" attr:id="edit-button">"Edit"</A>
+            {can_write.then(|| view! { <A href=format!("/edit/{path}") attr:class="button secondary" attr:id="edit-button">"Edit"</A> })}
+            {(kind != ModuleKind::Project).then(|| view! {
+                <A href=format!("/dashboard?module={path}") attr:class="button secondary" attr:id="runs-of-module">"Runs"</A>
+            })}
         </p>
         <Summary m=m.clone() latest/>
         {match kind {
             ModuleKind::Project => view! {
                 <h2>"Modules"</h2>
-                <p class="actions-bar">
-                    <A href=format!("/new?kind=image&parent={path}") attr:class="button secondary" attr:id="new-image">"New Image"</A>
-                    " "
-                    <A href=format!("/new?kind=deployment&parent={path}") attr:class="button secondary" attr:id="new-deployment">"New Deployment"</A>
-                </p>
-                <NewProjectForm parent=path.clone()/>
+                {can_write.then(|| view! {
+                    <p class="actions-bar">
+                        <A href=format!("/new?kind=image&parent={path}") attr:class="button secondary" attr:id="new-image">"New Image"</A>
+                        <A href=format!("/new?kind=deployment&parent={path}") attr:class="button secondary" attr:id="new-deployment">"New Deployment"</A>
+                    </p>
+                    <NewProjectForm parent=path.clone()/>
+                })}
                 <Children children/>
             }.into_any(),
             ModuleKind::Image => view! { <ImageView m=m.clone()/> }.into_any(),
             ModuleKind::Deployment => view! { <NodesView m=m.clone()/> }.into_any(),
         }}
-        <Versions path history shown/>
+        <Versions path history shown can_write/>
     }
     .into_any()
 }
@@ -315,7 +318,7 @@ fn NodesView(m: Module) -> impl IntoView {
 }
 
 #[component]
-fn Versions(path: String, history: Vec<VersionInfo>, shown: u32) -> impl IntoView {
+fn Versions(path: String, history: Vec<VersionInfo>, shown: u32, can_write: bool) -> impl IntoView {
     let restore = ServerAction::<RestoreVersion>::new();
     let latest = history.first().map(|h| h.version).unwrap_or(0);
     view! {
@@ -327,7 +330,7 @@ fn Versions(path: String, history: Vec<VersionInfo>, shown: u32) -> impl IntoVie
                 <tbody>
                     {history.into_iter().map(|h| {
                         let compare = (h.version != shown).then(|| format!("/modules/{path}?version={shown}&compare={}", h.version));
-                        let restorable = h.version != latest;
+                        let restorable = can_write && h.version != latest;
                         let path = path.clone();
                         view! {
                             <tr class:current=h.version == shown data-version=h.version>
