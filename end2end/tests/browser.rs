@@ -89,7 +89,7 @@ async fn a_user_runs_hello_world_and_watches_it_finish_live() {
         open(&c, &format!("{base}/runs")).await?;
         wait_text(&c, sel::RUNS, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("browser, hello")).await?;
         click(&c, "#dashboard-link").await?;
-        wait_text(&c, sel::DASHBOARD, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("2 on local")).await?;
+        wait_text(&c, sel::DASHBOARD, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("2 on local") && t.contains("2 completed SendingReports")).await?;
         screenshot(&c, "dashboard").await?;
         open(&c, &format!("{base}/dashboard?tag=nothing")).await?;
         wait_text(&c, "#dashboard-totals", |t| t.starts_with("0 runs")).await?;

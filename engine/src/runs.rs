@@ -756,15 +756,19 @@ impl Engine {
     async fn summary_from_row(&self, r: &sqlx::any::AnyRow) -> Result<RunSummary> {
         let id: String = r.try_get("id")?;
         let tags: String = r.try_get("tags")?;
-        let connectors = sqlx::query("SELECT connector, COUNT(*) AS n FROM run_instances WHERE run_id = $1 GROUP BY connector")
+        let (mut connectors, mut instance_states) = (BTreeMap::new(), BTreeMap::new());
+        let counts = sqlx::query("SELECT connector, completed, COUNT(*) AS n FROM run_instances WHERE run_id = $1 GROUP BY connector, completed")
             .bind(&id)
             .fetch_all(&self.db.pool)
-            .await?
-            .iter()
-            .map(|c| Ok((c.try_get::<String, _>("connector")?, c.try_get::<i64, _>("n")? as u32)))
-            .collect::<Result<BTreeMap<String, u32>>>()?;
+            .await?;
+        for c in &counts {
+            let n = c.try_get::<i64, _>("n")? as u32;
+            *connectors.entry(c.try_get::<String, _>("connector")?).or_insert(0) += n;
+            *instance_states.entry(c.try_get::<String, _>("completed")?).or_insert(0) += n;
+        }
         Ok(RunSummary {
             connectors,
+            instance_states,
             abort: self.abort_message(&id).await?,
             id,
             owner: r.try_get("owner")?,

@@ -88,6 +88,9 @@ pub struct RunSummary {
     /// Instances per connector.
     #[serde(default)]
     pub connectors: BTreeMap<String, u32>,
+    /// Instances per state they last completed (`""`: none yet).
+    #[serde(default)]
+    pub instance_states: BTreeMap<String, u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

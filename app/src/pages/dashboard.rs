@@ -106,6 +106,9 @@ fn DashboardTable(runs: Vec<RunSummary>, reload: RwSignal<u32>, usage_tick: RwSi
                     let aborted = r.abort.is_some();
                     let (row_id, href, short, dur) = (r.id.clone(), format!("/runs/{}", r.id), r.id[..8].to_string(), duration(&r));
                     let connectors = r.connectors.iter().map(|(c, n)| format!("{n} on {c}")).collect::<Vec<_>>().join(", ");
+                    let states = r.instance_states.iter()
+                        .map(|(s, n)| if s.is_empty() { format!("{n} starting") } else { format!("{n} completed {s}") })
+                        .collect::<Vec<_>>().join(", ");
                     view! {
                         <tr data-run=row_id data-state=r.state.as_str()>
                             <td><A href=href>{short}</A></td>
@@ -114,7 +117,7 @@ fn DashboardTable(runs: Vec<RunSummary>, reload: RwSignal<u32>, usage_tick: RwSi
                             <td>{format_time(r.created_at)}</td>
                             <td>{dur}</td>
                             <td>{r.tags.join(", ")}</td>
-                            <td>{connectors}</td>
+                            <td>{connectors}<div class="meta instance-states">{states}</div></td>
                         </tr>
                     }
                 }).collect_view())}
@@ -128,6 +131,7 @@ mod live {
     use futures::StreamExt;
     use leptos::prelude::*;
     use model::run::{LiveEvent, RunSummary};
+    use model::RunState;
 
     /// Applies state changes of listed runs; a run not listed yet reloads the list.
     pub fn follow(rows: RwSignal<Vec<RunSummary>>, reload: RwSignal<u32>, usage_tick: RwSignal<u32>) {
@@ -141,6 +145,11 @@ mod live {
                 let Ok(LiveEvent::State { run, state, .. }) = serde_json::from_str::<LiveEvent>(&text) else { continue };
                 let known = rows.try_update(|rs| match rs.iter_mut().find(|r| r.id == run) {
                     Some(r) => {
+                        // Leaving a barrier state means every instance completed it.
+                        if matches!(r.state, RunState::Provisioning | RunState::Executing | RunState::SendingReports) {
+                            let total = r.instance_states.values().sum();
+                            r.instance_states = [(r.state.as_str().to_string(), total)].into();
+                        }
                         r.state = state;
                         true
                     }
