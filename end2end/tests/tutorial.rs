@@ -444,3 +444,70 @@ async fn a_published_deployment_is_found_in_the_catalog_and_deployed_by_another_
     c.close().await.ok();
     journey.unwrap();
 }
+
+#[tokio::test]
+async fn a_native_image_edited_twice_keeps_every_field() {
+    let (_server, base) = start_server();
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        sign_up(&c, &base, "olivia", "correct horse").await?;
+        open(&c, &format!("{base}/modules")).await?;
+        new_project(&c, "bases", "bases").await?;
+        click(&c, "#new-image").await?;
+        type_into(&c, "#edit-name", "tiny").await?;
+        // Reference: native, with an image id for the local connector.
+        click(&c, "#tab-reference").await?;
+        click(&c, "#edit-native").await?;
+        click(&c, "#add-image-id").await?;
+        type_into(&c, "#edit-images tbody tr:nth-child(1) td:nth-child(1) input", "local").await?;
+        type_into(&c, "#edit-images tbody tr:nth-child(1) td:nth-child(2) input", "host").await?;
+        // Parameters: three inputs; `b` removed, `c` moved above `a`; `a` an enum.
+        click(&c, "#tab-parameters").await?;
+        for name in ["a", "b", "c"] {
+            click(&c, "#add-input").await?;
+            let n = c.find_all(fantoccini::Locator::Css("#edit-input tbody tr")).await.map_err(|e| e.to_string())?.len();
+            type_into(&c, &format!("#edit-input tbody tr:nth-child({n}) .param-name"), name).await?;
+        }
+        click(&c, "#edit-input tr[data-param='b'] .remove-param").await?;
+        click(&c, "#edit-input tr[data-param='c'] button[aria-label='Move up']").await?;
+        select(&c, "#edit-input tr[data-param='a'] .param-type", "enum").await?;
+        type_into(&c, "#edit-input tr[data-param='a'] .param-values", "x, y").await?;
+        type_into(&c, "#edit-input tr[data-param='a'] .param-default", "x").await?;
+        // The code editor indents with Tab instead of leaving the field.
+        click(&c, "#tab-creation").await?;
+        type_into(&c, "#edit-recipe", "if true; then\n\u{E004}echo ok\nfi").await?;
+        let recipe = value(&c, "#edit-recipe").await?;
+        if recipe != "if true; then\n    echo ok\nfi" {
+            return Err(format!("Tab did not indent: {recipe:?}"));
+        }
+        wait_text(&c, ".code-editor[data-target='recipe'] .gutter", |t| t.contains('3')).await?;
+        click(&c, "#save").await?;
+        wait_text(&c, sel::MODULE_PATH, |t| t == "bases/tiny").await?;
+        wait_text(&c, "#native-images", |t| t.contains("local") && t.contains("host")).await?;
+        let params = wait_text(&c, "#parameters", |t| t.contains("(x, y)")).await?;
+        let (pc, pa) = (params.find("\nc input"), params.find("\na input enum (x, y) x"));
+        if params.contains("\nb input") || !matches!((pc, pa), (Some(i), Some(j)) if i < j) {
+            return Err(format!("parameters are not c then a: {params:?}"));
+        }
+
+        // Edit again: the editor starts from what was saved; a second version is made.
+        click(&c, "#edit-button").await?;
+        wait_text(&c, "#edit-summary", |t| t.contains("other versions")).await?;
+        let kind = value(&c, "#edit-input tr[data-param='a'] .param-type").await?;
+        if kind != "enum" {
+            return Err(format!("the saved type came back as {kind:?}"));
+        }
+        type_into(&c, "#edit-description", "The smallest base").await?;
+        type_into(&c, "#save-comment", "Described").await?;
+        click(&c, "#save").await?;
+        wait_text(&c, sel::VERSIONS, |t| t.contains("Described")).await?;
+        wait_text(&c, "#module-version", |t| t.starts_with('2')).await?;
+        Ok::<(), String>(())
+    }
+    .await;
+    if journey.is_err() {
+        screenshot(&c, "failure-native").await.ok();
+    }
+    c.close().await.ok();
+    journey.unwrap();
+}
