@@ -14,6 +14,11 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
         // The project browser lists the examples; the user makes a project of their own.
         open(&c, &format!("{base}/modules")).await?;
         wait_text(&c, sel::CHILDREN, |t| t.contains("examples")).await?;
+        // The tree opens projects in place, down to a deployment.
+        for p in ["examples", "examples/tutorials", "examples/tutorials/hello"] {
+            click(&c, &format!("#project-tree li[data-path='{p}'] > button.toggle")).await?;
+        }
+        wait_text(&c, "#project-tree li[data-path='examples/tutorials/hello']", |t| t.contains("client_server") && t.contains("apache")).await?;
         click(&c, "#new-project").await?;
         type_into(&c, "#new-project-name", "bad name").await?;
         click(&c, "#new-project-create").await?;

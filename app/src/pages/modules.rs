@@ -65,7 +65,13 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
             <h1>"Projects"</h1>
             <Search/>
             {can_write.then(|| view! { <NewProjectForm parent=String::new()/> })}
-            <Children children/>
+            <Children children=children.clone()/>
+            <section class="panel">
+                <h2>"Tree"</h2>
+                <ul class="tree" id="project-tree">
+                    {children.into_iter().map(|c| view! { <TreeNode summary=c/> }).collect_view()}
+                </ul>
+            </section>
         }
         .into_any();
     };
@@ -178,6 +184,53 @@ fn NewProjectForm(parent: String) -> impl IntoView {
             {move || create.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error" id="form-error">{error_text(&e)}</p> })}
         </details>
     }
+}
+
+/// One entry of the project tree; a project opens in place, its children read when first
+/// opened (only what the user may read is listed).
+#[component]
+fn TreeNode(summary: ModuleSummary) -> AnyView {
+    let open = RwSignal::new(false);
+    let path = summary.path.clone();
+    let children = Resource::new(
+        move || open.get(),
+        move |o| {
+            let path = path.clone();
+            async move { if o { module_page(path, None).await.map(|d| d.children) } else { Ok(vec![]) } }
+        },
+    );
+    let name = summary.path.rsplit('/').next().unwrap_or(&summary.path).to_string();
+    let project = summary.kind == ModuleKind::Project;
+    let kind = summary.kind.as_str();
+    let (row_path, href) = (summary.path.clone(), format!("/modules/{}", summary.path));
+    let label = name.clone();
+    view! {
+        <li data-path=row_path>
+            {if project {
+                view! {
+                    <button type="button" class="toggle" aria-expanded=move || open.get().to_string()
+                        aria-label=move || format!("{} {name}", if open.get() { "Close" } else { "Open" })
+                        on:click=move |_| open.update(|o| *o = !*o)>{move || if open.get() { "▾" } else { "▸" }}</button>
+                }.into_any()
+            } else {
+                view! { <span class="toggle-space"></span> }.into_any()
+            }}
+            <span class=format!("kind kind-{kind}")>{kind}</span> " "
+            <A href=href>{label}</A>
+            <Show when=move || open.get()>
+                <Transition fallback=|| view! { <ul><li class="meta">"Loading…"</li></ul> }>
+                    {move || Suspend::new(async move {
+                        match children.await {
+                            Ok(list) if list.is_empty() => view! { <ul><li class="empty">"empty"</li></ul> }.into_any(),
+                            Ok(list) => view! { <ul>{list.into_iter().map(|c| view! { <TreeNode summary=c/> }).collect_view()}</ul> }.into_any(),
+                            Err(e) => view! { <ul><li class="error">{error_text(&e)}</li></ul> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </Show>
+        </li>
+    }
+    .into_any()
 }
 
 #[component]
