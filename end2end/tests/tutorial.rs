@@ -473,6 +473,7 @@ async fn a_native_image_edited_twice_keeps_every_field() {
         select(&c, "#edit-input tr[data-param='a'] .param-type", "enum").await?;
         type_into(&c, "#edit-input tr[data-param='a'] .param-values", "x, y").await?;
         type_into(&c, "#edit-input tr[data-param='a'] .param-default", "x").await?;
+        screenshot(&c, "editor-parameters").await?;
         // The code editor indents with Tab instead of leaving the field.
         click(&c, "#tab-creation").await?;
         type_into(&c, "#edit-recipe", "if true; then\n\u{E004}echo ok\nfi").await?;
