@@ -260,6 +260,24 @@ async fn seed_chapter_2_hello_world_built_and_run_in_the_browser() {
         // The dashboard lists the run.
         click(&c, "#dashboard-link").await?;
         wait_text(&c, sel::DASHBOARD, |t| t.contains(&format!("{project}/client_server")) && t.contains("Done")).await?;
+
+        // Chapter 3 on the same deployment: multiplicity 3 for the client, run again.
+        open(&c, &format!("{base}/modules/{project}/client_server")).await?;
+        click(&c, "#edit-button").await?;
+        click(&c, "#tab-nodes").await?;
+        type_into(&c, "fieldset[data-node='testclient1'] .node-multiplicity", "3").await?;
+        type_into(&c, "#save-comment", "Three clients").await?;
+        click(&c, "#save").await?;
+        wait_text(&c, sel::VERSIONS, |t| t.contains("Three clients")).await?;
+        click(&c, sel::RUN_BUTTON).await?;
+        wait_text(&c, sel::LAUNCH_FORM, |t| t.contains("Node testclient1")).await?;
+        select(&c, sel::KEEP_RUNNING, "never").await?;
+        click(&c, sel::LAUNCH).await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        let instances = wait_text(&c, sel::INSTANCES, |t| t.matches("OK: Hello from Apache deployed by SlipStream!").count() == 3).await?;
+        if !(1..=3).all(|i| instances.contains(&format!("testclient1.{i}"))) {
+            return Err(format!("three client instances: {instances}"));
+        }
         Ok::<(), String>(())
     }
     .await;
