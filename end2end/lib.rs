@@ -212,6 +212,29 @@ pub async fn sign_in(c: &Client, base: &str, name: &str, password: &str) -> Step
     wait_text(c, sel::SIGNED_IN_AS, |t| t == name).await.map(|_| ())
 }
 
+/// Runs a journey against a fresh server in a fresh browser: `steps` get the browser and the
+/// server's base URL. On failure the page is saved as `failure-<name>.png` and its text noted;
+/// the browser is closed before the result is asserted, so none is left behind.
+pub async fn run_journey<F, Fut>(name: &str, steps: F)
+where
+    F: FnOnce(Client, String) -> Fut,
+    Fut: std::future::Future<Output = Step>,
+{
+    let (_server, base) = start_server();
+    let (_driver, c) = start_browser().await;
+    let result = steps(c.clone(), base).await;
+    if result.is_err() {
+        if let Err(e) = screenshot(&c, &format!("failure-{name}")).await {
+            note(&e);
+        }
+        if let Ok(text) = c.execute("return document.querySelector('main').innerText", vec![]).await {
+            note(&format!("page: {text}"));
+        }
+    }
+    c.close().await.ok();
+    result.unwrap();
+}
+
 /// Creates a project with the "New Project" form of the page shown (the root list or a
 /// project), and waits until it opens at `path`.
 pub async fn new_project(c: &Client, name: &str, path: &str) -> Step {

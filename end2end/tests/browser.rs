@@ -5,9 +5,7 @@ use end2end::*;
 
 #[tokio::test]
 async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
-    let (_server, base) = start_server();
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("browse", |c, base| async move {
         // Sign up: the first account on this server.
         sign_up(&c, &base, "olivia", "correct horse").await?;
 
@@ -58,17 +56,13 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
         }
         screenshot(&c, "catalog").await?;
         Ok::<(), String>(())
-    }
+    })
     .await;
-    c.close().await.ok(); // before asserting, so no browser is left behind
-    journey.unwrap();
 }
 
 #[tokio::test]
 async fn a_user_runs_hello_world_and_watches_it_finish_live() {
-    let (_server, base) = start_server();
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("hello-world", |c, base| async move {
         sign_up(&c, &base, "olivia", "correct horse").await?;
 
         // Press Run on the deployment; the launch form lists its nodes and linked inputs.
@@ -101,17 +95,13 @@ async fn a_user_runs_hello_world_and_watches_it_finish_live() {
         open(&c, &format!("{base}/dashboard?tag=hello")).await?;
         wait_text(&c, "#dashboard-totals", |t| t.starts_with("1 runs")).await?;
         Ok::<(), String>(())
-    }
+    })
     .await;
-    c.close().await.ok();
-    journey.unwrap();
 }
 
 #[tokio::test]
 async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() {
-    let (_server, base) = start_server();
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("profile", |c, base| async move {
         sign_up(&c, &base, "olivia", "correct horse").await?;
         click(&c, sel::SIGNED_IN_AS).await?;
         wait_for(&c, "#profile-form").await?;
@@ -172,10 +162,8 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
         click(&c, "#dashboard-link").await?;
         wait_text(&c, "#usage", |t| t.contains("local: 0 of 10 instances")).await?;
         Ok::<(), String>(())
-    }
+    })
     .await;
-    c.close().await.ok();
-    journey.unwrap();
 }
 
 #[tokio::test]

@@ -158,9 +158,7 @@ async fn add_node(c: &Client, image: &str, name: &str) -> Step {
 
 #[tokio::test]
 async fn seed_chapter_2_hello_world_built_and_run_in_the_browser() {
-    let (_server, base) = start_server();
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("chapter-2", |c, base| async move {
         sign_up(&c, &base, "olivia", "correct horse").await?;
 
         // 2. A new top-level project, and HelloWorld inside it.
@@ -279,14 +277,8 @@ async fn seed_chapter_2_hello_world_built_and_run_in_the_browser() {
             return Err(format!("three client instances: {instances}"));
         }
         Ok::<(), String>(())
-    }
+    })
     .await;
-    if journey.is_err() {
-        if let Err(e) = screenshot(&c, "failure-tutorial").await { note(&e); }
-        if let Ok(log) = c.execute("return document.querySelector('main').innerText", vec![]).await { note(&format!("page: {log}")); }
-    }
-    c.close().await.ok();
-    journey.unwrap();
 }
 
 /// Chooses `path` in the chooser with the keyboard only: Backspace up to the root, then
@@ -323,9 +315,7 @@ async fn choose_by_keyboard(c: &Client, path: &str) -> Step {
 
 #[tokio::test]
 async fn seed_chapter_3_a_deployment_with_three_test_clients() {
-    let (_server, base) = start_server();
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("chapter-3", |c, base| async move {
         sign_up(&c, &base, "olivia", "correct horse").await?;
         open(&c, &format!("{base}/modules")).await?;
         new_project(&c, "Performance_Tutorial", "Performance_Tutorial").await?;
@@ -376,13 +366,8 @@ async fn seed_chapter_3_a_deployment_with_three_test_clients() {
         }
         screenshot(&c, "run-page-multiplicity").await?;
         Ok::<(), String>(())
-    }
+    })
     .await;
-    if journey.is_err() {
-        screenshot(&c, "failure-chapter-3").await.ok();
-    }
-    c.close().await.ok();
-    journey.unwrap();
 }
 
 /// A 1×1 PNG, as a logo typed into the editor.
@@ -390,9 +375,7 @@ const LOGO: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAA
 
 #[tokio::test]
 async fn a_published_deployment_is_found_in_the_catalog_and_deployed_by_another_user() {
-    let (_server, base) = start_server();
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("catalog", |c, base| async move {
         sign_up(&c, &base, "olivia", "correct horse").await?;
         // The project is shared first (Authorization tab): read and deploy for everyone, so
         // what is created inside it is too.
@@ -454,20 +437,13 @@ async fn a_published_deployment_is_found_in_the_catalog_and_deployed_by_another_
         click(&c, "#dashboard-link").await?;
         wait_text(&c, sel::DASHBOARD, |t| t.contains("shop/hello") && t.contains("Done")).await?;
         Ok::<(), String>(())
-    }
+    })
     .await;
-    if journey.is_err() {
-        screenshot(&c, "failure-catalog").await.ok();
-    }
-    c.close().await.ok();
-    journey.unwrap();
 }
 
 #[tokio::test]
 async fn a_native_image_edited_twice_keeps_every_field() {
-    let (_server, base) = start_server();
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("native", |c, base| async move {
         sign_up(&c, &base, "olivia", "correct horse").await?;
         open(&c, &format!("{base}/modules")).await?;
         new_project(&c, "bases", "bases").await?;
@@ -522,11 +498,6 @@ async fn a_native_image_edited_twice_keeps_every_field() {
         wait_text(&c, sel::VERSIONS, |t| t.contains("Described")).await?;
         wait_text(&c, "#module-version", |t| t.starts_with('2')).await?;
         Ok::<(), String>(())
-    }
+    })
     .await;
-    if journey.is_err() {
-        screenshot(&c, "failure-native").await.ok();
-    }
-    c.close().await.ok();
-    journey.unwrap();
 }
