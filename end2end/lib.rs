@@ -184,13 +184,17 @@ pub async fn open(c: &Client, url: &str) -> Step {
     wait_for(c, sel::HYDRATED).await
 }
 
+/// Types into the field `css` (waiting for it to appear), replacing what it held.
 pub async fn type_into(c: &Client, css: &str, text: &str) -> Step {
+    wait_for(c, css).await?;
     let e = c.find(Locator::Css(css)).await.map_err(err(css))?;
     e.clear().await.map_err(err(css))?;
     e.send_keys(text).await.map_err(err(css))
 }
 
+/// Clicks `css` once it is on the page (pages fill in as their data arrives).
 pub async fn click(c: &Client, css: &str) -> Step {
+    wait_for(c, css).await?;
     c.find(Locator::Css(css)).await.map_err(err(css))?.click().await.map_err(err(css))
 }
 
@@ -247,6 +251,7 @@ pub async fn new_project(c: &Client, name: &str, path: &str) -> Step {
 /// Chooses `value` in the `<select>` matched by `css`.
 pub async fn select(c: &Client, css: &str, value: &str) -> Step {
     let option = format!("{css} option[value='{value}']");
+    wait_for(c, &option).await?;
     c.find(Locator::Css(&option)).await.map_err(err(css))?.click().await.map_err(err(css))
 }
 

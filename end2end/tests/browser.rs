@@ -14,7 +14,10 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
         wait_text(&c, sel::CHILDREN, |t| t.contains("examples")).await?;
         // The tree opens projects in place, down to a deployment.
         for p in ["examples", "examples/tutorials", "examples/tutorials/hello"] {
-            click(&c, &format!("#project-tree li[data-path='{p}'] > button.toggle")).await?;
+            // Children load when their project opens: wait for each before clicking it.
+            let toggle = format!("#project-tree li[data-path='{p}'] > button.toggle");
+            wait_for(&c, &toggle).await?;
+            click(&c, &toggle).await?;
         }
         wait_text(&c, "#project-tree li[data-path='examples/tutorials/hello']", |t| t.contains("client_server") && t.contains("apache")).await?;
         click(&c, "#new-project").await?;
