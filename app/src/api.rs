@@ -128,13 +128,8 @@ pub async fn catalog(query: String, kind: String) -> Result<Vec<CatalogEntry>, S
     let mut all = engine.catalog(&query, kind).await.map_err(ssr::fail)?;
     // Projects are folders, not things to deploy.
     all.retain(|m| m.kind != model::ModuleKind::Project);
-    let mut out = Vec::with_capacity(all.len());
-    for summary in all {
-        // Published modules are readable by anyone, so a visitor's view is the right one.
-        let logo = engine.get_module(None, &summary.path, None).await.ok().and_then(|m| m.logo);
-        out.push(CatalogEntry { summary, logo });
-    }
-    Ok(out)
+    let mut logos = engine.catalog_logos().await.map_err(ssr::fail)?;
+    Ok(all.into_iter().map(|summary| CatalogEntry { logo: logos.remove(&summary.path), summary }).collect())
 }
 
 use model::run::{LogLine, ReportFile, RunDetail, RunEvent, RunSummary};

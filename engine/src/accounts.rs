@@ -68,35 +68,18 @@ impl Engine {
             return Err(Error::invalid("", "credential", format!("is longer than {MAX_CREDENTIAL_LEN} characters")));
         }
         let settings = serde_json::to_string(&update.settings)?;
-        let now = now_ms();
-        // One statement per case so a missing credential never overwrites a stored one.
-        match &update.credential {
-            Some(credential) => {
-                sqlx::query(
-                    "INSERT INTO connector_accounts (user_name, connector, settings, credential, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (user_name, connector) DO UPDATE SET settings = $3, credential = $4, updated_at = $5",
-                )
-                .bind(&user.name)
-                .bind(connector)
-                .bind(&settings)
-                .bind(credential)
-                .bind(now)
-                .execute(&self.db.pool)
-                .await?;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO connector_accounts (user_name, connector, settings, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (user_name, connector) DO UPDATE SET settings = $3, updated_at = $4",
-                )
-                .bind(&user.name)
-                .bind(connector)
-                .bind(&settings)
-                .bind(now)
-                .execute(&self.db.pool)
-                .await?;
-            }
-        }
+        // No credential given (NULL) keeps the stored one.
+        sqlx::query(
+            "INSERT INTO connector_accounts (user_name, connector, settings, credential, updated_at) VALUES ($1, $2, $3, COALESCE($4, ''), $5) \
+             ON CONFLICT (user_name, connector) DO UPDATE SET settings = $3, credential = COALESCE($4, connector_accounts.credential), updated_at = $5",
+        )
+        .bind(&user.name)
+        .bind(connector)
+        .bind(&settings)
+        .bind(update.credential.as_deref())
+        .bind(now_ms())
+        .execute(&self.db.pool)
+        .await?;
         // Names, never values: settings may hold host names, the credential is secret.
         tracing::info!(user = user.name, connector, credential_changed = update.credential.is_some(), "connector account saved");
         self.connector_account(user, connector).await

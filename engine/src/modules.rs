@@ -197,6 +197,25 @@ impl Engine {
         Ok(out)
     }
 
+    /// The logos of published modules (path → logo), read from their latest versions in one
+    /// query, for the catalog page.
+    pub async fn catalog_logos(&self) -> Result<HashMap<String, String>> {
+        let rows = sqlx::query(
+            "SELECT m.path AS path, v.content AS content FROM modules m \
+             JOIN module_versions v ON v.path = m.path AND v.version = m.latest_version WHERE m.published = 1",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut logos = HashMap::new();
+        for r in &rows {
+            let m: Module = serde_json::from_str(&r.try_get::<String, _>("content")?)?;
+            if let Some(logo) = m.logo {
+                logos.insert(r.try_get("path")?, logo);
+            }
+        }
+        Ok(logos)
+    }
+
     /// Saves a module: creates it (version 1) or adds a new version. `doc.comment` is the
     /// commit message; `doc.public` / `doc.published`, when given, change the module's settings
     /// (owner or administrator only). A new module inherits its project's public rights.

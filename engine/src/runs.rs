@@ -625,9 +625,7 @@ impl Engine {
 
     pub async fn events(&self, run: &str) -> Result<Vec<RunEvent>> {
         let rows = sqlx::query("SELECT seq, at, kind, message FROM run_events WHERE run_id = $1 ORDER BY seq").bind(run).fetch_all(&self.db.pool).await?;
-        rows.iter()
-            .map(|r| Ok(RunEvent { seq: r.try_get("seq")?, at: r.try_get("at")?, kind: r.try_get("kind")?, message: r.try_get("message")? }))
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     /// Events after `since` of the user's runs (an administrator's: all), optionally of one run,
@@ -644,9 +642,7 @@ impl Engine {
         .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok((r.try_get("run_id")?, RunEvent { seq: r.try_get("seq")?, at: r.try_get("at")?, kind: r.try_get("kind")?, message: r.try_get("message")? }))
-            })
+            .map(|r| Ok((r.try_get("run_id")?, event_from_row(r)?)))
             .collect()
     }
 
@@ -883,4 +879,8 @@ fn packages_script(packages: &[&str]) -> String {
 
 fn parse_state(s: &str) -> Result<RunState> {
     RunState::parse(s).ok_or_else(|| Error::Internal(format!("unknown run state `{s}` in the database")))
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<RunEvent> {
+    Ok(RunEvent { seq: r.try_get("seq")?, at: r.try_get("at")?, kind: r.try_get("kind")?, message: r.try_get("message")? })
 }

@@ -333,7 +333,7 @@ fn Editor(data: EditorStart) -> impl IntoView {
     let saving = RwSignal::new(false);
     let choosing = RwSignal::new(None::<Choosing>);
     // Unsaved changes: the document differs from the one loaded (or last saved).
-    let baseline = RwSignal::new(draft.get_untracked_doc());
+    let baseline = RwSignal::new(draft.get_untracked_result().ok());
     let dirty = Memo::new(move |_| draft.get().ok() != baseline.get());
     guard_unsaved(dirty);
     let navigate = use_navigate();
@@ -446,9 +446,6 @@ fn Editor(data: EditorStart) -> impl IntoView {
 impl Draft {
     fn get_untracked_result(&self) -> Result<Module, FieldError> {
         untrack(|| self.get())
-    }
-    fn get_untracked_doc(&self) -> Option<Module> {
-        self.get_untracked_result().ok()
     }
 }
 

@@ -94,6 +94,8 @@ fn RunView(data: RunPageData) -> impl IntoView {
     let filter = RwSignal::new(String::new());
     let short = id[..8].to_string();
     let hidden_id = StoredValue::new(id.clone());
+    // The graph is redrawn only when what it shows changes, not on every log line.
+    let graph = Memo::new(move |_| page.with(GraphData::of));
     let summary = move || page.with(|d| d.detail.summary.clone());
     let state = move || summary().state;
     view! {
@@ -117,7 +119,7 @@ fn RunView(data: RunPageData) -> impl IntoView {
         {move || summary().abort.map(|msg| view! { <div class="abort-banner" id="abort" role="alert"><strong>"Aborted: "</strong>{msg}</div> })}
         <section class="panel">
             <h2>"Deployment"</h2>
-            {move || page.with(|d| view! { <RunGraph data=d.clone()/> })}
+            {move || view! { <RunGraph data=graph.get()/> }}
         </section>
         <section class="panel">
             <h2>"Instances"</h2>
@@ -247,18 +249,38 @@ pub fn graph_columns(nodes: &[String], links: &[(String, String, String)]) -> Ve
     columns
 }
 
+/// What the deployment graph shows of a run.
+#[derive(Clone, Debug, PartialEq)]
+struct GraphData {
+    /// (node, instance, state it last completed, aborted).
+    instances: Vec<(String, String, Option<RunState>, bool)>,
+    links: Vec<(String, String, String)>,
+    run_aborted: bool,
+}
+
+impl GraphData {
+    fn of(d: &RunPageData) -> Self {
+        let aborted = |name: &str| d.detail.params.get(&format!("{name}:abort")).is_some_and(|v| v.is_some());
+        GraphData {
+            instances: d.detail.instances.iter().map(|i| (i.node.clone(), i.name.clone(), i.completed, aborted(&i.name))).collect(),
+            links: d.links.clone(),
+            run_aborted: d.detail.summary.abort.is_some(),
+        }
+    }
+}
+
 /// The deployment as boxes (one per node, its instances as dots coloured by state, each
 /// with its name and state as a tooltip) and links as arrows labelled `output → input`.
 #[component]
-fn RunGraph(data: RunPageData) -> impl IntoView {
+fn RunGraph(data: GraphData) -> impl IntoView {
     const W: i64 = 210;
     const H: i64 = 92;
     const GAP_X: i64 = 190;
     const GAP_Y: i64 = 24;
     let mut nodes: Vec<String> = Vec::new();
-    for i in &data.detail.instances {
-        if !nodes.contains(&i.node) {
-            nodes.push(i.node.clone());
+    for (node, ..) in &data.instances {
+        if !nodes.contains(node) {
+            nodes.push(node.clone());
         }
     }
     for (f, t, _) in &data.links {
@@ -282,17 +304,17 @@ fn RunGraph(data: RunPageData) -> impl IntoView {
     for (f, t, label) in &data.links {
         arrows.entry((f.clone(), t.clone())).or_default().push(label.clone());
     }
-    let run_aborted = data.detail.summary.abort.is_some();
+    let run_aborted = data.run_aborted;
     let boxes = nodes.iter().map(|n| {
         let (x, y) = at[n];
-        let instances: Vec<_> = data.detail.instances.iter().filter(|i| &i.node == n).collect();
-        let aborted = instances.iter().any(|i| data.detail.params.get(&format!("{}:abort", i.name)).is_some_and(|v| v.is_some()));
-        let least = instances.iter().map(|i| i.completed).min().flatten();
+        let instances: Vec<_> = data.instances.iter().filter(|(node, ..)| node == n).collect();
+        let aborted = instances.iter().any(|(.., failed)| *failed);
+        let least = instances.iter().map(|(_, _, completed, _)| *completed).min().flatten();
         let status = if aborted { "aborted ✗".to_string() } else { least.map(|s| format!("completed {}", s.as_str())).unwrap_or_else(|| "starting…".into()) };
-        let dots = instances.iter().take(14).enumerate().map(|(k, i)| {
-            let failed = data.detail.params.get(&format!("{}:abort", i.name)).is_some_and(|v| v.is_some());
-            let class = if failed { "dot dot-aborted".to_string() } else { format!("dot dot-{}", i.completed.map(|s| s.as_str().to_lowercase()).unwrap_or_else(|| "none".into())) };
-            let tip = format!("{}: {}", i.name, if failed { "aborted".into() } else { i.completed.map(|s| s.as_str().to_string()).unwrap_or_else(|| "starting".into()) });
+        let dots = instances.iter().take(14).enumerate().map(|(k, (_, name, completed, failed))| {
+            let failed = *failed;
+            let class = if failed { "dot dot-aborted".to_string() } else { format!("dot dot-{}", completed.map(|s| s.as_str().to_lowercase()).unwrap_or_else(|| "none".into())) };
+            let tip = format!("{name}: {}", if failed { "aborted".into() } else { completed.map(|s| s.as_str().to_string()).unwrap_or_else(|| "starting".into()) });
             view! { <circle class=class cx=x + 14 + k as i64 * 13 cy=y + H - 14 r="5"><title>{tip}</title></circle> }
         }).collect_view();
         let more = (instances.len() > 14).then(|| view! { <text x=x + W - 30 y=y + H - 10 class="more">{format!("+{}", instances.len() - 14)}</text> });
