@@ -159,7 +159,8 @@ fn strip_ansi(s: &str) -> String {
 
 pub(crate) fn write(c: &Client, key: &ParamKey, value: &str, ignore_abort: bool) -> Result<(), Failure> {
     let ia = if ignore_abort { "?ignoreabort=true" } else { "" };
-    c.call("PUT", &format!("/params/{}{ia}", encode(&key.to_string())), Some(strip_ansi(value).as_bytes()), Duration::from_secs(30)).map(|_| ())
+    c.call("PUT", &format!("/params/{}{ia}", encode(&key.to_string())), Some(strip_ansi(value).as_bytes()), Duration::from_secs(30))
+        .map(|_| ())
 }
 
 /// `ss-set [--ignore-abort] key value`.

@@ -128,13 +128,19 @@ impl Executor {
             let _ = acked.recv_timeout(Duration::from_secs(60));
         }
         self.c
-            .call("POST", &format!("/instances/{}/complete", encode(&self.c.instance)), Some(state.as_str().as_bytes()), Duration::from_secs(30))
+            .call(
+                "POST",
+                &format!("/instances/{}/complete", encode(&self.c.instance)),
+                Some(state.as_str().as_bytes()),
+                Duration::from_secs(30),
+            )
             .map(|_| ())
             .map_err(|f| f.message())
     }
 
     fn plan(&self) -> Result<InstancePlan, String> {
-        let body = self.c.get(&format!("/instances/{}/plan", encode(&self.c.instance)), Duration::from_secs(30)).map_err(|f| f.message())?;
+        let body =
+            self.c.get(&format!("/instances/{}/plan", encode(&self.c.instance)), Duration::from_secs(30)).map_err(|f| f.message())?;
         serde_json::from_str(&body).map_err(|e| format!("unreadable plan: {e}"))
     }
 
@@ -195,11 +201,18 @@ impl Executor {
             .map_err(|e| format!("cannot run {} (does it start with a #! line?): {e}", path.display()))?;
         let pgid = child.id() as i32;
         let log_file = Arc::new(Mutex::new(
-            std::fs::OpenOptions::new().create(true).append(true).open(self.report_dir.join(format!("slipstream-{target}.log"))).map_err(|e| e.to_string())?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.report_dir.join(format!("slipstream-{target}.log")))
+                .map_err(|e| e.to_string())?,
         ));
         let last_stderr = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
-        for (stream, pipe) in [("stdout", child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)), ("stderr", child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>))] {
+        for (stream, pipe) in [
+            ("stdout", child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)),
+            ("stderr", child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)),
+        ] {
             let Some(pipe) = pipe else { continue };
             let logs = self.logs.clone();
             let file = log_file.clone();
@@ -261,7 +274,10 @@ impl Executor {
             Ok(Outcome::Ok)
         } else {
             let last = last_stderr.lock().expect("not poisoned").clone();
-            Ok(Outcome::Failed { code: status.code().unwrap_or(-1), last_stderr: if last.is_empty() { "(no output on stderr)".into() } else { last } })
+            Ok(Outcome::Failed {
+                code: status.code().unwrap_or(-1),
+                last_stderr: if last.is_empty() { "(no output on stderr)".into() } else { last },
+            })
         }
     }
 
@@ -296,7 +312,10 @@ enum Outcome {
     Ok,
     /// Stopped because the run was aborted.
     Stopped,
-    Failed { code: i32, last_stderr: String },
+    Failed {
+        code: i32,
+        last_stderr: String,
+    },
 }
 
 /// SIGTERM to the script's group, SIGKILL 5 s later if anything is left.

@@ -80,10 +80,8 @@ pub async fn login(name: String, password: String) -> Result<(), ServerFnError> 
 pub async fn logout() -> Result<(), ServerFnError> {
     let engine = ssr::engine()?;
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    if let Some(token) = headers
-        .get(axum::http::header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(engine::users::session_from_cookie_header)
+    if let Some(token) =
+        headers.get(axum::http::header::COOKIE).and_then(|v| v.to_str().ok()).and_then(engine::users::session_from_cookie_header)
     {
         engine.logout(token).await.map_err(ssr::fail)?;
     }
@@ -226,13 +224,24 @@ pub async fn launch_form(module: String) -> Result<LaunchSpec, ServerFnError> {
     let user = user.ok_or_else(|| ServerFnError::new("sign in to deploy"))?;
     let m = engine.get_module(Some(&user), &module, None).await.map_err(ssr::fail)?;
     let profile = engine.profile(&user).await.map_err(ssr::fail)?;
-    let specs: Vec<(String, String, i64, Option<String>, std::collections::BTreeMap<String, String>, std::collections::BTreeMap<String, String>)> = match m.kind {
+    let specs: Vec<(
+        String,
+        String,
+        i64,
+        Option<String>,
+        std::collections::BTreeMap<String, String>,
+        std::collections::BTreeMap<String, String>,
+    )> = match m.kind {
         model::ModuleKind::Deployment => m
             .nodes
             .iter()
-            .map(|(n, node)| (n.clone(), node.image.clone(), node.multiplicity, node.connector.clone(), node.values.clone(), node.links.clone()))
+            .map(|(n, node)| {
+                (n.clone(), node.image.clone(), node.multiplicity, node.connector.clone(), node.values.clone(), node.links.clone())
+            })
             .collect(),
-        model::ModuleKind::Image => vec![("machine".into(), format!("{}@{}", m.path, m.version.unwrap_or(1)), 1, None, Default::default(), Default::default())],
+        model::ModuleKind::Image => {
+            vec![("machine".into(), format!("{}@{}", m.path, m.version.unwrap_or(1)), 1, None, Default::default(), Default::default())]
+        }
         model::ModuleKind::Project => return Err(ServerFnError::new("a project cannot be deployed")),
     };
     let mut nodes = Vec::new();
@@ -340,8 +349,10 @@ pub async fn search_modules(query: String) -> Result<Vec<ModuleSummary>, ServerF
 #[server]
 pub async fn new_project(parent: String, name: String, description: String) -> Result<(), ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let path = if parent.trim_matches('/').is_empty() { name.trim().to_string() } else { format!("{}/{}", parent.trim_matches('/'), name.trim()) };
-    let doc = Module { kind: model::ModuleKind::Project, path: path.clone(), description, comment: Some("Created".into()), ..Default::default() };
+    let path =
+        if parent.trim_matches('/').is_empty() { name.trim().to_string() } else { format!("{}/{}", parent.trim_matches('/'), name.trim()) };
+    let doc =
+        Module { kind: model::ModuleKind::Project, path: path.clone(), description, comment: Some("Created".into()), ..Default::default() };
     engine.save_module(user.as_ref(), doc).await.map_err(ssr::fail)?;
     leptos_axum::redirect(&format!("/modules/{path}"));
     Ok(())
@@ -427,7 +438,12 @@ pub async fn my_connectors() -> Result<Vec<model::ConnectorAccount>, ServerFnErr
 /// Saves a connector's settings (`key = value` lines) and, when typed, its credential;
 /// `remove_credential` set removes the stored one.
 #[server]
-pub async fn save_connector(connector: String, settings: String, credential: String, remove_credential: Option<String>) -> Result<(), ServerFnError> {
+pub async fn save_connector(
+    connector: String,
+    settings: String,
+    credential: String,
+    remove_credential: Option<String>,
+) -> Result<(), ServerFnError> {
     let (engine, user) = ssr::caller().await?;
     let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
     let settings = parse_settings(&settings).map_err(ServerFnError::new)?;

@@ -19,7 +19,8 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
             wait_for(&c, &toggle).await?;
             click(&c, &toggle).await?;
         }
-        wait_text(&c, "#project-tree li[data-path='examples/tutorials/hello']", |t| t.contains("client_server") && t.contains("apache")).await?;
+        wait_text(&c, "#project-tree li[data-path='examples/tutorials/hello']", |t| t.contains("client_server") && t.contains("apache"))
+            .await?;
         click(&c, "#new-project").await?;
         type_into(&c, "#new-project-name", "bad name").await?;
         click(&c, "#new-project-create").await?;
@@ -53,7 +54,8 @@ async fn a_new_user_browses_the_examples_and_a_visitor_the_catalog() {
         click(&c, sel::SIGN_OUT).await?;
         wait_text(&c, "nav.top", |t| t.contains("Sign in")).await?;
         open(&c, &format!("{base}/catalog")).await?;
-        wait_text(&c, sel::CATALOG, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("examples/cluster/cluster")).await?;
+        wait_text(&c, sel::CATALOG, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("examples/cluster/cluster"))
+            .await?;
         if exists(&c, sel::SIGNED_IN_AS).await {
             return Err("still signed in after signing out".into());
         }
@@ -89,9 +91,18 @@ async fn a_user_runs_hello_world_and_watches_it_finish_live() {
 
         // The runs list and the dashboard show it; the dashboard filters by tag.
         open(&c, &format!("{base}/runs")).await?;
-        wait_text(&c, sel::RUNS, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("browser, hello")).await?;
+        wait_text(&c, sel::RUNS, |t| {
+            t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("browser, hello")
+        })
+        .await?;
         click(&c, "#dashboard-link").await?;
-        wait_text(&c, sel::DASHBOARD, |t| t.contains("examples/tutorials/hello/client_server") && t.contains("Done") && t.contains("2 on local") && t.contains("2 completed SendingReports")).await?;
+        wait_text(&c, sel::DASHBOARD, |t| {
+            t.contains("examples/tutorials/hello/client_server")
+                && t.contains("Done")
+                && t.contains("2 on local")
+                && t.contains("2 completed SendingReports")
+        })
+        .await?;
         screenshot(&c, "dashboard").await?;
         open(&c, &format!("{base}/dashboard?tag=nothing")).await?;
         wait_text(&c, "#dashboard-totals", |t| t.starts_with("0 runs")).await?;
@@ -113,7 +124,13 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
         click(&c, "#profile-save").await?;
         wait_for(&c, "#profile-saved").await?;
         open(&c, &format!("{base}/profile")).await?;
-        let timeout = c.find(fantoccini::Locator::Css("#profile-timeout")).await.map_err(|e| e.to_string())?.prop("value").await.map_err(|e| e.to_string())?;
+        let timeout = c
+            .find(fantoccini::Locator::Css("#profile-timeout"))
+            .await
+            .map_err(|e| e.to_string())?
+            .prop("value")
+            .await
+            .map_err(|e| e.to_string())?;
         if timeout.as_deref() != Some("45") {
             return Err(format!("the timeout was not kept: {timeout:?}"));
         }
@@ -136,7 +153,13 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
         if source.contains("s3cr3t-value") {
             return Err("the saved credential is in the page".into());
         }
-        let shown = c.find(fantoccini::Locator::Css(&format!("{form} .connector-settings"))).await.map_err(|e| e.to_string())?.prop("value").await.map_err(|e| e.to_string())?;
+        let shown = c
+            .find(fantoccini::Locator::Css(&format!("{form} .connector-settings")))
+            .await
+            .map_err(|e| e.to_string())?
+            .prop("value")
+            .await
+            .map_err(|e| e.to_string())?;
         if !shown.as_deref().unwrap_or_default().contains("user = olivia") {
             return Err(format!("the settings were not kept: {shown:?}"));
         }
@@ -148,8 +171,18 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
         sign_up(&c, &base, "oscar", "battery staple").await?;
         // The administrator (olivia, the first account) gives oscar a quota on `local`.
         let admin = reqwest::Client::builder().cookie_store(true).build().unwrap();
-        admin.post(format!("{base}/api/v1/auth/login")).json(&serde_json::json!({"name": "olivia", "password": "correct horse"})).send().await.map_err(|e| e.to_string())?;
-        let r = admin.put(format!("{base}/api/v1/users/oscar/quotas/local")).json(&serde_json::json!({"quota": 10})).send().await.map_err(|e| e.to_string())?;
+        admin
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = admin
+            .put(format!("{base}/api/v1/users/oscar/quotas/local"))
+            .json(&serde_json::json!({"quota": 10}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if r.status() != reqwest::StatusCode::NO_CONTENT {
             return Err(format!("setting the quota: {}", r.status()));
         }
@@ -174,7 +207,11 @@ async fn a_user_compares_two_versions_and_restores_the_first() {
     let (_server, base) = start_server();
     // Two versions of an image, saved through the API.
     let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    api.post(format!("{base}/api/v1/auth/register")).json(&serde_json::json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    api.post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
     for body in [
         serde_json::json!({"kind": "project", "path": "olivia"}),
         serde_json::json!({"kind": "image", "path": "olivia/web", "reference": "examples/images/busybox", "description": "first",
@@ -211,7 +248,11 @@ async fn a_user_compares_two_versions_and_restores_the_first() {
 async fn the_run_page_shows_what_instances_wait_for_and_terminates_the_run() {
     let (_server, base) = start_server();
     let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    api.post(format!("{base}/api/v1/auth/register")).json(&serde_json::json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    api.post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
     for body in [
         serde_json::json!({"kind": "project", "path": "w"}),
         serde_json::json!({"kind": "image", "path": "w/patient", "reference": "examples/images/busybox",

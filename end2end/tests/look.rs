@@ -7,12 +7,24 @@ use end2end::*;
 
 async fn api_user(base: &str) -> reqwest::Client {
     let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    api.post(format!("{base}/api/v1/auth/register")).json(&serde_json::json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    api.post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
     api
 }
 
 async fn launch(api: &reqwest::Client, base: &str, module: &str) -> String {
-    let r: serde_json::Value = api.post(format!("{base}/api/v1/runs")).json(&serde_json::json!({"module": module, "keep_running": "never"})).send().await.unwrap().json().await.unwrap();
+    let r: serde_json::Value = api
+        .post(format!("{base}/api/v1/runs"))
+        .json(&serde_json::json!({"module": module, "keep_running": "never"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     r["id"].as_str().unwrap_or_else(|| panic!("run created: {r}")).to_string()
 }
 

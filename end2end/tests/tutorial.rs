@@ -132,12 +132,14 @@ async fn link_input(c: &Client, node: &str, input: &str, typed: &str, pick: &str
     if suggestions.lines().any(|l| l.starts_with(&format!("{node}:"))) {
         return Err(format!("a node's own outputs are offered for its links: {suggestions}"));
     }
-    c.find(Locator::XPath(&format!("//fieldset[@data-node='{node}']//tr[@data-input='{input}']//ul[contains(@class,'suggestions')]/li[text()='{pick}']")))
-        .await
-        .map_err(|e| format!("suggestion {pick}: {e}"))?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    c.find(Locator::XPath(&format!(
+        "//fieldset[@data-node='{node}']//tr[@data-input='{input}']//ul[contains(@class,'suggestions')]/li[text()='{pick}']"
+    )))
+    .await
+    .map_err(|e| format!("suggestion {pick}: {e}"))?
+    .click()
+    .await
+    .map_err(|e| e.to_string())?;
     let v = value(c, &format!("{row} .input-link")).await?;
     if v != pick {
         return Err(format!("the link field holds {v:?}, not {pick:?}"));
@@ -389,7 +391,15 @@ async fn a_published_deployment_is_found_in_the_catalog_and_deployed_by_another_
         wait_text(&c, "#summary", |t| t.contains("read, deploy")).await?;
 
         create_image(&c, "shop", "apache", &[("output", "port", "8080"), ("output", "ready", "")], APACHE_EXECUTE, APACHE_REPORT).await?;
-        create_image(&c, "shop", "testclient", &[("input", "webserver.hostname", ""), ("input", "webserver.port", ""), ("input", "webserver.ready", "")], CLIENT_EXECUTE, CLIENT_REPORT).await?;
+        create_image(
+            &c,
+            "shop",
+            "testclient",
+            &[("input", "webserver.hostname", ""), ("input", "webserver.port", ""), ("input", "webserver.ready", "")],
+            CLIENT_EXECUTE,
+            CLIENT_REPORT,
+        )
+        .await?;
         open(&c, &format!("{base}/modules/shop")).await?;
         click(&c, "#new-deployment").await?;
         type_into(&c, "#edit-name", "hello").await?;

@@ -108,12 +108,7 @@ mod tests {
             (&published, Deploy, false, true, false, true),
         ];
         for (m, op, anon, own, oth, adm) in table {
-            let got = (
-                allowed(None, m, op),
-                allowed(Some(&owner), m, op),
-                allowed(Some(&other), m, op),
-                allowed(Some(&admin), m, op),
-            );
+            let got = (allowed(None, m, op), allowed(Some(&owner), m, op), allowed(Some(&other), m, op), allowed(Some(&admin), m, op));
             assert_eq!(got, (anon, own, oth, adm), "{op:?} on {m:?}");
         }
     }

@@ -16,7 +16,11 @@ const MAX_CREDENTIAL_LEN: usize = 64 * 1024;
 impl Engine {
     fn known_connector(&self, connector: &str) -> Result<()> {
         if self.connector(connector).is_none() {
-            return Err(Error::invalid("", "connector", format!("unknown connector `{connector}`; this server has {:?}", self.connector_names())));
+            return Err(Error::invalid(
+                "",
+                "connector",
+                format!("unknown connector `{connector}`; this server has {:?}", self.connector_names()),
+            ));
         }
         Ok(())
     }
@@ -33,7 +37,12 @@ impl Engine {
             let credential: String = r.try_get("credential")?;
             stored.insert(
                 r.try_get::<String, _>("connector")?,
-                (serde_json::from_str::<BTreeMap<String, String>>(&settings)?, !credential.is_empty(), r.try_get::<Option<i64>, _>("quota")?, r.try_get::<i64, _>("updated_at")?),
+                (
+                    serde_json::from_str::<BTreeMap<String, String>>(&settings)?,
+                    !credential.is_empty(),
+                    r.try_get::<Option<i64>, _>("quota")?,
+                    r.try_get::<i64, _>("updated_at")?,
+                ),
             );
         }
         let in_use = self.instances_in_use(&user.name).await?;
@@ -45,7 +54,14 @@ impl Engine {
                     Some((s, set, q, at)) => (s, set, q, Some(at)),
                     None => (BTreeMap::new(), false, None, None),
                 };
-                ConnectorAccount { connector: c.to_string(), settings, credential_set, quota, in_use: in_use.get(c).copied().unwrap_or(0), updated_at }
+                ConnectorAccount {
+                    connector: c.to_string(),
+                    settings,
+                    credential_set,
+                    quota,
+                    in_use: in_use.get(c).copied().unwrap_or(0),
+                    updated_at,
+                }
             })
             .collect())
     }

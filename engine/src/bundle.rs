@@ -21,7 +21,11 @@ pub fn parse_bundle(text: &str) -> Result<Vec<Module>> {
         let name = value.get("path").and_then(|p| p.as_str()).map(String::from).unwrap_or_else(|| format!("document {}", i + 1));
         let m: Module = serde_path_to_error::deserialize(value).map_err(|e| {
             let field = e.path().to_string();
-            Error::Invalid(vec![FieldError::new(name.clone(), if field == "." { String::new() } else { field }, e.into_inner().to_string())])
+            Error::Invalid(vec![FieldError::new(
+                name.clone(),
+                if field == "." { String::new() } else { field },
+                e.into_inner().to_string(),
+            )])
         })?;
         out.push(m);
     }
@@ -33,11 +37,7 @@ pub fn parse_bundle(text: &str) -> Result<Vec<Module>> {
 
 /// Writes modules as one multi-document YAML text.
 pub fn to_yaml(modules: &[Module]) -> String {
-    modules
-        .iter()
-        .map(|m| serde_yaml::to_string(m).expect("a module always serialises"))
-        .collect::<Vec<_>>()
-        .join("---\n")
+    modules.iter().map(|m| serde_yaml::to_string(m).expect("a module always serialises")).collect::<Vec<_>>().join("---\n")
 }
 
 use serde::Deserialize;

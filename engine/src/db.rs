@@ -38,16 +38,14 @@ impl Db {
             };
             (Backend::Sqlite, url)
         } else {
-            return Err(crate::Error::invalid(
-                "",
-                "database-url",
-                format!("`{url}` is neither a sqlite: nor a postgres:// URL"),
-            ));
+            return Err(crate::Error::invalid("", "database-url", format!("`{url}` is neither a sqlite: nor a postgres:// URL")));
         };
         let max = if backend == Backend::Sqlite { 8 } else { 16 };
-        let pool = PoolOptions::<Any>::new().max_connections(max).connect(&url).await.map_err(|e| {
-            crate::Error::Internal(format!("cannot open the database {}: {e}", redact(&url)))
-        })?;
+        let pool = PoolOptions::<Any>::new()
+            .max_connections(max)
+            .connect(&url)
+            .await
+            .map_err(|e| crate::Error::Internal(format!("cannot open the database {}: {e}", redact(&url))))?;
         if backend == Backend::Sqlite {
             // WAL lets readers proceed while a save commits; a busy writer waits instead of failing.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;

@@ -1,7 +1,6 @@
 //! The example modules (`examples/…`), loaded once on first start, owned by the system user,
 //! public and published. They are the scenarios the run engine must bring up end to end.
 
-
 use crate::users::SYSTEM_USER;
 use crate::{bundle, modules, Engine, Result, User};
 

@@ -169,7 +169,13 @@ mod tests {
             reference: parent.map(String::from),
             parameters: params
                 .iter()
-                .map(|(n, c, d)| Parameter { name: n.to_string(), category: *c, default: d.map(String::from), kind: ParamType::String, ..Default::default() })
+                .map(|(n, c, d)| Parameter {
+                    name: n.to_string(),
+                    category: *c,
+                    default: d.map(String::from),
+                    kind: ParamType::String,
+                    ..Default::default()
+                })
                 .collect(),
             targets: Targets { execute: execute.into(), ..Default::default() },
             ..Default::default()

@@ -291,7 +291,13 @@ impl Engine {
 
     /// Changes who may read, write and deploy a module, and whether it is in the catalog,
     /// without creating a version (owner or administrator only).
-    pub async fn share(&self, actor: Option<&User>, path: &str, public: Option<PublicRights>, published: Option<bool>) -> Result<ModuleSummary> {
+    pub async fn share(
+        &self,
+        actor: Option<&User>,
+        path: &str,
+        public: Option<PublicRights>,
+        published: Option<bool>,
+    ) -> Result<ModuleSummary> {
         let p = parse_path(path)?;
         let meta = self.meta_for(actor, &p, Op::Share).await?;
         let public = public.map(PublicRights::normalized).unwrap_or(meta.public);
@@ -349,7 +355,10 @@ impl Engine {
             }
         }
         for a in implied {
-            docs.insert(a.clone(), Module { kind: ModuleKind::Project, path: a, comment: Some("Created by an import".into()), ..Default::default() });
+            docs.insert(
+                a.clone(),
+                Module { kind: ModuleKind::Project, path: a, comment: Some("Created by an import".into()), ..Default::default() },
+            );
         }
 
         // 3. Rights and settings, parents first (BTreeMap order puts `a` before `a/b`).
@@ -389,7 +398,11 @@ impl Engine {
                                     Error::invalid(path.clone(), "path", format!("the project `{parent}` does not exist; create it first"))
                                 })?;
                                 if pm.kind != ModuleKind::Project {
-                                    return Err(Error::invalid(path.clone(), "path", format!("`{parent}` is a {}, not a project", pm.kind.as_str())));
+                                    return Err(Error::invalid(
+                                        path.clone(),
+                                        "path",
+                                        format!("`{parent}` is a {}, not a project", pm.kind.as_str()),
+                                    ));
                                 }
                                 if !access::allowed(Some(user), &pm.access(), Op::Write) {
                                     return Err(Error::Forbidden(format!(
@@ -406,13 +419,7 @@ impl Engine {
             };
             planned.insert(
                 path.clone(),
-                Planned {
-                    comment: doc.comment.clone().unwrap_or_default(),
-                    doc: doc.content(),
-                    existing,
-                    public,
-                    published,
-                },
+                Planned { comment: doc.comment.clone().unwrap_or_default(), doc: doc.content(), existing, public, published },
             );
         }
 
@@ -453,7 +460,10 @@ fn flatten(v: &serde_json::Value) -> Vec<(String, String)> {
                     walk(&key(name), i, out);
                 }
             }
-            serde_json::Value::Array(items) => out.push((prefix.to_string(), items.iter().map(|i| i.as_str().map(String::from).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(" "))),
+            serde_json::Value::Array(items) => out.push((
+                prefix.to_string(),
+                items.iter().map(|i| i.as_str().map(String::from).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(" "),
+            )),
             serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
             serde_json::Value::Null => {}
             other => out.push((prefix.to_string(), other.to_string())),
@@ -464,11 +474,7 @@ fn flatten(v: &serde_json::Value) -> Vec<(String, String)> {
     out
 }
 
-pub(crate) async fn write_planned(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    user: &User,
-    plan: &[Planned],
-) -> Result<Vec<(String, u32)>> {
+pub(crate) async fn write_planned(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: &User, plan: &[Planned]) -> Result<Vec<(String, u32)>> {
     let now = now_ms();
     let mut written = Vec::new();
     for p in plan {

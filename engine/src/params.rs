@@ -32,7 +32,10 @@ fn truncate_middle(msg: &str) -> String {
 
 impl Engine {
     pub async fn abort_message(&self, run: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM run_params WHERE run_id = $1 AND key = 'ss:abort'").bind(run).fetch_optional(&self.db.pool).await?;
+        let row = sqlx::query("SELECT value FROM run_params WHERE run_id = $1 AND key = 'ss:abort'")
+            .bind(run)
+            .fetch_optional(&self.db.pool)
+            .await?;
         Ok(row.map(|r| r.try_get::<Option<String>, _>("value")).transpose()?.flatten())
     }
 
@@ -113,7 +116,12 @@ impl Engine {
             }
         }
         let mut tx = self.db.pool.begin().await?;
-        let done = sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3").bind(value).bind(run).bind(&k).execute(&mut *tx).await?;
+        let done = sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3")
+            .bind(value)
+            .bind(run)
+            .bind(&k)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("run `{run}` has no parameter `{k}`")));
         }
@@ -126,7 +134,12 @@ impl Engine {
             .map(|r| r.try_get("target"))
             .collect::<std::result::Result<_, _>>()?;
         for t in &targets {
-            sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3").bind(value).bind(run).bind(t).execute(&mut *tx).await?;
+            sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3")
+                .bind(value)
+                .bind(run)
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         let owner = self.run_owner(run).await?;
@@ -196,7 +209,6 @@ impl Engine {
         self.publish(LiveEvent::Param { run: run.into(), owner, key: "ss:abort".into(), value: None });
         Ok(())
     }
-
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use model::run::{InstancePlan, InstanceView, KeepRunning, LogLine, PlannedScript, ReportFile, RunDetail, RunEvent, RunRequest, RunSummary};
+use model::run::{
+    InstancePlan, InstanceView, KeepRunning, LogLine, PlannedScript, ReportFile, RunDetail, RunEvent, RunRequest, RunSummary,
+};
 use model::{ModuleKind, ModulePath, RunState, User};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -136,13 +138,19 @@ impl Engine {
             ModuleKind::Deployment => module
                 .nodes
                 .iter()
-                .map(|(n, node)| (n.clone(), node.image.clone(), node.multiplicity, node.connector.clone(), node.values.clone(), node.links.clone()))
+                .map(|(n, node)| {
+                    (n.clone(), node.image.clone(), node.multiplicity, node.connector.clone(), node.values.clone(), node.links.clone())
+                })
                 .collect(),
             ModuleKind::Image => vec![("machine".into(), format!("{path}@{version}"), 1, None, BTreeMap::new(), BTreeMap::new())],
-            ModuleKind::Project => return Err(Error::invalid(path.as_str(), "module", "a project cannot be deployed; choose a deployment or an image")),
+            ModuleKind::Project => {
+                return Err(Error::invalid(path.as_str(), "module", "a project cannot be deployed; choose a deployment or an image"))
+            }
         };
         let names: Vec<&str> = nodes.iter().map(|n| n.0.as_str()).collect();
-        for (field, keys) in [("multiplicity", req.multiplicity.keys().collect::<Vec<_>>()), ("connectors", req.connectors.keys().collect())] {
+        for (field, keys) in
+            [("multiplicity", req.multiplicity.keys().collect::<Vec<_>>()), ("connectors", req.connectors.keys().collect())]
+        {
             if let Some(bad) = keys.into_iter().find(|k| !names.contains(&k.as_str())) {
                 return Err(Error::invalid(path.as_str(), format!("{field}.{bad}"), format!("the module has no node `{bad}`")));
             }
@@ -161,7 +169,11 @@ impl Engine {
         for (name, image_ref, declared, node_connector, values, node_links) in &nodes {
             let multiplicity = req.multiplicity.get(name).copied().unwrap_or(*declared);
             if !(0..=model::validate::MAX_MULTIPLICITY).contains(&multiplicity) {
-                return Err(Error::invalid(path.as_str(), format!("multiplicity.{name}"), format!("{multiplicity} is out of range 0..1000")));
+                return Err(Error::invalid(
+                    path.as_str(),
+                    format!("multiplicity.{name}"),
+                    format!("{multiplicity} is out of range 0..1000"),
+                ));
             }
             let connector = req.connectors.get(name).cloned().or_else(|| node_connector.clone()).unwrap_or_else(|| "local".into());
             if self.connector(&connector).is_none() {
@@ -175,13 +187,23 @@ impl Engine {
             let image_path = image.chain.last().map(|l| l.path.clone()).unwrap_or_default();
             let image_version = image.chain.last().map(|l| l.version).unwrap_or(0);
             let image_id = image.images.get(&connector).cloned().ok_or_else(|| {
-                Error::invalid(path.as_str(), format!("connectors.{name}"), format!("image `{image_path}` has no image id for connector `{connector}`"))
+                Error::invalid(
+                    path.as_str(),
+                    format!("connectors.{name}"),
+                    format!("image `{image_path}` has no image id for connector `{connector}`"),
+                )
             })?;
             let mut targets: BTreeMap<String, Vec<PlannedScript>> = image
                 .targets
                 .iter()
                 .map(|(t, scripts)| {
-                    (t.clone(), scripts.iter().map(|s| PlannedScript { module: s.module.clone(), version: s.version, script: s.script.clone() }).collect())
+                    (
+                        t.clone(),
+                        scripts
+                            .iter()
+                            .map(|s| PlannedScript { module: s.module.clone(), version: s.version, script: s.script.clone() })
+                            .collect(),
+                    )
                 })
                 .collect();
             // Image creation, root first. No connector here keeps built images yet, so the
@@ -189,7 +211,14 @@ impl Engine {
             add_build_recipes(&mut targets, &image.chain, &image_path, image_version);
             planned.insert(
                 name.clone(),
-                PlannedNode { image: image_path.clone(), image_version, connector: connector.clone(), image_id, multiplicity: multiplicity as u32, targets },
+                PlannedNode {
+                    image: image_path.clone(),
+                    image_version,
+                    connector: connector.clone(),
+                    image_id,
+                    multiplicity: multiplicity as u32,
+                    targets,
+                },
             );
             params.push((format!("{name}:multiplicity"), Some(multiplicity.to_string())));
             params.push((format!("{name}:ids"), Some((1..=multiplicity).map(|i| i.to_string()).collect::<Vec<_>>().join(","))));
@@ -206,11 +235,20 @@ impl Engine {
                     let override_key = if module.kind == ModuleKind::Image { p.name.clone() } else { format!("{name}:{}", p.name) };
                     let overridden = req.params.get(&override_key).or_else(|| req.params.get(&format!("{name}:{}", p.name)));
                     let value = overridden.cloned().or_else(|| values.get(&p.name).cloned()).or_else(|| {
-                        if node_links.contains_key(&p.name) { None } else { p.default.clone() }
+                        if node_links.contains_key(&p.name) {
+                            None
+                        } else {
+                            p.default.clone()
+                        }
                     });
                     if let Some(v) = &value {
                         if v.len() > model::MAX_VALUE_LEN {
-                            return Err(Error::TooLarge(format!("the value of `{inst}:{}` is {} characters; the limit is {}", p.name, v.len(), model::MAX_VALUE_LEN)));
+                            return Err(Error::TooLarge(format!(
+                                "the value of `{inst}:{}` is {} characters; the limit is {}",
+                                p.name,
+                                v.len(),
+                                model::MAX_VALUE_LEN
+                            )));
                         }
                     }
                     if overridden.is_none() {
@@ -222,7 +260,11 @@ impl Engine {
                     params.push((format!("{inst}:{}", p.name), value));
                 }
             }
-            overrides_used += req.params.keys().filter(|k| k.starts_with(&format!("{name}:")) || (module.kind == ModuleKind::Image && !k.contains(':'))).count();
+            overrides_used += req
+                .params
+                .keys()
+                .filter(|k| k.starts_with(&format!("{name}:")) || (module.kind == ModuleKind::Image && !k.contains(':')))
+                .count();
         }
         if overrides_used < req.params.len() {
             let known: Vec<&String> = params.iter().map(|(k, _)| k).collect();
@@ -247,7 +289,11 @@ impl Engine {
             }
         }
         if instances.len() as i64 > MAX_INSTANCES {
-            return Err(Error::invalid(path.as_str(), "multiplicity", format!("{} instances; a run has at most {MAX_INSTANCES}", instances.len())));
+            return Err(Error::invalid(
+                path.as_str(),
+                "multiplicity",
+                format!("{} instances; a run has at most {MAX_INSTANCES}", instances.len()),
+            ));
         }
 
         let mut wanted: BTreeMap<String, i64> = BTreeMap::new();
@@ -290,7 +336,12 @@ impl Engine {
                 .await?;
         }
         for (key, value) in &params {
-            sqlx::query("INSERT INTO run_params (run_id, key, value) VALUES ($1, $2, $3)").bind(&id).bind(key).bind(value).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO run_params (run_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
         }
         for (source, target) in &links {
             sqlx::query("INSERT INTO run_links (run_id, source, target) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -303,7 +354,13 @@ impl Engine {
         tx.commit().await?;
         // The token only lives in memory until the instances start (it is not stored in clear).
         self.rt.tokens.lock().expect("not poisoned").insert(id.clone(), token);
-        self.event(&id, &user.name, "created", &format!("Run of {path}@{version} created by {} ({} instances)", user.name, instances.len())).await?;
+        self.event(
+            &id,
+            &user.name,
+            "created",
+            &format!("Run of {path}@{version} created by {} ({} instances)", user.name, instances.len()),
+        )
+        .await?;
         tracing::info!(run = id, module = %path, version, instances = instances.len(), "run created");
         let engine = self.clone();
         let run = id.clone();
@@ -379,7 +436,11 @@ impl Engine {
             .bind(run)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = 'ss:state'").bind(state.as_str()).bind(run).execute(&mut *tx).await?;
+        sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = 'ss:state'")
+            .bind(state.as_str())
+            .bind(run)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         let owner = self.run_owner(run).await?;
         self.event(run, &owner, "state", state.as_str()).await?;
@@ -402,7 +463,11 @@ impl Engine {
     /// One sleeping task per transitional state: if the run is still in that state (entered at
     /// `since`) when it wakes, the orchestrator gets a timeout.
     async fn schedule_timeout(&self, run: &str, state: RunState, since: i64) -> Result<()> {
-        let seconds: i64 = sqlx::query("SELECT timeout_seconds FROM runs WHERE id = $1").bind(run).fetch_one(&self.db.pool).await?.try_get("timeout_seconds")?;
+        let seconds: i64 = sqlx::query("SELECT timeout_seconds FROM runs WHERE id = $1")
+            .bind(run)
+            .fetch_one(&self.db.pool)
+            .await?
+            .try_get("timeout_seconds")?;
         let engine = self.clone();
         let run = run.to_string();
         tokio::spawn(async move {
@@ -410,7 +475,8 @@ impl Engine {
             let mut repeated = false;
             loop {
                 tokio::time::sleep(Duration::from_millis((wake_at - now_ms()).max(0) as u64)).await;
-                let row = sqlx::query("SELECT state, state_changed_at FROM runs WHERE id = $1").bind(&run).fetch_optional(&engine.db.pool).await;
+                let row =
+                    sqlx::query("SELECT state, state_changed_at FROM runs WHERE id = $1").bind(&run).fetch_optional(&engine.db.pool).await;
                 let Ok(Some(row)) = row else { return };
                 let now_state: String = row.try_get("state").unwrap_or_default();
                 let changed: i64 = row.try_get("state_changed_at").unwrap_or(0);
@@ -431,7 +497,10 @@ impl Engine {
     }
 
     async fn pending_instances(&self, run: &str, state: RunState) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT name, completed FROM run_instances WHERE run_id = $1 ORDER BY node, idx").bind(run).fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT name, completed FROM run_instances WHERE run_id = $1 ORDER BY node, idx")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
         let mut out = Vec::new();
         for r in rows {
             let c: String = r.try_get("completed")?;
@@ -449,7 +518,10 @@ impl Engine {
             return Err(Error::Internal(format!("run `{run}` lost its agent token before its instances started")));
         };
         let plan = self.plan_of(run).await?;
-        let rows = sqlx::query("SELECT name, node, connector FROM run_instances WHERE run_id = $1 ORDER BY node, idx").bind(run).fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT name, node, connector FROM run_instances WHERE run_id = $1 ORDER BY node, idx")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
         for r in rows {
             let (name, node, connector): (String, String, String) = (r.try_get("name")?, r.try_get("node")?, r.try_get("connector")?);
             let image = plan.get(&node).map(|n| n.image_id.clone()).unwrap_or_default();
@@ -469,7 +541,12 @@ impl Engine {
                         .await?;
                 }
                 Err(e) => {
-                    sqlx::query("UPDATE run_instances SET completed = $1 WHERE run_id = $2 AND name = $3").bind(GONE).bind(run).bind(&name).execute(&self.db.pool).await?;
+                    sqlx::query("UPDATE run_instances SET completed = $1 WHERE run_id = $2 AND name = $3")
+                        .bind(GONE)
+                        .bind(run)
+                        .bind(&name)
+                        .execute(&self.db.pool)
+                        .await?;
                     self.raise_abort_locked(run, &name, &format!("Provisioning failed for {name} on connector {connector}: {e}")).await?;
                 }
             }
@@ -478,7 +555,10 @@ impl Engine {
     }
 
     async fn stop_instances(&self, run: &str) -> Result<()> {
-        let rows = sqlx::query("SELECT connector, handle FROM run_instances WHERE run_id = $1 AND handle <> ''").bind(run).fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT connector, handle FROM run_instances WHERE run_id = $1 AND handle <> ''")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
         for r in rows {
             let (connector, handle): (String, String) = (r.try_get("connector")?, r.try_get("handle")?);
             if let Some(c) = self.connector(&connector) {
@@ -502,7 +582,11 @@ impl Engine {
         .execute(&self.db.pool)
         .await?;
         if done.rows_affected() == 0 {
-            let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2").bind(run).bind(instance).fetch_optional(&self.db.pool).await?;
+            let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2")
+                .bind(run)
+                .bind(instance)
+                .fetch_optional(&self.db.pool)
+                .await?;
             if exists.is_none() {
                 return Err(Error::NotFound(format!("run `{run}` has no instance `{instance}`")));
             }
@@ -560,7 +644,10 @@ impl Engine {
         for r in rows {
             let (id, state, since): (String, String, i64) = (r.try_get("id")?, r.try_get("state")?, r.try_get("state_changed_at")?);
             let state = parse_state(&state)?;
-            let instances = sqlx::query("SELECT name, connector, handle FROM run_instances WHERE run_id = $1 AND handle <> ''").bind(&id).fetch_all(&self.db.pool).await?;
+            let instances = sqlx::query("SELECT name, connector, handle FROM run_instances WHERE run_id = $1 AND handle <> ''")
+                .bind(&id)
+                .fetch_all(&self.db.pool)
+                .await?;
             let mut alive = 0;
             for i in &instances {
                 let (connector, handle): (String, String) = (i.try_get("connector")?, i.try_get("handle")?);
@@ -624,7 +711,10 @@ impl Engine {
     }
 
     pub async fn events(&self, run: &str) -> Result<Vec<RunEvent>> {
-        let rows = sqlx::query("SELECT seq, at, kind, message FROM run_events WHERE run_id = $1 ORDER BY seq").bind(run).fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT seq, at, kind, message FROM run_events WHERE run_id = $1 ORDER BY seq")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -641,9 +731,7 @@ impl Engine {
         .bind(run.unwrap_or(""))
         .fetch_all(&self.db.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("run_id")?, event_from_row(r)?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("run_id")?, event_from_row(r)?))).collect()
     }
 
     /// Stores log lines an agent sent: `(instance, stream, line)`.
@@ -684,13 +772,21 @@ impl Engine {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(LogLine { seq: r.try_get("seq")?, at: r.try_get("at")?, instance: r.try_get("instance")?, stream: r.try_get("stream")?, line: r.try_get("line")? })
+                Ok(LogLine {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    instance: r.try_get("instance")?,
+                    stream: r.try_get("stream")?,
+                    line: r.try_get("line")?,
+                })
             })
             .collect()
     }
 
     fn report_path(&self, run: &str, instance: &str, file: &str) -> Result<std::path::PathBuf> {
-        let ok = |s: &str| !s.is_empty() && s.len() <= 200 && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c));
+        let ok = |s: &str| {
+            !s.is_empty() && s.len() <= 200 && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+        };
         if !ok(instance) || !ok(file) {
             return Err(Error::invalid("", "file", format!("`{instance}/{file}` is not a report file name")));
         }
@@ -700,7 +796,11 @@ impl Engine {
     /// Stores a report bundle an agent uploaded.
     pub async fn store_report(&self, run: &str, instance: &str, file: &str, bytes: &[u8]) -> Result<()> {
         let path = self.report_path(run, instance, file)?;
-        let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2").bind(run).bind(instance).fetch_optional(&self.db.pool).await?;
+        let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2")
+            .bind(run)
+            .bind(instance)
+            .fetch_optional(&self.db.pool)
+            .await?;
         if exists.is_none() {
             return Err(Error::NotFound(format!("run `{run}` has no instance `{instance}`")));
         }
@@ -727,9 +827,19 @@ impl Engine {
     }
 
     pub async fn reports(&self, run: &str) -> Result<Vec<ReportFile>> {
-        let rows = sqlx::query("SELECT instance, file, size, at FROM run_reports WHERE run_id = $1 ORDER BY instance, file").bind(run).fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT instance, file, size, at FROM run_reports WHERE run_id = $1 ORDER BY instance, file")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
         rows.iter()
-            .map(|r| Ok(ReportFile { instance: r.try_get("instance")?, file: r.try_get("file")?, size: r.try_get("size")?, at: r.try_get("at")? }))
+            .map(|r| {
+                Ok(ReportFile {
+                    instance: r.try_get("instance")?,
+                    file: r.try_get("file")?,
+                    size: r.try_get("size")?,
+                    at: r.try_get("at")?,
+                })
+            })
             .collect()
     }
 
@@ -753,10 +863,11 @@ impl Engine {
         let id: String = r.try_get("id")?;
         let tags: String = r.try_get("tags")?;
         let (mut connectors, mut instance_states) = (BTreeMap::new(), BTreeMap::new());
-        let counts = sqlx::query("SELECT connector, completed, COUNT(*) AS n FROM run_instances WHERE run_id = $1 GROUP BY connector, completed")
-            .bind(&id)
-            .fetch_all(&self.db.pool)
-            .await?;
+        let counts =
+            sqlx::query("SELECT connector, completed, COUNT(*) AS n FROM run_instances WHERE run_id = $1 GROUP BY connector, completed")
+                .bind(&id)
+                .fetch_all(&self.db.pool)
+                .await?;
         for c in &counts {
             let n = c.try_get::<i64, _>("n")? as u32;
             *connectors.entry(c.try_get::<String, _>("connector")?).or_insert(0) += n;
@@ -801,10 +912,12 @@ impl Engine {
     pub async fn run_detail(&self, run: &str) -> Result<RunDetail> {
         let summary = self.run_summary(run).await?;
         let params = self.params(run).await?;
-        let rows = sqlx::query("SELECT name, node, idx, connector, address, handle, completed FROM run_instances WHERE run_id = $1 ORDER BY node, idx")
-            .bind(run)
-            .fetch_all(&self.db.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT name, node, idx, connector, address, handle, completed FROM run_instances WHERE run_id = $1 ORDER BY node, idx",
+        )
+        .bind(run)
+        .fetch_all(&self.db.pool)
+        .await?;
         let mut instances = Vec::new();
         for r in rows {
             let name: String = r.try_get("name")?;

@@ -62,10 +62,7 @@ async fn hash_password(password: String) -> Result<String> {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).expect("the OS random source is available");
         let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Internal(e.to_string()))?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| Error::Internal(e.to_string()))
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| Error::Internal(e.to_string()))
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
@@ -93,10 +90,7 @@ impl Engine {
         if sqlx::query("SELECT name FROM users WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?.is_some() {
             return Err(Error::Conflict(format!("the user name `{name}` is taken")));
         }
-        let others: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_system = 0")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
+        let others: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_system = 0").fetch_one(&mut *tx).await?.try_get("n")?;
         let is_admin = others == 0;
         sqlx::query("INSERT INTO users (name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4)")
             .bind(name)
@@ -198,7 +192,11 @@ impl Engine {
             .fetch_optional(&self.db.pool)
             .await?;
         if row.is_some() {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2").bind(now_ms()).bind(&hash).execute(&self.db.pool).await?;
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
+                .bind(now_ms())
+                .bind(&hash)
+                .execute(&self.db.pool)
+                .await?;
         }
         row.as_ref().map(user_from_row).transpose()
     }
@@ -241,7 +239,8 @@ impl Engine {
     }
 
     pub async fn revoke_api_token(&self, user: &User, id: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_name = $2").bind(id).bind(&user.name).execute(&self.db.pool).await?;
+        let done =
+            sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_name = $2").bind(id).bind(&user.name).execute(&self.db.pool).await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("you have no API token `{id}`")));
         }
@@ -320,9 +319,10 @@ impl Engine {
     /// cookie just means "anonymous".
     pub async fn authenticate(&self, cookie: Option<&str>, authorization: Option<&str>) -> Result<Option<User>> {
         if let Some(auth) = authorization {
-            let token = auth.strip_prefix("Bearer ").map(str::trim).ok_or_else(|| {
-                Error::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            })?;
+            let token = auth
+                .strip_prefix("Bearer ")
+                .map(str::trim)
+                .ok_or_else(|| Error::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
             return match self.user_for_api_token(token).await? {
                 Some(u) => Ok(Some(u)),
                 None => Err(Error::Unauthorized("the API token is not valid (revoked or mistyped)".into())),

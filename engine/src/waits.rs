@@ -73,7 +73,6 @@ impl Waits {
         out.sort();
         out
     }
-
 }
 
 #[cfg(test)]

@@ -17,7 +17,13 @@ fn project(path: &str) -> Module {
 }
 
 fn native(path: &str) -> Module {
-    Module { kind: ModuleKind::Image, path: path.into(), native: true, images: [("local".into(), "host".into())].into(), ..Default::default() }
+    Module {
+        kind: ModuleKind::Image,
+        path: path.into(),
+        native: true,
+        images: [("local".into(), "host".into())].into(),
+        ..Default::default()
+    }
 }
 
 fn derived(path: &str, parent: &str, params: Vec<Parameter>) -> Module {
@@ -173,7 +179,12 @@ async fn invalid_modules_are_rejected_with_the_field_named_and_nothing_written()
         e.save_module(o, project("p")).await.unwrap();
         e.save_module(o, native("p/base")).await.unwrap();
         e.save_module(o, derived("p/web", "p/base", vec![param("port", Category::Output, Some("80"))])).await.unwrap();
-        e.save_module(o, derived("p/client", "p/base", vec![param("server", Category::Input, None), param("mode", Category::Input, Some("x"))])).await.unwrap();
+        e.save_module(
+            o,
+            derived("p/client", "p/base", vec![param("server", Category::Input, None), param("mode", Category::Input, Some("x"))]),
+        )
+        .await
+        .unwrap();
 
         let deployment = |links: &[(&str, &str)], values: &[(&str, &str)]| {
             let mut m = Module { kind: ModuleKind::Deployment, path: "p/d".into(), ..Default::default() };

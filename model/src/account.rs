@@ -26,7 +26,6 @@ pub struct ApiToken {
     pub last_used_at: Option<i64>,
 }
 
-
 /// A user's account on one connector, as shown back: never the credential itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectorAccount {

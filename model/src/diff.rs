@@ -83,7 +83,17 @@ mod tests {
 
     fn render(d: &[DiffLine]) -> Vec<String> {
         d.iter()
-            .map(|l| format!("{}{}", match l.change { LineChange::Same => ' ', LineChange::Removed => '-', LineChange::Added => '+' }, l.text))
+            .map(|l| {
+                format!(
+                    "{}{}",
+                    match l.change {
+                        LineChange::Same => ' ',
+                        LineChange::Removed => '-',
+                        LineChange::Added => '+',
+                    },
+                    l.text
+                )
+            })
             .collect()
     }
 

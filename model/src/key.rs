@@ -27,9 +27,8 @@ impl ParamKey {
     /// Parses a fully written key. `apache:port` means `apache.1:port`, except for the
     /// node-level names.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let (owner, name) = raw
-            .split_once(':')
-            .ok_or_else(|| format!("`{raw}` is not a parameter key; write `node.1:name`, `node:name` or `ss:name`"))?;
+        let (owner, name) =
+            raw.split_once(':').ok_or_else(|| format!("`{raw}` is not a parameter key; write `node.1:name`, `node:name` or `ss:name`"))?;
         check_parameter_name(name).map_err(|e| format!("key `{raw}`: {e}"))?;
         let owner = if owner == "ss" {
             KeyOwner::Run
@@ -63,11 +62,7 @@ impl ParamKey {
             return Self::parse(raw);
         }
         check_parameter_name(raw).map_err(|e| format!("key `{raw}`: {e}"))?;
-        let owner = if NODE_LEVEL.contains(&raw) {
-            KeyOwner::Node(node.to_string())
-        } else {
-            KeyOwner::Instance(node.to_string(), index)
-        };
+        let owner = if NODE_LEVEL.contains(&raw) { KeyOwner::Node(node.to_string()) } else { KeyOwner::Instance(node.to_string(), index) };
         Ok(Self { owner, name: raw.to_string() })
     }
 }

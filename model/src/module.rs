@@ -115,16 +115,7 @@ impl Module {
     /// The versioned content: the document without settings and metadata. Two modules with
     /// equal content are the same definition.
     pub fn content(&self) -> Module {
-        Module {
-            public: None,
-            published: None,
-            version: None,
-            owner: None,
-            author: None,
-            created_at: None,
-            comment: None,
-            ..self.clone()
-        }
+        Module { public: None, published: None, version: None, owner: None, author: None, created_at: None, comment: None, ..self.clone() }
     }
 
     pub fn input(&self, name: &str) -> Option<&Parameter> {

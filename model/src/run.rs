@@ -172,7 +172,10 @@ pub enum LiveEvent {
 impl LiveEvent {
     pub fn owner(&self) -> &str {
         match self {
-            LiveEvent::State { owner, .. } | LiveEvent::Param { owner, .. } | LiveEvent::Log { owner, .. } | LiveEvent::Event { owner, .. } => owner,
+            LiveEvent::State { owner, .. }
+            | LiveEvent::Param { owner, .. }
+            | LiveEvent::Log { owner, .. }
+            | LiveEvent::Event { owner, .. } => owner,
         }
     }
 }
@@ -184,8 +187,16 @@ mod tests {
     #[test]
     fn keep_running_decides_by_outcome() {
         use KeepRunning::*;
-        let table = [(Never, false, false), (Never, true, false), (Always, false, true), (Always, true, true),
-                     (OnSuccess, false, true), (OnSuccess, true, false), (OnError, false, false), (OnError, true, true)];
+        let table = [
+            (Never, false, false),
+            (Never, true, false),
+            (Always, false, true),
+            (Always, true, true),
+            (OnSuccess, false, true),
+            (OnSuccess, true, false),
+            (OnError, false, false),
+            (OnError, true, true),
+        ];
         for (k, aborted, keeps) in table {
             assert_eq!(k.keeps(aborted), keeps, "{k:?} aborted={aborted}");
             assert_eq!(KeepRunning::parse(k.as_str()), Some(k));

@@ -63,9 +63,8 @@ pub fn check_connector_name(name: &str) -> Result<(), String> {
 
 /// Splits a link source `node:output`.
 pub fn parse_link(raw: &str) -> Result<(&str, &str), String> {
-    let (node, output) = raw
-        .split_once(':')
-        .ok_or_else(|| format!("`{raw}` is not a link; write `node:output`, e.g. `apache1:hostname`"))?;
+    let (node, output) =
+        raw.split_once(':').ok_or_else(|| format!("`{raw}` is not a link; write `node:output`, e.g. `apache1:hostname`"))?;
     check_node_name(node)?;
     check_parameter_name(output)?;
     Ok((node, output))
@@ -245,10 +244,7 @@ pub fn validate_module(m: &Module) -> Result<(), Vec<FieldError>> {
                     err(format!("{field}.values"), e);
                 }
                 if value.len() > MAX_VALUE_LEN {
-                    err(
-                        format!("{field}.values.{input}"),
-                        format!("is {} characters; the limit is {MAX_VALUE_LEN}", value.len()),
-                    );
+                    err(format!("{field}.values.{input}"), format!("is {} characters; the limit is {MAX_VALUE_LEN}", value.len()));
                 }
                 if node.links.contains_key(input) {
                     err(format!("{field}.values.{input}"), format!("`{input}` has both a value and a link; keep one"));
@@ -301,7 +297,14 @@ mod tests {
         let cases: Vec<(&str, Box<dyn Fn(&mut Module)>, &str)> = vec![
             ("bad path", Box::new(|m| m.path = "a b".into()), "path"),
             ("no parent", Box::new(|m| m.reference = None), "reference"),
-            ("native without ids", Box::new(|m| { m.reference = None; m.native = true; }), "images"),
+            (
+                "native without ids",
+                Box::new(|m| {
+                    m.reference = None;
+                    m.native = true;
+                }),
+                "images",
+            ),
             ("bad reference", Box::new(|m| m.reference = Some("x@y".into())), "reference"),
             ("bad parameter name", Box::new(move |m| m.parameters = vec![p("a b")]), "parameters"),
             ("reserved parameter", Box::new(move |m| m.parameters = vec![p("hostname")]), "parameters.hostname"),
@@ -318,11 +321,26 @@ mod tests {
             ),
             (
                 "boolean default",
-                Box::new(|m| m.parameters = vec![Parameter { name: "b".into(), kind: ParamType::Boolean, default: Some("yes".into()), ..Default::default() }]),
+                Box::new(|m| {
+                    m.parameters =
+                        vec![Parameter { name: "b".into(), kind: ParamType::Boolean, default: Some("yes".into()), ..Default::default() }]
+                }),
                 "parameters.b.default",
             ),
-            ("nodes on an image", Box::new(|m| { m.nodes.insert("n".into(), Node { image: "i".into(), ..Default::default() }); }), "nodes"),
-            ("bad connector", Box::new(|m| { m.images.insert("Bad Name".into(), "x".into()); }), "images.Bad Name"),
+            (
+                "nodes on an image",
+                Box::new(|m| {
+                    m.nodes.insert("n".into(), Node { image: "i".into(), ..Default::default() });
+                }),
+                "nodes",
+            ),
+            (
+                "bad connector",
+                Box::new(|m| {
+                    m.images.insert("Bad Name".into(), "x".into());
+                }),
+                "images.Bad Name",
+            ),
         ];
         for (what, change, field) in cases {
             let mut m = image();
@@ -345,15 +363,44 @@ mod tests {
             ("no nodes", Box::new(|m| m.nodes.clear()), "nodes"),
             ("multiplicity < 0", Box::new(|m| m.nodes.get_mut("web").unwrap().multiplicity = -1), "nodes.web.multiplicity"),
             ("multiplicity too big", Box::new(|m| m.nodes.get_mut("web").unwrap().multiplicity = 1001), "nodes.web.multiplicity"),
-            ("bad node name", Box::new(|m| { let n = m.nodes.remove("web").unwrap(); m.nodes.insert("we-b".into(), n); }), "nodes.we-b"),
-            ("link to a missing node", Box::new(|m| { m.nodes.get_mut("client").unwrap().links.insert("server".into(), "db:hostname".into()); }), "nodes.client.links.server"),
-            ("link without colon", Box::new(|m| { m.nodes.get_mut("client").unwrap().links.insert("server".into(), "web".into()); }), "nodes.client.links.server"),
-            ("value too long", Box::new(|m| { m.nodes.get_mut("client").unwrap().values.insert("x".into(), "v".repeat(4097)); }), "nodes.client.values.x"),
-            ("value and link", Box::new(|m| {
-                let n = m.nodes.get_mut("client").unwrap();
-                n.values.insert("x".into(), "1".into());
-                n.links.insert("x".into(), "web:hostname".into());
-            }), "nodes.client.values.x"),
+            (
+                "bad node name",
+                Box::new(|m| {
+                    let n = m.nodes.remove("web").unwrap();
+                    m.nodes.insert("we-b".into(), n);
+                }),
+                "nodes.we-b",
+            ),
+            (
+                "link to a missing node",
+                Box::new(|m| {
+                    m.nodes.get_mut("client").unwrap().links.insert("server".into(), "db:hostname".into());
+                }),
+                "nodes.client.links.server",
+            ),
+            (
+                "link without colon",
+                Box::new(|m| {
+                    m.nodes.get_mut("client").unwrap().links.insert("server".into(), "web".into());
+                }),
+                "nodes.client.links.server",
+            ),
+            (
+                "value too long",
+                Box::new(|m| {
+                    m.nodes.get_mut("client").unwrap().values.insert("x".into(), "v".repeat(4097));
+                }),
+                "nodes.client.values.x",
+            ),
+            (
+                "value and link",
+                Box::new(|m| {
+                    let n = m.nodes.get_mut("client").unwrap();
+                    n.values.insert("x".into(), "1".into());
+                    n.links.insert("x".into(), "web:hostname".into());
+                }),
+                "nodes.client.values.x",
+            ),
             ("image field on a deployment", Box::new(|m| m.recipe = "x".into()), "recipe"),
         ];
         for (what, change, field) in cases {

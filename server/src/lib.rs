@@ -53,9 +53,8 @@ impl Application {
         if settings.load_examples {
             engine.load_examples().await.map_err(|e| format!("loading the example modules failed: {e}"))?;
         }
-        let listener = tokio::net::TcpListener::bind(&settings.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let listener =
+            tokio::net::TcpListener::bind(&settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // Agents on this host reach the server on loopback even when it listens on all addresses.
         let reach = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };

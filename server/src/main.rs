@@ -71,9 +71,7 @@ enum AdminCommand {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLIPSTREAM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLIPSTREAM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
         .init();
     if let Err(e) = run(Cli::parse()).await {
         eprintln!("slipstream: {e}");

@@ -45,7 +45,8 @@ fn client() -> Client {
 
 async fn signed_up(s: &Server, name: &str) -> Client {
     let c = client();
-    let r = c.post(format!("{}/api/v1/auth/register", s.base)).json(&json!({"name": name, "password": "long enough"})).send().await.unwrap();
+    let r =
+        c.post(format!("{}/api/v1/auth/register", s.base)).json(&json!({"name": name, "password": "long enough"})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "register {name}");
     c
 }
@@ -88,7 +89,14 @@ async fn accounts_sessions_and_bearer_tokens() {
 
         let profile: Value = {
             let c = signed_up(&s, "olivia").await;
-            c.put(api("/profile")).json(&json!({"keep_running": "always", "run_timeout_minutes": 10})).send().await.unwrap().json().await.unwrap()
+            c.put(api("/profile"))
+                .json(&json!({"keep_running": "always", "run_timeout_minutes": 10}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
         };
         assert_eq!((profile["keep_running"].as_str(), profile["run_timeout_minutes"].as_i64()), (Some("always"), Some(10)), "{db}");
     }
@@ -138,7 +146,8 @@ async fn every_operation_checks_rights_for_anonymous_owner_other_and_admin() {
         let anon = client();
         put(&owner, &s, json!({"kind": "project", "path": "olivia"})).await;
         for name in ["m1", "m2", "m3"] {
-            let (st, _) = put(&owner, &s, json!({"kind": "image", "path": format!("olivia/{name}"), "reference": "examples/images/busybox"})).await;
+            let (st, _) =
+                put(&owner, &s, json!({"kind": "image", "path": format!("olivia/{name}"), "reference": "examples/images/busybox"})).await;
             assert_eq!(st, 201, "{db}");
         }
         let body = json!({"kind": "image", "path": "olivia/m1", "reference": "examples/images/busybox"});
@@ -195,19 +204,32 @@ async fn invalid_modules_get_400_with_the_field_named_and_nothing_is_written() {
         put(&c, &s, json!({"kind": "project", "path": "p"})).await;
         let deployment = |node: Value| json!({"kind": "deployment", "path": "p/d", "nodes": {"web": {"image": "examples/tutorials/hello/apache"}, "client": node}});
         let cases = vec![
-            ("multiplicity", deployment(json!({"image": "examples/tutorials/hello/apache", "multiplicity": -2})), "nodes.client.multiplicity"),
+            (
+                "multiplicity",
+                deployment(json!({"image": "examples/tutorials/hello/apache", "multiplicity": -2})),
+                "nodes.client.multiplicity",
+            ),
             ("unknown field", json!({"kind": "image", "path": "p/i", "reference": "examples/images/busybox", "recipie": "x"}), "recipie"),
             ("wrong type", json!({"kind": "image", "path": "p/i", "native": "yes"}), "native"),
-            ("missing output", deployment(json!({"image": "examples/tutorials/hello/testclient",
+            (
+                "missing output",
+                deployment(json!({"image": "examples/tutorials/hello/testclient",
                 "links": {"webserver.hostname": "web:hostname", "webserver.port": "web:nope", "webserver.ready": "web:ready"}})),
-                "nodes.client.links.webserver.port"),
-            ("unresolved input", deployment(json!({"image": "examples/tutorials/hello/testclient",
+                "nodes.client.links.webserver.port",
+            ),
+            (
+                "unresolved input",
+                deployment(json!({"image": "examples/tutorials/hello/testclient",
                 "links": {"webserver.hostname": "web:hostname", "webserver.port": "web:port"}})),
-                "nodes.client.links.webserver.ready"),
-            ("value too long", deployment(json!({"image": "examples/tutorials/hello/testclient",
+                "nodes.client.links.webserver.ready",
+            ),
+            (
+                "value too long",
+                deployment(json!({"image": "examples/tutorials/hello/testclient",
                 "values": {"webserver.hostname": "x".repeat(4097)},
                 "links": {"webserver.port": "web:port", "webserver.ready": "web:ready"}})),
-                "nodes.client.values.webserver.hostname"),
+                "nodes.client.values.webserver.hostname",
+            ),
             ("bad name", json!({"kind": "project", "path": "p/has space"}), "path"),
         ];
         for (what, body, field) in cases {
@@ -237,7 +259,13 @@ async fn yaml_export_then_import_reproduces_the_modules() {
         let (_, fresh_url) = backend_urls().await.into_iter().find(|(n, _)| *n == db).unwrap();
         let second = spawn(fresh_url, false).await;
         let d = signed_up(&second, "ivan").await;
-        let r = d.post(format!("{}/api/v1/import", second.base)).header("content-type", "application/yaml").body(exported.clone()).send().await.unwrap();
+        let r = d
+            .post(format!("{}/api/v1/import", second.base))
+            .header("content-type", "application/yaml")
+            .body(exported.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{db}");
         let written: Value = r.json().await.unwrap();
         assert_eq!(written["modules"].as_array().unwrap().len(), 14, "{db}");
@@ -260,7 +288,8 @@ async fn the_catalog_and_the_openapi_document_need_no_sign_in() {
         for p in ["examples/tutorials/hello/client_server", "examples/tutorials/performance/deployment", "examples/cluster/cluster"] {
             assert!(paths.contains(&p), "{db}: {p} in {paths:?}");
         }
-        let deployments: Value = anon.get(format!("{}/api/v1/catalog?kind=deployment&q=cluster", s.base)).send().await.unwrap().json().await.unwrap();
+        let deployments: Value =
+            anon.get(format!("{}/api/v1/catalog?kind=deployment&q=cluster", s.base)).send().await.unwrap().json().await.unwrap();
         assert_eq!(deployments.as_array().unwrap().len(), 1, "{db}");
         let doc: Value = anon.get(format!("{}/api/v1/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
         assert_eq!(doc["openapi"], "3.0.3", "{db}");
@@ -280,7 +309,12 @@ async fn connector_credentials_are_write_only_and_quotas_refuse_runs_over_them()
 
         // Settings and a credential; the credential never comes back, in any response.
         let secret = "-----BEGIN KEY----- s3cr3t -----END KEY-----";
-        let r = olivia.put(url("profile/connectors/local")).json(&json!({"settings": {"user": "olivia"}, "credential": secret})).send().await.unwrap();
+        let r = olivia
+            .put(url("profile/connectors/local"))
+            .json(&json!({"settings": {"user": "olivia"}, "credential": secret}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{db}");
         let body = r.text().await.unwrap();
         assert!(!body.contains("s3cr3t"), "{db}: the credential was sent back: {body}");
@@ -290,9 +324,11 @@ async fn connector_credentials_are_write_only_and_quotas_refuse_runs_over_them()
         assert_eq!(list[0]["credential_set"], true, "{db}");
         assert_eq!(list[0]["settings"]["user"], "olivia", "{db}");
         // Saving settings alone keeps the credential; an empty one removes it.
-        let kept: Value = olivia.put(url("profile/connectors/local")).json(&json!({"settings": {}})).send().await.unwrap().json().await.unwrap();
+        let kept: Value =
+            olivia.put(url("profile/connectors/local")).json(&json!({"settings": {}})).send().await.unwrap().json().await.unwrap();
         assert_eq!(kept["credential_set"], true, "{db}");
-        let removed: Value = olivia.put(url("profile/connectors/local")).json(&json!({"credential": ""})).send().await.unwrap().json().await.unwrap();
+        let removed: Value =
+            olivia.put(url("profile/connectors/local")).json(&json!({"credential": ""})).send().await.unwrap().json().await.unwrap();
         assert_eq!(removed["credential_set"], false, "{db}");
         let r = olivia.put(url("profile/connectors/cloudy")).json(&json!({})).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{db}: unknown connector");

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use server::{Application, Settings};
 
 fn agent_bin() -> PathBuf {
-    let p = std::env::var_os("SLIPSTREAM_AGENT_BIN").map(PathBuf::from).expect(
-        "SLIPSTREAM_AGENT_BIN must name the static agent (cargo xtask test builds it and sets it)",
-    );
+    let p = std::env::var_os("SLIPSTREAM_AGENT_BIN")
+        .map(PathBuf::from)
+        .expect("SLIPSTREAM_AGENT_BIN must name the static agent (cargo xtask test builds it and sets it)");
     assert!(p.is_file(), "no agent at {}", p.display());
     p
 }
@@ -40,7 +40,8 @@ async fn spawn(url: String) -> Server {
         stopped.await.ok();
     }));
     let c = Client::builder().cookie_store(true).build().unwrap();
-    let r = c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    let r =
+        c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     Server { base, c, _stop: stop }
 }
@@ -129,7 +130,10 @@ impl Server {
 }
 
 fn statecustom(detail: &Value, instance: &str) -> String {
-    detail["instances"].as_array().unwrap().iter().find(|i| i["name"] == instance).unwrap()["statecustom"].as_str().unwrap_or("").to_string()
+    detail["instances"].as_array().unwrap().iter().find(|i| i["name"] == instance).unwrap()["statecustom"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[tokio::test]
@@ -141,9 +145,13 @@ async fn hello_world_reaches_done_with_the_fetched_text_and_both_reports() {
         let d = s.detail(&run).await;
         assert_eq!(statecustom(&d, "testclient1.1"), "OK: Hello from Apache deployed by SlipStream!", "{db}: {d}");
         assert_eq!(s.report_file(&run, "testclient1.1", "data.txt").await.trim(), "Hello from Apache deployed by SlipStream!", "{db}");
-        assert!(s.report_file(&run, "apache1.1", "httpd.log").await.contains("GET /data.txt"), "{db}: the server log shows the client's fetch");
+        assert!(
+            s.report_file(&run, "apache1.1", "httpd.log").await.contains("GET /data.txt"),
+            "{db}: the server log shows the client's fetch"
+        );
         let events: Value = s.c.get(s.api(&format!("/runs/{run}/events"))).send().await.unwrap().json().await.unwrap();
-        let states: Vec<&str> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "state").map(|e| e["message"].as_str().unwrap()).collect();
+        let states: Vec<&str> =
+            events.as_array().unwrap().iter().filter(|e| e["kind"] == "state").map(|e| e["message"].as_str().unwrap()).collect();
         assert_eq!(states, ["Provisioning", "Executing", "SendingReports", "Ready", "Finalizing", "Done"], "{db}");
         let logs: Value = s.c.get(s.api(&format!("/runs/{run}/logs?instance=apache1.1"))).send().await.unwrap().json().await.unwrap();
         assert!(logs.as_array().unwrap().iter().any(|l| l["line"].as_str().unwrap().contains("ss-set ready true")), "{db}: live logs");
@@ -155,8 +163,10 @@ async fn hello_world_reaches_done_with_the_fetched_text_and_both_reports() {
 async fn the_performance_variant_runs_with_3_and_with_50_clients() {
     let s = sqlite().await;
     for clients in [3, 50] {
-        let run = s.launch(json!({"module": "examples/tutorials/performance/deployment", "keep_running": "never",
-                                  "multiplicity": {"testsuite": clients}})).await;
+        let run = s
+            .launch(json!({"module": "examples/tutorials/performance/deployment", "keep_running": "never",
+                                  "multiplicity": {"testsuite": clients}}))
+            .await;
         assert_eq!(s.finished(&run).await, "Done", "{clients} clients");
         let d = s.detail(&run).await;
         for i in 1..=clients {
@@ -187,7 +197,8 @@ async fn save_test_images(s: &Server) {
     s.save(json!({"kind": "image", "path": "t/aborter", "reference": "examples/images/busybox",
         "parameters": [{"name": "never", "category": "output"}],
         "targets": {"execute": "#!/bin/sh\nsleep 1\nss-abort \"reason from the aborter\"\n",
-                    "report": "#!/bin/sh\necho reported > \"$SLIPSTREAM_REPORT_DIR/aborter.txt\"\n"}})).await;
+                    "report": "#!/bin/sh\necho reported > \"$SLIPSTREAM_REPORT_DIR/aborter.txt\"\n"}}))
+        .await;
     s.save(json!({"kind": "image", "path": "t/waiter", "reference": "examples/images/busybox",
         "targets": {"execute": "#!/bin/sh\nstart=$(date +%s)\nss-get --timeout 300 aborter:never\ncode=$?\necho \"exit=$code after=$(( $(date +%s) - start ))\" > \"$SLIPSTREAM_REPORT_DIR/result.txt\"\n"}})).await;
 }
@@ -197,7 +208,8 @@ async fn ss_abort_releases_every_blocked_reader_with_exit_8_and_reports_are_stil
     let s = sqlite().await;
     save_test_images(&s).await;
     s.save(json!({"kind": "deployment", "path": "t/abort", "nodes": {
-        "aborter": {"image": "t/aborter"}, "waiter": {"image": "t/waiter", "multiplicity": 3}}})).await;
+        "aborter": {"image": "t/aborter"}, "waiter": {"image": "t/waiter", "multiplicity": 3}}}))
+        .await;
     let run = s.launch(json!({"module": "t/abort", "keep_running": "never"})).await;
     assert_eq!(s.finished(&run).await, "Aborted");
     let d = s.detail(&run).await;
@@ -219,7 +231,8 @@ async fn a_failing_execute_aborts_with_the_scripts_last_stderr_line() {
     let s = sqlite().await;
     s.save(json!({"kind": "project", "path": "f"})).await;
     s.save(json!({"kind": "image", "path": "f/broken", "reference": "examples/images/busybox",
-        "targets": {"execute": "#!/bin/sh\necho working\necho 'first complaint' >&2\necho 'the disk is full' >&2\nexit 3\n"}})).await;
+        "targets": {"execute": "#!/bin/sh\necho working\necho 'first complaint' >&2\necho 'the disk is full' >&2\nexit 3\n"}}))
+        .await;
     let run = s.launch(json!({"module": "f/broken", "keep_running": "never"})).await;
     assert_eq!(s.finished(&run).await, "Aborted");
     let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
@@ -234,11 +247,13 @@ async fn recipes_then_targets_run_root_image_first() {
     s.save(json!({"kind": "project", "path": "r"})).await;
     s.save(json!({"kind": "image", "path": "r/parent", "reference": "examples/images/busybox",
         "recipe": "#!/bin/sh\necho parent-recipe >> order.txt\n",
-        "targets": {"execute": "#!/bin/sh\necho parent-execute >> order.txt\n"}})).await;
+        "targets": {"execute": "#!/bin/sh\necho parent-execute >> order.txt\n"}}))
+        .await;
     s.save(json!({"kind": "image", "path": "r/child", "reference": "r/parent",
         "prerecipe": "#!/bin/sh\necho child-prerecipe >> order.txt\n",
         "recipe": "#!/bin/sh\necho child-recipe >> order.txt\n",
-        "targets": {"execute": "#!/bin/sh\necho child-execute >> order.txt\ncp order.txt \"$SLIPSTREAM_REPORT_DIR\"\n"}})).await;
+        "targets": {"execute": "#!/bin/sh\necho child-execute >> order.txt\ncp order.txt \"$SLIPSTREAM_REPORT_DIR\"\n"}}))
+        .await;
     let run = s.launch(json!({"module": "r/child", "keep_running": "never"})).await;
     assert_eq!(s.finished(&run).await, "Done");
     let order = s.report_file(&run, "machine.1", "order.txt").await;
@@ -250,7 +265,8 @@ async fn a_run_stuck_in_a_state_times_out_naming_the_instances_and_is_stopped() 
     let s = sqlite().await;
     s.save(json!({"kind": "project", "path": "slow"})).await;
     s.save(json!({"kind": "image", "path": "slow/sleeper", "reference": "examples/images/busybox",
-        "targets": {"execute": "#!/bin/sh\nsleep 300\n", "report": "#!/bin/sh\necho reported > \"$SLIPSTREAM_REPORT_DIR/r.txt\"\n"}})).await;
+        "targets": {"execute": "#!/bin/sh\nsleep 300\n", "report": "#!/bin/sh\necho reported > \"$SLIPSTREAM_REPORT_DIR/r.txt\"\n"}}))
+        .await;
     let t = Instant::now();
     let run = s.launch(json!({"module": "slow/sleeper", "keep_running": "never", "timeout": 3})).await;
     assert_eq!(s.finished(&run).await, "Aborted");
@@ -265,7 +281,8 @@ async fn ss_abort_cancel_clears_the_flag_and_the_run_goes_on() {
     let s = sqlite().await;
     s.save(json!({"kind": "project", "path": "dbg"})).await;
     s.save(json!({"kind": "image", "path": "dbg/flaky", "reference": "examples/images/busybox",
-        "targets": {"execute": "#!/bin/sh -e\nss-abort \"first try failed\"\nss-abort --cancel\nsleep 3\nss-display recovered\n"}})).await;
+        "targets": {"execute": "#!/bin/sh -e\nss-abort \"first try failed\"\nss-abort --cancel\nsleep 3\nss-display recovered\n"}}))
+        .await;
     let run = s.launch(json!({"module": "dbg/flaky", "keep_running": "never"})).await;
     assert_eq!(s.finished(&run).await, "Done");
     let d = s.detail(&run).await;
@@ -431,7 +448,15 @@ async fn a_server_killed_during_executing_comes_back_and_the_run_finishes_with_n
         let path = m["path"].as_str().unwrap().to_string();
         assert!(c.put(format!("{base}/api/v1/modules/{path}")).json(&m).send().await.unwrap().status().is_success());
     }
-    let run: Value = c.post(format!("{base}/api/v1/runs")).json(&json!({"module": "c/d", "keep_running": "never"})).send().await.unwrap().json().await.unwrap();
+    let run: Value = c
+        .post(format!("{base}/api/v1/runs"))
+        .json(&json!({"module": "c/d", "keep_running": "never"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let run = run["id"].as_str().unwrap().to_string();
     // Wait until step1 is written (Executing, the writer sleeping), then SIGKILL the server.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -497,17 +522,21 @@ async fn the_websocket_streams_every_state_change_and_a_reconnect_misses_none() 
     let (mut ws, _) = connect(String::new()).await.expect("websocket opens");
     let run = s.launch(json!({"module": "examples/tutorials/hello/client_server", "keep_running": "never"})).await;
     let seen = read_ws(&mut ws, |v| v["type"] == "state" && v["state"] == "Done").await;
-    let states: Vec<&str> = seen.iter().filter(|v| v["type"] == "state" && v["run"] == run.as_str()).map(|v| v["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> =
+        seen.iter().filter(|v| v["type"] == "state" && v["run"] == run.as_str()).map(|v| v["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["Provisioning", "Executing", "SendingReports", "Ready", "Finalizing", "Done"]);
     assert!(seen.iter().any(|v| v["type"] == "param" && v["key"] == "testclient1.1:statecustom"), "statecustom is pushed");
     assert!(seen.iter().any(|v| v["type"] == "log" && v["line"]["instance"] == "apache1.1"), "log lines are pushed");
 
     // A client that saw only the creation reconnects: every state change is replayed, once.
-    let created = seen.iter().find(|v| v["type"] == "event" && v["event"]["kind"] == "created").expect("creation event")["event"]["seq"].as_i64().unwrap();
+    let created = seen.iter().find(|v| v["type"] == "event" && v["event"]["kind"] == "created").expect("creation event")["event"]["seq"]
+        .as_i64()
+        .unwrap();
     drop(ws);
     let (mut again, _) = connect(format!("?run={run}&since={created}")).await.unwrap();
     let replay = read_ws(&mut again, |v| v["type"] == "event" && v["event"]["message"] == "Done").await;
-    let replayed: Vec<&str> = replay.iter().filter(|v| v["event"]["kind"] == "state").map(|v| v["event"]["message"].as_str().unwrap()).collect();
+    let replayed: Vec<&str> =
+        replay.iter().filter(|v| v["event"]["kind"] == "state").map(|v| v["event"]["message"].as_str().unwrap()).collect();
     assert_eq!(replayed, ["Provisioning", "Executing", "SendingReports", "Ready", "Finalizing", "Done"]);
     let r = Client::new().get(s.api("/ws")).send().await.unwrap();
     assert_eq!(r.status(), 401, "anonymous visitors get nothing");

@@ -98,7 +98,9 @@ fn is_root() -> bool {
 fn ensure_rust_tools(root: &Path) -> Result {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
-        step("install the wasm32-unknown-unknown target", || run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])))?;
+        step("install the wasm32-unknown-unknown target", || {
+            run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+        })?;
     }
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
     let wanted = lock_version(&lock, "wasm-bindgen").ok_or("Cargo.lock has no wasm-bindgen")?;
@@ -198,10 +200,7 @@ fn build(root: &Path, release: bool) -> Result<Built> {
             // Function names are 60 % of the optimised module; panics still say what failed.
             bindgen.args(["--remove-name-section", "--remove-producers-section"]);
         }
-        run(bindgen
-            .arg("--out-dir")
-            .arg(&pkg)
-            .arg(target.join("wasm32-unknown-unknown").join(wasm_dir).join("frontend.wasm")))?;
+        run(bindgen.arg("--out-dir").arg(&pkg).arg(target.join("wasm32-unknown-unknown").join(wasm_dir).join("frontend.wasm")))?;
         // LEPTOS_OUTPUT_NAME is set at compile time, so pages ask for /pkg/site.wasm.
         std::fs::rename(pkg.join(format!("{SITE_NAME}_bg.wasm")), pkg.join(format!("{SITE_NAME}.wasm"))).map_err(|e| e.to_string())?;
         std::fs::copy(root.join("style/main.css"), pkg.join(format!("{SITE_NAME}.css"))).map_err(|e| e.to_string())?;
@@ -257,18 +256,38 @@ fn test(root: &Path) -> Result {
     let mut tally = Tally::default();
     let result = (|| {
         step("unit, store and API tests (SQLite and PostgreSQL)", || {
-            tally.run(cargo(&target)
-                .args(["test", "-p", "model", "-p", "engine", "-p", "app", "-p", "server", "-p", "agent", "-p", "xtask", "--features", "app/ssr"])
-                .env("SLIPSTREAM_TEST_PG_URL", &pg.url)
-                .env("SLIPSTREAM_AGENT_BIN", &built.agent)
-                .env("SLIPSTREAM_BIN", &built.server))
+            tally.run(
+                cargo(&target)
+                    .args([
+                        "test",
+                        "-p",
+                        "model",
+                        "-p",
+                        "engine",
+                        "-p",
+                        "app",
+                        "-p",
+                        "server",
+                        "-p",
+                        "agent",
+                        "-p",
+                        "xtask",
+                        "--features",
+                        "app/ssr",
+                    ])
+                    .env("SLIPSTREAM_TEST_PG_URL", &pg.url)
+                    .env("SLIPSTREAM_AGENT_BIN", &built.agent)
+                    .env("SLIPSTREAM_BIN", &built.server),
+            )
         })?;
         step("browser tests (headless Chromium)", || {
-            tally.run(cargo(&target)
-                .args(["test", "-p", "end2end"])
-                .env("SLIPSTREAM_BIN", &built.server)
-                .env("SLIPSTREAM_SITE_ROOT", &built.site)
-                .env("SLIPSTREAM_AGENT_BIN", &built.agent))
+            tally.run(
+                cargo(&target)
+                    .args(["test", "-p", "end2end"])
+                    .env("SLIPSTREAM_BIN", &built.server)
+                    .env("SLIPSTREAM_SITE_ROOT", &built.site)
+                    .env("SLIPSTREAM_AGENT_BIN", &built.agent),
+            )
         })
     })();
     drop(pg);
@@ -320,7 +339,8 @@ impl Tally {
 fn parse_result(line: &str) -> Option<(u64, u64)> {
     let rest = line.strip_prefix("test result: ")?;
     let count = |word: &str| -> Option<u64> {
-        rest.split(';').find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word)?.trim().parse().ok())
+        rest.split(';')
+            .find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word)?.trim().parse().ok())
     };
     Some((count(" passed")?, count(" failed")?))
 }

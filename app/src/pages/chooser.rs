@@ -30,12 +30,15 @@ pub fn Chooser(
     let picked = RwSignal::new(None::<ModuleSummary>);
     let version = RwSignal::new(String::from("latest"));
     let listing = Resource::new(move || cwd.get(), |p| module_page(p, None));
-    let details = Resource::new(move || picked.get().map(|m| m.path), |p| async move {
-        match p {
-            Some(p) => module_page(p, None).await.map(Some),
-            None => Ok(None),
-        }
-    });
+    let details = Resource::new(
+        move || picked.get().map(|m| m.path),
+        |p| async move {
+            match p {
+                Some(p) => module_page(p, None).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
     let rows = Memo::new(move |_| {
         let mut rows = Vec::new();
         let here = cwd.get();

@@ -79,8 +79,13 @@ impl ParamRow {
     }
 }
 
-const TYPES: [(&str, ParamType); 5] =
-    [("string", ParamType::String), ("text", ParamType::Text), ("secret", ParamType::Secret), ("boolean", ParamType::Boolean), ("enum", ParamType::Enum)];
+const TYPES: [(&str, ParamType); 5] = [
+    ("string", ParamType::String),
+    ("text", ParamType::Text),
+    ("secret", ParamType::Secret),
+    ("boolean", ParamType::Boolean),
+    ("enum", ParamType::Enum),
+];
 
 fn type_name(t: ParamType) -> &'static str {
     TYPES.iter().find(|(_, k)| *k == t).map(|(n, _)| *n).unwrap_or("string")
@@ -137,7 +142,9 @@ impl NodeRow {
             .map(|p| input_row(&p.name, &p.description, values.get(&p.name), links.get(&p.name)))
             .collect();
         for name in values.keys().chain(links.keys()) {
-            if !params.iter().any(|p| &p.name == name && p.category == Category::Input) && !inputs.iter().any(|i| i.name.get_value() == *name) {
+            if !params.iter().any(|p| &p.name == name && p.category == Category::Input)
+                && !inputs.iter().any(|i| i.name.get_value() == *name)
+            {
                 inputs.push(input_row(name, "not an input of this image", values.get(name), links.get(name)));
             }
         }
@@ -147,12 +154,11 @@ impl NodeRow {
     fn get(&self) -> Result<(String, Node), FieldError> {
         let name = self.name.get().trim().to_string();
         let m = self.multiplicity.get();
-        let multiplicity = m
-            .trim()
-            .parse()
-            .map_err(|_| FieldError::new("", format!("nodes.{name}.multiplicity"), format!("`{m}` is not a number")))?;
+        let multiplicity =
+            m.trim().parse().map_err(|_| FieldError::new("", format!("nodes.{name}.multiplicity"), format!("`{m}` is not a number")))?;
         let connector = self.connector.get();
-        let mut node = Node { image: self.image.get(), multiplicity, connector: (!connector.is_empty()).then_some(connector), ..Default::default() };
+        let mut node =
+            Node { image: self.image.get(), multiplicity, connector: (!connector.is_empty()).then_some(connector), ..Default::default() };
         for i in self.inputs.get() {
             if i.linked.get() {
                 node.links.insert(i.name.get_value(), i.link.get().trim().to_string());
@@ -218,7 +224,10 @@ impl Draft {
             logo: RwSignal::new(m.logo.clone().unwrap_or_default()),
             native: RwSignal::new(m.native),
             images: RwSignal::new(
-                m.images.iter().map(|(c, i)| NativeRow { id: next_id(), connector: RwSignal::new(c.clone()), image: RwSignal::new(i.clone()) }).collect(),
+                m.images
+                    .iter()
+                    .map(|(c, i)| NativeRow { id: next_id(), connector: RwSignal::new(c.clone()), image: RwSignal::new(i.clone()) })
+                    .collect(),
             ),
             reference: RwSignal::new(m.reference.clone().unwrap_or_default()),
             packages: RwSignal::new(m.packages.join(" ")),
@@ -253,7 +262,11 @@ impl Draft {
             for n in self.nodes.get() {
                 let (name, node) = n.get()?;
                 if nodes.insert(name.clone(), node).is_some() {
-                    return Err(FieldError::new("", format!("nodes.{name}"), format!("two nodes are called `{name}`; node names must differ")));
+                    return Err(FieldError::new(
+                        "",
+                        format!("nodes.{name}"),
+                        format!("two nodes are called `{name}`; node names must differ"),
+                    ));
                 }
             }
         }
@@ -264,7 +277,11 @@ impl Draft {
             description: self.description.get(),
             logo: (!logo.trim().is_empty()).then(|| logo.trim().to_string()),
             native,
-            images: if native { self.images.get().iter().map(|r| (r.connector.get().trim().to_string(), r.image.get().trim().to_string())).collect() } else { BTreeMap::new() },
+            images: if native {
+                self.images.get().iter().map(|r| (r.connector.get().trim().to_string(), r.image.get().trim().to_string())).collect()
+            } else {
+                BTreeMap::new()
+            },
             reference: (image && !native && !reference.trim().is_empty()).then(|| reference.trim().to_string()),
             packages: if image { split_list(&self.packages.get(), ' ') } else { vec![] },
             prerecipe: if image { self.prerecipe.get() } else { String::new() },
@@ -381,7 +398,8 @@ fn Editor(data: EditorStart) -> impl IntoView {
         });
     };
     // Each tab's body type-erased: one deep view type would overflow the compiler's limits.
-    let tab_body = move |id: &'static str, body: AnyView| view! { <div class="tab-body" hidden=move || tab.get() != id>{body}</div> }.into_any();
+    let tab_body =
+        move |id: &'static str, body: AnyView| view! { <div class="tab-body" hidden=move || tab.get() != id>{body}</div> }.into_any();
     let mut bodies: Vec<AnyView> = vec![tab_body("summary", view! { <SummaryTab draft exists errors meta=exists.then(|| (module.version.unwrap_or(0), module.owner.clone().unwrap_or_default()))/> }.into_any())];
     if kind == ModuleKind::Image {
         bodies.push(tab_body("reference", view! { <ReferenceTab draft errors choosing connectors=connectors.clone()/> }.into_any()));
@@ -452,7 +470,16 @@ impl Draft {
 /// Adds a node of the chosen image, named after it (`apache`, then `apache2`…), and lists the
 /// image's inputs once the server has resolved them.
 fn add_node(draft: Draft, image: String, owner: Owner) {
-    let base: String = image.split('@').next().unwrap_or_default().rsplit('/').next().unwrap_or("node").chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let base: String = image
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or("node")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
     let taken: Vec<String> = draft.nodes.with_untracked(|ns| ns.iter().map(|n| n.name.get_untracked()).collect());
     let name = std::iter::once(base.clone()).chain((2..).map(|i| format!("{base}{i}"))).find(|n| !taken.contains(n)).unwrap_or(base);
     let row = owner.with(|| NodeRow::new(&name, &Node { image: image.clone(), ..Default::default() }, None));
@@ -537,7 +564,12 @@ fn SummaryTab(draft: Draft, exists: bool, errors: RwSignal<Vec<FieldError>>, met
 }
 
 #[component]
-fn ReferenceTab(draft: Draft, errors: RwSignal<Vec<FieldError>>, choosing: RwSignal<Option<Choosing>>, connectors: Vec<String>) -> impl IntoView {
+fn ReferenceTab(
+    draft: Draft,
+    errors: RwSignal<Vec<FieldError>>,
+    choosing: RwSignal<Option<Choosing>>,
+    connectors: Vec<String>,
+) -> impl IntoView {
     view! {
         <label class="inline-check">
             <input type="checkbox" id="edit-native" prop:checked=move || draft.native.get() on:change=move |ev| draft.native.set(event_target_checked(&ev))/>
@@ -689,7 +721,12 @@ fn CodeEditor(name: &'static str, text: RwSignal<String>) -> impl IntoView {
 }
 
 #[component]
-fn NodesTab(draft: Draft, errors: RwSignal<Vec<FieldError>>, choosing: RwSignal<Option<Choosing>>, connectors: Vec<String>) -> impl IntoView {
+fn NodesTab(
+    draft: Draft,
+    errors: RwSignal<Vec<FieldError>>,
+    choosing: RwSignal<Option<Choosing>>,
+    connectors: Vec<String>,
+) -> impl IntoView {
     // Every `node:output` that exists right now: what links may name.
     let outputs = Memo::new(move |_| {
         draft
@@ -863,7 +900,8 @@ fn guard_unsaved(dirty: Memo<bool>) {
             if !dirty.get_untracked() {
                 return;
             }
-            let anchor = ev.target().and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok()).and_then(|e| e.closest("a[href]").ok().flatten());
+            let anchor =
+                ev.target().and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok()).and_then(|e| e.closest("a[href]").ok().flatten());
             if anchor.is_some() && !window().confirm_with_message("You have unsaved changes. Leave without saving?").unwrap_or(true) {
                 ev.prevent_default();
             }

@@ -38,12 +38,25 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
     let nodes: Vec<(String, i64, RwSignal<String>, String, RwSignal<String>)> = form
         .nodes
         .iter()
-        .map(|n| (n.name.clone(), n.multiplicity, RwSignal::new(n.multiplicity.to_string()), n.connector.clone(), RwSignal::new(n.connector.clone())))
+        .map(|n| {
+            (
+                n.name.clone(),
+                n.multiplicity,
+                RwSignal::new(n.multiplicity.to_string()),
+                n.connector.clone(),
+                RwSignal::new(n.connector.clone()),
+            )
+        })
         .collect();
     let fields: Vec<Field> = form
         .nodes
         .iter()
-        .flat_map(|n| n.inputs.iter().filter(|i| i.linked.is_none()).map(move |i| (n.name.clone(), i.name.clone(), i.value.clone(), RwSignal::new(i.value.clone()))))
+        .flat_map(|n| {
+            n.inputs
+                .iter()
+                .filter(|i| i.linked.is_none())
+                .map(move |i| (n.name.clone(), i.name.clone(), i.value.clone(), RwSignal::new(i.value.clone())))
+        })
         .collect();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);

@@ -7,8 +7,8 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use model::{Module, ModuleKind, ModuleSummary, VersionInfo};
 
 use crate::api::{compare_versions, module_page, search_modules, ModulePageData, NewProject, RestoreVersion};
-use model::diff::LineChange;
 use crate::{error_text, format_time};
+use model::diff::LineChange;
 
 #[component]
 pub fn ModulePage() -> impl IntoView {
@@ -150,7 +150,13 @@ fn Summary(m: Module, latest: u32) -> impl IntoView {
 fn Search() -> impl IntoView {
     let query = use_query_map();
     let q = move || query.read().get("q").unwrap_or_default();
-    let found = Resource::new(q, |q| async move { if q.trim().is_empty() { Ok(vec![]) } else { search_modules(q).await } });
+    let found = Resource::new(q, |q| async move {
+        if q.trim().is_empty() {
+            Ok(vec![])
+        } else {
+            search_modules(q).await
+        }
+    });
     view! {
         <form method="get" action="/modules" class="search">
             <input type="search" name="q" id="module-search" placeholder="Search modules by name" value=q/>
@@ -196,7 +202,13 @@ fn TreeNode(summary: ModuleSummary) -> AnyView {
         move || open.get(),
         move |o| {
             let path = path.clone();
-            async move { if o { module_page(path, None).await.map(|d| d.children) } else { Ok(vec![]) } }
+            async move {
+                if o {
+                    module_page(path, None).await.map(|d| d.children)
+                } else {
+                    Ok(vec![])
+                }
+            }
         },
     );
     let name = summary.path.rsplit('/').next().unwrap_or(&summary.path).to_string();

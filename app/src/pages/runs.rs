@@ -434,7 +434,11 @@ mod tests {
             (n(&["a"]), vec![], vec![n(&["a"])]),
             (n(&["apache1", "testclient1"]), vec![l("apache1", "testclient1")], vec![n(&["apache1"]), n(&["testclient1"])]),
             // db → web → client, and db → client directly: client still goes last.
-            (n(&["client", "db", "web"]), vec![l("db", "web"), l("web", "client"), l("db", "client")], vec![n(&["db"]), n(&["web"]), n(&["client"])]),
+            (
+                n(&["client", "db", "web"]),
+                vec![l("db", "web"), l("web", "client"), l("db", "client")],
+                vec![n(&["db"]), n(&["web"]), n(&["client"])],
+            ),
             // A cycle (forbidden by validation) still ends.
             (n(&["x", "y"]), vec![l("x", "y"), l("y", "x")], vec![n(&["x"]), n(&["y"])]),
         ];

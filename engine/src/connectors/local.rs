@@ -38,9 +38,10 @@ impl Local {
 
     fn start_blocking(&self, spec: &StartSpec) -> Result<Started> {
         use std::os::unix::process::CommandExt as _;
-        let agent = self.agent.as_ref().ok_or_else(|| {
-            Error::Internal("no agent binary is configured (SLIPSTREAM_AGENT_BIN or --agent-bin)".into())
-        })?;
+        let agent = self
+            .agent
+            .as_ref()
+            .ok_or_else(|| Error::Internal("no agent binary is configured (SLIPSTREAM_AGENT_BIN or --agent-bin)".into()))?;
         let dir = self.data_dir.join("runs").join(&spec.run).join(&spec.instance);
         let bin = dir.join(".slipstream").join("bin");
         std::fs::create_dir_all(&bin).map_err(|e| Error::Internal(format!("{}: {e}", bin.display())))?;
@@ -54,8 +55,7 @@ impl Local {
         let log = std::fs::File::create(dir.join(".slipstream").join("agent.log")).map_err(|e| Error::Internal(e.to_string()))?;
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
         let mut cmd = std::process::Command::new(bin.join("slipstream-agent"));
-        cmd
-            .arg("run")
+        cmd.arg("run")
             .current_dir(&dir)
             .env("PATH", path)
             .env("SLIPSTREAM_SERVICEURL", &spec.service_url)
@@ -75,9 +75,7 @@ impl Local {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Internal(format!("cannot start the agent {}: {e}", agent.display())))?;
+        let mut child = cmd.spawn().map_err(|e| Error::Internal(format!("cannot start the agent {}: {e}", agent.display())))?;
         let pid = child.id();
         // Reap the agent when it exits (its group may live on: servers it started).
         std::thread::spawn(move || {

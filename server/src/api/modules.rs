@@ -26,7 +26,11 @@ fn kind_filter(q: &HashMap<String, String>) -> Result<Option<ModuleKind>, ApiErr
 
 /// `?parent=<path>` lists a project's children (`""` or absent: the root projects);
 /// `?q=<text>` searches every readable module instead.
-pub async fn list(State(s): State<AppState>, caller: Caller, Query(q): Query<HashMap<String, String>>) -> Result<impl IntoResponse, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
     let actor = caller.user();
     if let Some(text) = q.get("q") {
         return Ok(Json(s.engine.search_modules(actor, text, kind_filter(&q)?).await?));
@@ -96,7 +100,12 @@ pub struct Sharing {
 }
 
 /// Changes public rights or publication without a new version (owner or administrator).
-pub async fn patch(State(s): State<AppState>, caller: Caller, Path(path): Path<String>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn patch(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(path): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let sharing: Sharing = parse_json(&path, &body)?;
     Ok(Json(s.engine.share(caller.user(), &path, sharing.public, sharing.published).await?))
 }

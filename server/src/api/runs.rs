@@ -37,7 +37,11 @@ fn wait_of(q: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
     match q.get("wait") {
         None => Ok(None),
         Some(w) => {
-            let secs: f64 = w.parse().ok().filter(|s: &f64| *s >= 0.0).ok_or_else(|| ApiError::invalid("", "wait", format!("`{w}` is not a number of seconds")))?;
+            let secs: f64 = w
+                .parse()
+                .ok()
+                .filter(|s: &f64| *s >= 0.0)
+                .ok_or_else(|| ApiError::invalid("", "wait", format!("`{w}` is not a number of seconds")))?;
             Ok(Some(Duration::from_secs_f64(secs).min(MAX_WAIT)))
         }
     }
@@ -53,7 +57,11 @@ pub async fn create(State(s): State<AppState>, caller: Caller, body: axum::body:
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/runs/{}", run.id))], Json(run)))
 }
 
-pub async fn list(State(s): State<AppState>, caller: Caller, Query(q): Query<HashMap<String, String>>) -> Result<impl IntoResponse, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.engine.list_runs(caller.user.as_ref(), flag(&q, "active")).await?))
 }
 
@@ -67,7 +75,12 @@ pub async fn terminate(State(s): State<AppState>, caller: Caller, Path(id): Path
 }
 
 /// `?from=<State>&wait=S`: the state once it differs from `from` (long poll for agents).
-pub async fn state(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<impl IntoResponse, ApiError> {
+pub async fn state(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let from = match q.get("from") {
         Some(f) => Some(RunState::parse(f).ok_or_else(|| ApiError::invalid("", "from", format!("`{f}` is not a run state")))?),
@@ -120,7 +133,12 @@ pub struct AbortRequest {
     source: Option<String>,
 }
 
-pub async fn abort(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn abort(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let owner = s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let req: AbortRequest = if body.is_empty() { AbortRequest::default() } else { parse_json("", &body)? };
     let source = req.source.or_else(|| caller.user.as_ref().map(|u| u.name.clone())).unwrap_or(owner);
@@ -128,7 +146,12 @@ pub async fn abort(State(s): State<AppState>, caller: Caller, Path(id): Path<Str
     Ok(Json(s.engine.run_summary(&id).await?))
 }
 
-pub async fn cancel_abort(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<impl IntoResponse, ApiError> {
+pub async fn cancel_abort(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
     let owner = s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let source = q.get("source").cloned().or_else(|| caller.user.as_ref().map(|u| u.name.clone())).unwrap_or(owner);
     s.engine.cancel_abort(&id, &source).await?;
@@ -141,7 +164,12 @@ pub async fn events(State(s): State<AppState>, caller: Caller, Path(id): Path<St
 }
 
 /// `?instance=&after=<seq>&limit=`: log lines, oldest first.
-pub async fn logs(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<impl IntoResponse, ApiError> {
+pub async fn logs(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let after = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
     let limit = q.get("limit").and_then(|a| a.parse().ok()).unwrap_or(1000).clamp(1, 10_000);
@@ -161,7 +189,12 @@ fn stdout() -> String {
     "stdout".into()
 }
 
-pub async fn post_logs(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn post_logs(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let lines: Vec<PostedLine> = parse_json("", &body)?;
     s.engine.add_logs(&id, lines.into_iter().map(|l| (l.instance, l.stream, l.line)).collect()).await?;
@@ -173,7 +206,11 @@ pub async fn reports(State(s): State<AppState>, caller: Caller, Path(id): Path<S
     Ok(Json(s.engine.reports(&id).await?))
 }
 
-pub async fn get_report(State(s): State<AppState>, caller: Caller, Path((id, instance, file)): Path<(String, String, String)>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get_report(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, instance, file)): Path<(String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let bytes = s.engine.read_report(&id, &instance, &file).await?;
     Ok((
@@ -194,13 +231,23 @@ pub async fn put_report(
 }
 
 /// The agent completes the run's current state for its instance; answers the state after.
-pub async fn complete(State(s): State<AppState>, caller: Caller, Path((id, instance)): Path<(String, String)>, body: String) -> Result<impl IntoResponse, ApiError> {
+pub async fn complete(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, instance)): Path<(String, String)>,
+    body: String,
+) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
-    let state = RunState::parse(body.trim()).ok_or_else(|| ApiError::invalid("", "state", format!("`{}` is not a run state", body.trim())))?;
+    let state =
+        RunState::parse(body.trim()).ok_or_else(|| ApiError::invalid("", "state", format!("`{}` is not a run state", body.trim())))?;
     Ok(s.engine.complete_state(&id, &instance, state).await?.as_str().to_string())
 }
 
-pub async fn plan(State(s): State<AppState>, caller: Caller, Path((id, instance)): Path<(String, String)>) -> Result<impl IntoResponse, ApiError> {
+pub async fn plan(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, instance)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
     Ok(Json(s.engine.instance_plan(&id, &instance).await?))
 }
