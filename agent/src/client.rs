@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-pub const EXIT_NOT_SET: u8 = 1;
 pub const EXIT_VALUE: u8 = 3;
 pub const EXIT_NETWORK: u8 = 4;
 pub const EXIT_SERVER: u8 = 5;

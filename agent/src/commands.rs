@@ -1,12 +1,12 @@
 //! The `ss-*` commands, with the options and exit codes of the original system:
-//! 0 ok, 1 not set (`--noblock`), 8 run aborted, 9 timeout; 3 unknown key or bad value,
+//! 0 ok (`--noblock` on an unset key: an empty line, as the original did), 8 run aborted, 9 timeout; 3 unknown key or bad value,
 //! 4 network, 5 server, 6 not allowed, 7 usage. Each failure prints one line naming the key.
 
 use std::time::{Duration, Instant};
 
 use model::ParamKey;
 
-use crate::client::{encode, Client, Failure, EXIT_NOT_SET, EXIT_TIMEOUT, EXIT_USAGE, EXIT_VALUE};
+use crate::client::{encode, Client, Failure, EXIT_TIMEOUT, EXIT_USAGE, EXIT_VALUE};
 
 /// Long polls are at most this long; `ss-get` loops until its own deadline.
 const POLL: f64 = 50.0;
@@ -126,7 +126,12 @@ pub fn get(args: &[String]) -> u8 {
                 println!("{v}");
                 Ok(0)
             }
-            Ok(None) => Err(EXIT_NOT_SET),
+            // The original printed an empty value and exited 0; scripts written for it test
+            // the text (`[ -z "$v" ]`), so an unset key is not an error here either.
+            Ok(None) => {
+                println!();
+                Ok(0)
+            }
             Err((_, true)) => {
                 eprintln!("Exceeded timeout limit of {} waiting for key '{key}' to be set", timeout.unwrap_or(0.0));
                 Err(EXIT_TIMEOUT)
@@ -273,7 +278,7 @@ pub fn get_all(args: &[String]) -> u8 {
             let key = qualify(&c, &format!("{node}.{id}:{name}"))?;
             match read(&c, &key, (timeout > 0.0).then_some(timeout), a.flag("--noblock"), false) {
                 Ok(Some(v)) => println!("{v}"),
-                Ok(None) => return Err(EXIT_NOT_SET),
+                Ok(None) => println!(),
                 Err((_, true)) => {
                     eprintln!("Exceeded timeout limit of {timeout} waiting for key '{key}' to be set");
                     return Err(EXIT_TIMEOUT);

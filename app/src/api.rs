@@ -111,27 +111,15 @@ pub async fn module_page(path: String, version: Option<u32>) -> Result<ModulePag
     Ok(ModulePageData { path, module: Some(module), children, history, can_write, can_deploy })
 }
 
-/// One card of the catalog.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CatalogEntry {
-    pub summary: ModuleSummary,
-    pub logo: Option<String>,
-}
-
-/// Published modules matching `query` (and `kind`, when given), for the public catalog.
+/// Published images and deployments matching `query` (and `kind`, when given), with their
+/// logos, for the public catalog.
 #[server]
-pub async fn catalog(query: String, kind: String) -> Result<Vec<CatalogEntry>, ServerFnError> {
+pub async fn catalog(query: String, kind: String) -> Result<Vec<model::CatalogEntry>, ServerFnError> {
     let engine = ssr::engine()?;
-    let kind = model::ModuleKind::parse(&kind);
-    let mut all = engine.catalog(&query, kind).await.map_err(ssr::fail)?;
-    // Projects are folders, not things to deploy.
-    all.retain(|m| m.kind != model::ModuleKind::Project);
-    let mut logos = engine.catalog_logos().await.map_err(ssr::fail)?;
-    Ok(all.into_iter().map(|summary| CatalogEntry { logo: logos.remove(&summary.path), summary }).collect())
+    engine.catalog(&query, model::ModuleKind::parse(&kind)).await.map_err(ssr::fail)
 }
 
-use model::run::{LogLine, ReportFile, RunDetail, RunEvent, RunSummary};
-use model::ParamType;
+use model::run::{LaunchSpec, LogLine, NodeLink, ReportFile, RunDetail, RunEvent, RunSummary};
 
 /// What the run page shows first; live updates come over the websocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,9 +131,9 @@ pub struct RunPageData {
     pub logs: Vec<LogLine>,
     /// Keys that instances are blocked on right now (`ss-get`), with how many readers.
     pub waiting: Vec<(String, usize)>,
-    /// The deployment's links between nodes: (from node, to node, `output → input`), for the
-    /// graph. Empty for an image run, or when the caller may no longer read the module.
-    pub links: Vec<(String, String, String)>,
+    /// The deployment's links between nodes, for the graph. Empty for an image run, or when
+    /// the caller may no longer read the module.
+    pub links: Vec<NodeLink>,
 }
 
 /// How many log lines the run page keeps.
@@ -162,23 +150,14 @@ pub async fn run_page(id: String) -> Result<RunPageData, ServerFnError> {
     let skip = logs.len().saturating_sub(LOG_TAIL);
     logs.drain(..skip);
     let waiting = engine.waiting_keys(&id);
-    let mut links = Vec::new();
-    if let Ok(m) = engine.get_module(user.as_ref(), &detail.summary.module, Some(detail.summary.module_version)).await {
-        for (to, node) in &m.nodes {
-            for (input, source) in &node.links {
-                if let Some((from, output)) = source.split_once(':') {
-                    links.push((from.to_string(), to.clone(), format!("{output} → {input}")));
-                }
-            }
-        }
-    }
+    let links = engine.node_links(user.as_ref(), &detail.summary.module, detail.summary.module_version).await;
     Ok(RunPageData { detail, events, reports, logs, waiting, links })
 }
 
 #[server]
 pub async fn list_runs() -> Result<Vec<RunSummary>, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    engine.list_runs(user.as_ref(), false).await.map_err(ssr::fail)
+    engine.list_runs(user.as_ref(), &model::run::RunFilter::default()).await.map_err(ssr::fail)
 }
 
 #[server]
@@ -188,85 +167,11 @@ pub async fn terminate_run(id: String) -> Result<(), ServerFnError> {
     Ok(())
 }
 
-/// One input of a node, as the launch form offers it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LaunchInput {
-    pub name: String,
-    /// The value the run gets unless changed: the node's literal value or the default.
-    pub value: String,
-    pub description: String,
-    pub kind: ParamType,
-    pub values: Vec<String>,
-    /// `othernode:output` when the input is linked (not editable).
-    pub linked: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LaunchNode {
-    pub name: String,
-    pub multiplicity: i64,
-    pub connector: String,
-    pub inputs: Vec<LaunchInput>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LaunchSpec {
-    pub module: String,
-    pub version: u32,
-    pub keep_running: String,
-    pub connectors: Vec<String>,
-    pub nodes: Vec<LaunchNode>,
-}
-
+/// The launch form of a module at `version` (its latest when `None`).
 #[server]
-pub async fn launch_form(module: String) -> Result<LaunchSpec, ServerFnError> {
+pub async fn launch_form(module: String, version: Option<u32>) -> Result<LaunchSpec, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in to deploy"))?;
-    let m = engine.get_module(Some(&user), &module, None).await.map_err(ssr::fail)?;
-    let profile = engine.profile(&user).await.map_err(ssr::fail)?;
-    let specs: Vec<(
-        String,
-        String,
-        i64,
-        Option<String>,
-        std::collections::BTreeMap<String, String>,
-        std::collections::BTreeMap<String, String>,
-    )> = match m.kind {
-        model::ModuleKind::Deployment => m
-            .nodes
-            .iter()
-            .map(|(n, node)| {
-                (n.clone(), node.image.clone(), node.multiplicity, node.connector.clone(), node.values.clone(), node.links.clone())
-            })
-            .collect(),
-        model::ModuleKind::Image => {
-            vec![("machine".into(), format!("{}@{}", m.path, m.version.unwrap_or(1)), 1, None, Default::default(), Default::default())]
-        }
-        model::ModuleKind::Project => return Err(ServerFnError::new("a project cannot be deployed")),
-    };
-    let mut nodes = Vec::new();
-    for (name, image, multiplicity, connector, values, links) in specs {
-        let resolved = engine.resolve_image(Some(&user), &image).await.map_err(ssr::fail)?;
-        let inputs = resolved
-            .inputs()
-            .map(|p| LaunchInput {
-                name: p.name.clone(),
-                value: values.get(&p.name).cloned().or_else(|| p.default.clone()).unwrap_or_default(),
-                description: p.description.clone(),
-                kind: p.kind,
-                values: p.values.clone(),
-                linked: links.get(&p.name).cloned(),
-            })
-            .collect();
-        nodes.push(LaunchNode { name, multiplicity, connector: connector.unwrap_or_else(|| "local".into()), inputs });
-    }
-    Ok(LaunchSpec {
-        module: m.path.clone(),
-        version: m.version.unwrap_or(1),
-        keep_running: profile.keep_running,
-        connectors: engine.connector_names().into_iter().map(String::from).collect(),
-        nodes,
-    })
+    engine.launch_spec(user.as_ref(), &module, version).await.map_err(ssr::fail)
 }
 
 /// Launches a run from the launch form (`request`: a `RunRequest` as JSON); returns its id.
@@ -317,9 +222,7 @@ pub async fn revoke_api_token(id: String) -> Result<(), ServerFnError> {
 #[server]
 pub async fn dashboard_runs(active: bool, module: String, tag: String) -> Result<Vec<RunSummary>, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let mut runs = engine.list_runs(user.as_ref(), active).await.map_err(ssr::fail)?;
-    runs.retain(|r| (module.is_empty() || r.module.contains(&module)) && (tag.is_empty() || r.tags.iter().any(|t| t == &tag)));
-    Ok(runs)
+    engine.list_runs(user.as_ref(), &model::run::RunFilter { active, module, tag }).await.map_err(ssr::fail)
 }
 
 /// The fields that changed from version `from` to version `to`.
@@ -376,7 +279,7 @@ pub struct EditorStart {
 pub async fn editor_data(path: String, kind: String, parent: String) -> Result<EditorStart, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
     let user = user.ok_or_else(|| ServerFnError::new("sign in to edit modules"))?;
-    let connectors = engine.connector_names().into_iter().map(String::from).collect();
+    let connectors = engine.connector_names();
     if path.trim().is_empty() {
         let kind = model::ModuleKind::parse(&kind).ok_or_else(|| ServerFnError::new(format!("`{kind}` is not a module kind")))?;
         let parent = parent.trim_matches('/').to_string();

@@ -50,18 +50,11 @@ impl Engine {
             .connector_names()
             .into_iter()
             .map(|c| {
-                let (settings, credential_set, quota, updated_at) = match stored.remove(c) {
+                let (settings, credential_set, quota, updated_at) = match stored.remove(&c) {
                     Some((s, set, q, at)) => (s, set, q, Some(at)),
                     None => (BTreeMap::new(), false, None, None),
                 };
-                ConnectorAccount {
-                    connector: c.to_string(),
-                    settings,
-                    credential_set,
-                    quota,
-                    in_use: in_use.get(c).copied().unwrap_or(0),
-                    updated_at,
-                }
+                ConnectorAccount { in_use: in_use.get(&c).copied().unwrap_or(0), connector: c, settings, credential_set, quota, updated_at }
             })
             .collect())
     }

@@ -14,7 +14,7 @@
 //! - [`check`]: validation across modules (references, cycles, links, unresolved inputs)
 //! - [`bundle`]: multi-document YAML import and export of module trees
 //! - [`examples`]: the example modules loaded on first start
-//! - [`runs`]: the run driver: creation, actions, barriers, timeouts, recovery, logs, reports, events
+//! - [`runs`]: runs: planning (pure), creation, the driver, barriers, timeouts, recovery, logs, reports, events
 //! - [`params`]: the runtime-parameter store with blocking reads, links and abort
 //! - [`waits`]: register-then-read-then-wait notifications (no lost wake-ups, no polling)
 //! - [`connector`], [`connectors`]: where instances run (the local connector first)
@@ -64,12 +64,10 @@ pub(crate) struct Runtime {
     pub waits: waits::Waits,
     pub config: RunConfig,
     pub service_url: std::sync::OnceLock<String>,
-    /// One lock per run: decisions about a run are taken one at a time.
-    pub run_locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// Per-run locks and agent tokens of live runs.
+    pub runs: runs::registry::RunRegistry,
     pub local: connectors::local::Local,
     pub live: tokio::sync::broadcast::Sender<runs::LiveEvent>,
-    /// Agent tokens of runs whose instances have not all started yet (only hashes are stored).
-    pub tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Engine {
@@ -92,10 +90,9 @@ impl Engine {
             waits: waits::Waits::default(),
             config,
             service_url: std::sync::OnceLock::new(),
-            run_locks: Default::default(),
+            runs: Default::default(),
             local,
             live,
-            tokens: Default::default(),
         };
         Ok(Self { db, rt: std::sync::Arc::new(rt) })
     }
@@ -118,8 +115,9 @@ impl Engine {
         self.rt.waits.waiting(run)
     }
 
-    pub fn connector_names(&self) -> Vec<&'static str> {
-        vec!["local"]
+    /// The names of the connectors this server has.
+    pub fn connector_names(&self) -> Vec<String> {
+        vec!["local".to_string()]
     }
 }
 

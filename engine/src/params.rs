@@ -154,7 +154,7 @@ impl Engine {
     /// Returns whether this call raised it.
     pub async fn raise_abort(&self, run: &str, source: &str, message: &str) -> Result<bool> {
         let raised = {
-            let lock = self.rt.run_locks.lock().expect("not poisoned").entry(run.to_string()).or_default().clone();
+            let lock = self.rt.runs.lock(run);
             let _held = lock.lock().await;
             self.raise_abort_locked(run, source, message).await?
         };

@@ -155,7 +155,7 @@ async fn rights_follow_the_owner_the_public_flags_and_the_project() {
         // Published: anonymous visitors read it, and it is in the catalog.
         e.share(a, "olivia/base", None, Some(true)).await.unwrap();
         assert!(e.get_module(None, "olivia/base", None).await.is_ok(), "{db}");
-        assert!(e.catalog("", None).await.unwrap().iter().any(|m| m.path == "olivia/base"), "{db}");
+        assert!(e.catalog("", None).await.unwrap().iter().any(|m| m.summary.path == "olivia/base"), "{db}");
         assert!(matches!(e.save_module(None, native("olivia/base")).await, Err(Error::Unauthorized(_))), "{db}");
 
         // A project passes its rights down to new children.
@@ -243,7 +243,9 @@ async fn examples_load_once_and_export_import_reproduces_them() {
         assert_eq!(e.load_examples().await.unwrap(), 0, "{db}: loaded once");
 
         let catalog = e.catalog("", None).await.unwrap();
-        assert!(catalog.iter().any(|m| m.path == "examples/tutorials/hello/client_server"), "{db}");
+        assert!(catalog.iter().any(|m| m.summary.path == "examples/tutorials/hello/client_server"), "{db}");
+        // Projects are folders: the catalog (for the UI and the API alike) leaves them out.
+        assert!(catalog.iter().all(|m| m.summary.kind != ModuleKind::Project), "{db}");
         let hello = e.get_module(None, "examples/tutorials/hello/client_server", None).await.unwrap();
         assert_eq!(hello.nodes.len(), 2, "{db}: anonymous visitors read published modules");
 

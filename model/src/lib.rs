@@ -27,7 +27,9 @@ pub mod validate;
 pub use account::{ApiToken, ConnectorAccount, ConnectorAccountUpdate, Profile, User};
 pub use error::FieldError;
 pub use key::{KeyOwner, ParamKey};
-pub use module::{Category, Module, ModuleKind, ModuleSummary, Node, ParamType, Parameter, PublicRights, Targets, VersionInfo};
+pub use module::{
+    CatalogEntry, Category, Module, ModuleKind, ModuleSummary, Node, ParamType, Parameter, PublicRights, Targets, VersionInfo,
+};
 pub use path::{ModulePath, ModuleRef};
 pub use state::RunState;
 

@@ -60,6 +60,8 @@ impl PublicRights {
 #[serde(deny_unknown_fields)]
 pub struct Module {
     pub kind: ModuleKind,
+    /// May be left out of a `PUT /api/v1/modules/<path>` body: the URL names it.
+    #[serde(default)]
     pub path: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
@@ -134,6 +136,15 @@ pub struct ModuleSummary {
     pub public: PublicRights,
     pub published: bool,
     pub updated_at: i64,
+}
+
+/// One card of the catalog: a published image or deployment, with its logo.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    #[serde(flatten)]
+    pub summary: ModuleSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
 }
 
 /// One entry of a module's history.

@@ -141,6 +141,87 @@ pub struct ReportFile {
     pub at: i64,
 }
 
+/// A line of script output as an agent sends it (`POST …/logs` takes a list of them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostedLogLine {
+    pub instance: String,
+    /// `stdout` or `stderr`.
+    #[serde(default = "stdout")]
+    pub stream: String,
+    pub line: String,
+}
+
+fn stdout() -> String {
+    "stdout".into()
+}
+
+/// Which runs a list shows: the dashboard and `GET /api/v1/runs` take the same filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFilter {
+    /// Only runs that have not ended.
+    #[serde(default)]
+    pub active: bool,
+    /// Only runs of modules whose path contains this text (empty: all).
+    #[serde(default)]
+    pub module: String,
+    /// Only runs with exactly this tag (empty: all).
+    #[serde(default)]
+    pub tag: String,
+}
+
+impl RunFilter {
+    /// Whether a run passes the module and tag parts (`active` is decided by the query).
+    pub fn admits(&self, run: &RunSummary) -> bool {
+        (self.module.is_empty() || run.module.contains(&self.module)) && (self.tag.is_empty() || run.tags.iter().any(|t| t == &self.tag))
+    }
+}
+
+/// A link between two nodes of a deployment, for the run page's graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLink {
+    pub from: String,
+    pub to: String,
+    /// `output → input`.
+    pub label: String,
+}
+
+/// What the launch form offers for one module version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    pub module: String,
+    /// The version a run from this form deploys.
+    pub version: u32,
+    /// The module's latest version (the form says when an older one is launched).
+    pub latest_version: u32,
+    /// The user's default keep-running setting.
+    pub keep_running: String,
+    /// The connectors this server has.
+    pub connectors: Vec<String>,
+    pub nodes: Vec<LaunchNode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchNode {
+    pub name: String,
+    pub multiplicity: i64,
+    pub connector: String,
+    pub inputs: Vec<LaunchInput>,
+}
+
+/// One input of a node, as the launch form offers it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchInput {
+    pub name: String,
+    /// The value the run gets unless changed: the node's literal value or the default.
+    pub value: String,
+    pub description: String,
+    pub kind: crate::ParamType,
+    pub values: Vec<String>,
+    /// `othernode:output` when the input is linked (not editable).
+    pub linked: Option<String>,
+}
+
 /// What the agent of one instance runs: its scripts, root image first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstancePlan {

@@ -239,9 +239,22 @@ async fn invalid_modules_get_400_with_the_field_named_and_nothing_is_written() {
             assert!(err["error"].as_str().unwrap().contains(field.split('.').next_back().unwrap()), "{db}: {what}: {err}");
         }
         let r = c.put(api("/modules/p/other")).json(&json!({"kind": "project", "path": "p/else"})).send().await.unwrap();
-        assert_eq!(r.json::<Value>().await.unwrap()["field"], "path", "{db}: body and URL must agree");
+        assert_eq!(r.status(), 400, "{db}");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["field"], "path", "{db}: body and URL must agree");
+        let message = err["error"].as_str().unwrap();
+        assert!(message.contains("p/else") && message.contains("p/other"), "{db}: names both: {message}");
         let listed: Value = c.get(api("/modules?parent=p")).send().await.unwrap().json().await.unwrap();
         assert_eq!(listed, json!([]), "{db}: nothing written");
+
+        // The URL names the module: a body without `path` (JSON or YAML) saves it there.
+        let r = c.put(api("/modules/p/nameless")).json(&json!({"kind": "project", "description": "from the URL"})).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{db}: {}", r.text().await.unwrap());
+        let yaml = "kind: project\ndescription: from the URL, in YAML\n";
+        let r = c.put(api("/modules/p/nameless")).header("content-type", "application/yaml").body(yaml).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{db}: {}", r.text().await.unwrap());
+        let saved: Value = c.get(api("/modules/p/nameless")).send().await.unwrap().json().await.unwrap();
+        assert_eq!((saved["path"].as_str(), saved["version"].as_u64()), (Some("p/nameless"), Some(2)), "{db}: {saved}");
     }
 }
 
@@ -291,6 +304,7 @@ async fn the_catalog_and_the_openapi_document_need_no_sign_in() {
         let deployments: Value =
             anon.get(format!("{}/api/v1/catalog?kind=deployment&q=cluster", s.base)).send().await.unwrap().json().await.unwrap();
         assert_eq!(deployments.as_array().unwrap().len(), 1, "{db}");
+        assert!(catalog.as_array().unwrap().iter().all(|m| m["kind"] != "project"), "{db}: projects are not in the catalog");
         let doc: Value = anon.get(format!("{}/api/v1/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
         assert_eq!(doc["openapi"], "3.0.3", "{db}");
         let r = anon.get(format!("{}/api/v1/nothing", s.base)).send().await.unwrap();

@@ -328,6 +328,22 @@ async fn ss_get_with_timeout_2_exits_9_after_about_2_seconds() {
     assert!(result.contains("Exceeded timeout limit of 2 waiting for key 'machine.1:never' to be set"), "{result}");
 }
 
+/// `ss-get --noblock` on a key nobody set prints an empty line and exits 0, as the original
+/// did (scripts test the text); on a set key it prints the value.
+#[tokio::test]
+async fn ss_get_noblock_prints_an_empty_line_for_an_unset_key_and_exits_0() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "n"})).await;
+    s.save(json!({"kind": "image", "path": "n/peek", "reference": "examples/images/busybox",
+        "parameters": [{"name": "never", "category": "output"}, {"name": "given", "category": "output", "default": "42"}],
+        "targets": {"execute": "#!/bin/sh\nv=$(ss-get --noblock never)\nunset_code=$?\nw=$(ss-get --noblock given)\nset_code=$?\nbytes=$(ss-get --noblock never | wc -c)\necho \"unset=[$v] code=$unset_code set=[$w] code=$set_code bytes=$bytes\" > \"$SLIPSTREAM_REPORT_DIR/result.txt\"\n"}})).await;
+    let run = s.launch(json!({"module": "n/peek", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    let result = s.report_file(&run, "machine.1", "result.txt").await;
+    assert!(result.starts_with("unset=[] code=0 set=[42] code=0 "), "{result}");
+    assert_eq!(result.split("bytes=").nth(1).map(str::trim), Some("1"), "one newline and nothing else: {result}");
+}
+
 #[tokio::test]
 async fn keep_running_on_error_leaves_instances_up_after_an_abort_until_terminated() {
     let s = sqlite().await;

@@ -1,20 +1,24 @@
 //! The launch form: the Run button of an image or a deployment opens it. It offers the
 //! per-run overrides — keep-running, tags, timeout, multiplicity and connector per node, and
-//! the nodes' inputs (linked inputs are shown, not editable) — and launches the run.
+//! the nodes' inputs (linked inputs are shown, not editable) — and launches the run of exactly
+//! the version it shows (`?version=N` for an older one; the latest otherwise).
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use model::run::{KeepRunning, RunRequest};
 use model::ParamType;
 
-use crate::api::{launch, launch_form, LaunchSpec};
+use model::run::LaunchSpec;
+
+use crate::api::{launch, launch_form};
 use crate::error_text;
 
 #[component]
 pub fn Launch() -> impl IntoView {
     let query = use_query_map();
     let module = move || query.read().get("module").unwrap_or_default();
-    let form = Resource::new(module, launch_form);
+    let version = move || query.read().get("version").and_then(|v| v.parse::<u32>().ok());
+    let form = Resource::new(move || (module(), version()), |(m, v)| launch_form(m, v));
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -61,11 +65,16 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let navigate = use_navigate();
-    let module = form.module.clone();
+    let (module, version) = (form.module.clone(), form.version);
     let (nodes_for_submit, fields_for_submit) = (nodes.clone(), fields.clone());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let mut req = RunRequest { module: module.clone(), keep_running: KeepRunning::parse(&keep.get_untracked()), ..Default::default() };
+        let mut req = RunRequest {
+            module: module.clone(),
+            version: Some(version),
+            keep_running: KeepRunning::parse(&keep.get_untracked()),
+            ..Default::default()
+        };
         req.tags = tags.get_untracked().split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
         let t = timeout.get_untracked();
         if !t.trim().is_empty() {
@@ -113,7 +122,12 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
     };
     let connectors = form.connectors.clone();
     view! {
-        <h1>"Run " {form.module.clone()} <span class="meta">" (version " {form.version} ")"</span></h1>
+        <h1>"Run " {form.module.clone()} <span class="meta" id="launch-version">" (version " {form.version} ")"</span></h1>
+        {(form.version != form.latest_version).then(|| view! {
+            <p class="notice" id="launch-old-version">
+                "This runs version " {form.version} ", not the latest (" {form.latest_version} ")."
+            </p>
+        })}
         <form on:submit=submit id="launch-form" class="launch">
             <section class="panel">
                 <h2>"Run settings"</h2>

@@ -93,7 +93,7 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
         </header>
         <p class="actions-bar">
             {(kind != ModuleKind::Project && can_deploy).then(|| view! {
-                <A href=format!("/launch?module={path}") attr:class="button" attr:id="run-button">"Run"</A>
+                <A href=launch_href(&path, shown, latest) attr:class="button" attr:id="run-button">"Run"</A>
             })}
             {can_write.then(|| view! { <A href=format!("/edit/{path}") attr:class="button secondary" attr:id="edit-button">"Edit"</A> })}
             {(kind != ModuleKind::Project).then(|| view! {
@@ -486,5 +486,23 @@ fn Compare(path: String, from: u32, to: Option<u32>) -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The Run button's target: the version shown, when it is not the latest.
+fn launch_href(path: &str, shown: u32, latest: u32) -> String {
+    if shown == latest {
+        format!("/launch?module={path}")
+    } else {
+        format!("/launch?module={path}&version={shown}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_run_button_launches_the_version_shown() {
+        assert_eq!(super::launch_href("p/web", 3, 3), "/launch?module=p/web");
+        assert_eq!(super::launch_href("p/web", 1, 3), "/launch?module=p/web&version=1");
     }
 }

@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
-use model::run::{LiveEvent, RunSummary};
+use model::run::{LiveEvent, NodeLink, RunSummary};
 use model::RunState;
 
 use crate::api::{list_runs, run_page, RunPageData, TerminateRun, LOG_TAIL};
@@ -223,14 +223,14 @@ fn RunView(data: RunPageData) -> impl IntoView {
 
 /// Columns of the deployment graph: a node sits one column right of every node it takes a
 /// link from (longest path; a cycle, which validation forbids anyway, cannot loop forever).
-pub fn graph_columns(nodes: &[String], links: &[(String, String, String)]) -> Vec<Vec<String>> {
+pub fn graph_columns(nodes: &[String], links: &[NodeLink]) -> Vec<Vec<String>> {
     let mut depth: std::collections::BTreeMap<&str, usize> = nodes.iter().map(|n| (n.as_str(), 0)).collect();
     for _ in 0..nodes.len() {
         let mut changed = false;
-        for (from, to, _) in links {
-            let (Some(&f), Some(&t)) = (depth.get(from.as_str()), depth.get(to.as_str())) else { continue };
+        for link in links {
+            let (Some(&f), Some(&t)) = (depth.get(link.from.as_str()), depth.get(link.to.as_str())) else { continue };
             if t < f + 1 && f + 1 < nodes.len() {
-                depth.insert(to.as_str(), f + 1);
+                depth.insert(link.to.as_str(), f + 1);
                 changed = true;
             }
         }
@@ -254,7 +254,7 @@ pub fn graph_columns(nodes: &[String], links: &[(String, String, String)]) -> Ve
 struct GraphData {
     /// (node, instance, state it last completed, aborted).
     instances: Vec<(String, String, Option<RunState>, bool)>,
-    links: Vec<(String, String, String)>,
+    links: Vec<NodeLink>,
     run_aborted: bool,
 }
 
@@ -283,8 +283,8 @@ fn RunGraph(data: GraphData) -> impl IntoView {
             nodes.push(node.clone());
         }
     }
-    for (f, t, _) in &data.links {
-        for n in [f, t] {
+    for link in &data.links {
+        for n in [&link.from, &link.to] {
             if !nodes.contains(n) {
                 nodes.push(n.clone());
             }
@@ -301,8 +301,8 @@ fn RunGraph(data: GraphData) -> impl IntoView {
     let height = 40 + columns.iter().map(Vec::len).max().unwrap_or(1) as i64 * (H + GAP_Y) - GAP_Y;
     // One arrow per pair of nodes, labelled with every link it carries.
     let mut arrows: std::collections::BTreeMap<(String, String), Vec<String>> = std::collections::BTreeMap::new();
-    for (f, t, label) in &data.links {
-        arrows.entry((f.clone(), t.clone())).or_default().push(label.clone());
+    for link in &data.links {
+        arrows.entry((link.from.clone(), link.to.clone())).or_default().push(link.label.clone());
     }
     let run_aborted = data.run_aborted;
     let boxes = nodes.iter().map(|n| {
@@ -424,13 +424,13 @@ pub fn apply(d: &mut RunPageData, e: LiveEvent) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use model::run::RunEvent;
+    use model::run::{NodeLink, RunEvent};
 
     #[test]
     fn graph_puts_a_node_right_of_the_nodes_it_links_from() {
         let n = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let l = |f: &str, t: &str| (f.to_string(), t.to_string(), String::new());
-        let table: [(Vec<String>, Vec<(String, String, String)>, Vec<Vec<String>>); 4] = [
+        let l = |f: &str, t: &str| NodeLink { from: f.to_string(), to: t.to_string(), label: String::new() };
+        let table: [(Vec<String>, Vec<NodeLink>, Vec<Vec<String>>); 4] = [
             (n(&["a"]), vec![], vec![n(&["a"])]),
             (n(&["apache1", "testclient1"]), vec![l("apache1", "testclient1")], vec![n(&["apache1"]), n(&["testclient1"])]),
             // db → web → client, and db → client directly: client still goes last.

@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use engine::runs::RunCaller;
-use model::run::RunRequest;
+use model::run::{PostedLogLine, RunFilter, RunRequest};
 use model::{ParamKey, RunState};
 use serde::Deserialize;
 
@@ -62,7 +62,12 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.engine.list_runs(caller.user.as_ref(), flag(&q, "active")).await?))
+    let filter = RunFilter {
+        active: flag(&q, "active"),
+        module: q.get("module").cloned().unwrap_or_default(),
+        tag: q.get("tag").cloned().unwrap_or_default(),
+    };
+    Ok(Json(s.engine.list_runs(caller.user.as_ref(), &filter).await?))
 }
 
 pub async fn detail(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
@@ -176,19 +181,6 @@ pub async fn logs(
     Ok(Json(s.engine.logs(&id, q.get("instance").map(String::as_str), after, limit).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostedLine {
-    instance: String,
-    #[serde(default = "stdout")]
-    stream: String,
-    line: String,
-}
-
-fn stdout() -> String {
-    "stdout".into()
-}
-
 pub async fn post_logs(
     State(s): State<AppState>,
     caller: Caller,
@@ -196,8 +188,8 @@ pub async fn post_logs(
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
-    let lines: Vec<PostedLine> = parse_json("", &body)?;
-    s.engine.add_logs(&id, lines.into_iter().map(|l| (l.instance, l.stream, l.line)).collect()).await?;
+    let lines: Vec<PostedLogLine> = parse_json("", &body)?;
+    s.engine.add_logs(&id, lines).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,145 @@
+//! Launching a run: reads the module at the requested version and the images of its nodes,
+//! plans the run ([`super::plan::plan_run`]), checks the user's quotas, and writes the run, its
+//! instances, parameters and links in one transaction before anything starts.
+
+use std::collections::BTreeMap;
+
+use model::run::{KeepRunning, RunRequest, RunSummary};
+use model::{ModulePath, RunState, User};
+
+use super::plan::{plan_run, NodeSpec, PlanInput, RunPlan};
+use super::sha256_hex;
+use crate::access::{self, Op};
+use crate::orchestrator::Event;
+use crate::users::random_hex;
+use crate::{now_ms, Engine, Error, Result};
+
+/// Longest a run may stay in one transitional state.
+const MAX_TIMEOUT_SECONDS: i64 = 7 * 24 * 3600;
+
+impl Engine {
+    /// Deploys a module: resolves it at the requested version, creates the run, its instances
+    /// and parameters, and starts it. Returns once the run is stored; provisioning goes on.
+    pub async fn create_run(&self, actor: Option<&User>, req: RunRequest) -> Result<RunSummary> {
+        let user = actor.ok_or_else(|| Error::Unauthorized("sign in to deploy".into()))?;
+        let path = ModulePath::parse(&req.module).map_err(|e| Error::invalid("", "module", e))?;
+        let meta = self.meta(path.as_str()).await?.ok_or_else(|| Error::NotFound(format!("module `{path}` does not exist")))?;
+        access::check(actor, path.as_str(), &meta.access(), Op::Deploy)?;
+        let module = self.read_version(&meta, req.version).await?;
+        let version = module.version.unwrap_or(meta.latest_version);
+        let profile = self.profile(user).await?;
+        let keep_running = req.keep_running.or_else(|| KeepRunning::parse(&profile.keep_running)).unwrap_or_default();
+        let timeout = req.timeout.unwrap_or(profile.run_timeout_minutes * 60);
+        if !(1..=MAX_TIMEOUT_SECONDS).contains(&timeout) {
+            return Err(Error::invalid(path.as_str(), "timeout", "must be between 1 second and 7 days"));
+        }
+        for t in &req.tags {
+            if t.is_empty() || t.len() > 64 || t.contains(',') {
+                return Err(Error::invalid(path.as_str(), "tags", format!("`{t}` is not a tag (1 to 64 characters, no commas)")));
+            }
+        }
+
+        let nodes = NodeSpec::of_module(&module, version)?;
+        let mut images = BTreeMap::new();
+        for spec in &nodes {
+            images.insert(spec.name.clone(), self.resolve_image(actor, &spec.node.image).await?);
+        }
+        let connectors = self.connector_names();
+        let plan = plan_run(&PlanInput {
+            module: path.as_str(),
+            kind: module.kind,
+            nodes: &nodes,
+            images: &images,
+            request: &req,
+            connectors: &connectors,
+        })?;
+        self.check_quota(&user.name, &plan.instances_per_connector()).await?;
+
+        let id = uuid::Uuid::new_v4().to_string();
+        let token = format!("ssr_{}", random_hex(24));
+        let stored = StoredRun { id: &id, owner: &user.name, module: path.as_str(), version, kind: module.kind.as_str() };
+        self.insert_run(&stored, keep_running, timeout, &req.tags, &sha256_hex(&token), &plan).await?;
+        // The token only lives in memory until the instances start (it is not stored in clear).
+        self.rt.runs.keep_token(&id, token);
+        let count = plan.instances.len();
+        self.event(&id, &user.name, "created", &format!("Run of {path}@{version} created by {} ({count} instances)", user.name)).await?;
+        tracing::info!(run = id, module = %path, version, instances = count, "run created");
+        let engine = self.clone();
+        let run = id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.drive(&run, Event::Created).await {
+                tracing::error!(run, error = %e, "starting the run failed");
+            }
+        });
+        self.run_summary(&id).await
+    }
+
+    async fn insert_run(
+        &self,
+        run: &StoredRun<'_>,
+        keep_running: KeepRunning,
+        timeout: i64,
+        tags: &[String],
+        token_hash: &str,
+        plan: &RunPlan,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (id, owner, module, module_version, kind, state, keep_running, timeout_seconds, tags, token_hash, plan, \
+             created_at, state_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(run.id)
+        .bind(run.owner)
+        .bind(run.module)
+        .bind(i64::from(run.version))
+        .bind(run.kind)
+        .bind(RunState::Initializing.as_str())
+        .bind(keep_running.as_str())
+        .bind(timeout)
+        .bind(tags.join(","))
+        .bind(token_hash)
+        .bind(serde_json::to_string(&plan.nodes)?)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for i in &plan.instances {
+            sqlx::query("INSERT INTO run_instances (run_id, name, node, idx, connector) VALUES ($1, $2, $3, $4, $5)")
+                .bind(run.id)
+                .bind(&i.name)
+                .bind(&i.node)
+                .bind(i64::from(i.index))
+                .bind(&i.connector)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for p in &plan.params {
+            sqlx::query("INSERT INTO run_params (run_id, key, value) VALUES ($1, $2, $3)")
+                .bind(run.id)
+                .bind(&p.key)
+                .bind(&p.value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for l in &plan.links {
+            sqlx::query("INSERT INTO run_links (run_id, source, target) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(run.id)
+                .bind(&l.source)
+                .bind(&l.target)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The identity of a run being written.
+struct StoredRun<'a> {
+    id: &'a str,
+    owner: &'a str,
+    module: &'a str,
+    version: u32,
+    kind: &'a str,
+}

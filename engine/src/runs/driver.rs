@@ -1,0 +1,193 @@
+//! The driver: loads what the orchestrator needs to know of a run, asks it what follows an
+//! event, and carries the actions out — state changes, starting and stopping instances,
+//! raising the abort flag. Barriers are met on the completion that meets them.
+
+use model::run::{KeepRunning, RunSummary};
+use model::RunState;
+use sqlx::Row;
+
+use super::rows::parse_state;
+use super::RunCaller;
+use crate::connector::{BoxFuture, StartSpec};
+use crate::orchestrator::{self, Action, Event, RunView};
+use crate::runs::LiveEvent;
+use crate::{now_ms, Engine, Error, Result};
+
+impl Engine {
+    /// Loads the run, asks the orchestrator, carries out its actions — in a task of its own,
+    /// so the decision is carried out whole even if the caller goes away (the agent whose
+    /// completion finishes a run is stopped, and its request dropped, by that very decision).
+    pub async fn drive(&self, run: &str, event: Event) -> Result<()> {
+        let engine = self.clone();
+        let run = run.to_string();
+        tokio::spawn(async move { engine.drive_now(&run, event).await })
+            .await
+            .map_err(|e| Error::Internal(format!("the run driver failed: {e}")))?
+    }
+
+    /// (Boxed: the timeout tasks it schedules call it again, and an explicit `Send` future
+    /// type breaks that cycle for the compiler.)
+    fn drive_now<'a>(&'a self, run: &'a str, event: Event) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let lock = self.rt.runs.lock(run);
+            let _held = lock.lock().await;
+            let view = self.run_view(run).await?;
+            for action in orchestrator::next(&view, &event) {
+                self.apply(run, action).await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn run_view(&self, run: &str) -> Result<RunView> {
+        let row = sqlx::query("SELECT state, keep_running FROM runs WHERE id = $1")
+            .bind(run)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("run `{run}` does not exist")))?;
+        let state = parse_state(&row.try_get::<String, _>("state")?)?;
+        let keep_running = KeepRunning::parse(&row.try_get::<String, _>("keep_running")?).unwrap_or_default();
+        let aborted = self.abort_message(run).await?.is_some();
+        // An instance that could not be started holds back no barrier.
+        let rows = sqlx::query("SELECT completed FROM run_instances WHERE run_id = $1 AND start_failed = 0")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
+        let completed = rows.iter().map(|r| Ok(RunState::parse(&r.try_get::<String, _>("completed")?))).collect::<Result<Vec<_>>>()?;
+        Ok(RunView { state, aborted, keep_running, completed })
+    }
+
+    async fn apply(&self, run: &str, action: Action) -> Result<()> {
+        match action {
+            Action::SetState(state) => self.set_state(run, state).await,
+            Action::RaiseAbort(message) => self.raise_abort_locked(run, "ss", &message).await.map(|_| ()),
+            Action::StartInstances => self.start_instances(run).await,
+            Action::StopInstances => self.stop_instances(run).await,
+        }
+    }
+
+    async fn set_state(&self, run: &str, state: RunState) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("UPDATE runs SET state = $1, state_changed_at = $2, ended_at = $3 WHERE id = $4")
+            .bind(state.as_str())
+            .bind(now)
+            .bind(state.is_terminal().then_some(now))
+            .bind(run)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = 'ss:state'")
+            .bind(state.as_str())
+            .bind(run)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let owner = self.run_owner(run).await?;
+        self.event(run, &owner, "state", state.as_str()).await?;
+        self.rt.waits.wake_key(run, "ss:state");
+        self.publish(LiveEvent::State { run: run.into(), owner, state });
+        tracing::info!(run, state = state.as_str(), "run state");
+        if state.is_terminal() {
+            self.rt.waits.wake_run(run);
+            self.rt.waits.forget_run(run);
+            self.rt.runs.forget(run);
+        } else if state != RunState::Ready {
+            self.schedule_timeout(run, state, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_instances(&self, run: &str) -> Result<()> {
+        let service_url = self.service_url()?;
+        let Some(token) = self.rt.runs.token(run) else {
+            return Err(Error::Internal(format!("run `{run}` lost its agent token before its instances started")));
+        };
+        let plan = self.plan_of(run).await?;
+        let rows = sqlx::query("SELECT name, node, connector FROM run_instances WHERE run_id = $1 ORDER BY node, idx")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
+        for r in rows {
+            let (name, node, connector): (String, String, String) = (r.try_get("name")?, r.try_get("node")?, r.try_get("connector")?);
+            let image = plan.get(&node).map(|n| n.image_id.clone()).unwrap_or_default();
+            let spec = StartSpec { run: run.into(), instance: name.clone(), image, service_url: service_url.clone(), token: token.clone() };
+            let started = match self.connector(&connector) {
+                Some(c) => c.start(&spec).await,
+                None => Err(Error::Internal(format!("connector `{connector}` is not available"))),
+            };
+            match started {
+                Ok(s) => {
+                    sqlx::query("UPDATE run_instances SET handle = $1, address = $2 WHERE run_id = $3 AND name = $4")
+                        .bind(&s.handle)
+                        .bind(&s.address)
+                        .bind(run)
+                        .bind(&name)
+                        .execute(&self.db.pool)
+                        .await?;
+                }
+                Err(e) => {
+                    sqlx::query("UPDATE run_instances SET start_failed = 1 WHERE run_id = $1 AND name = $2")
+                        .bind(run)
+                        .bind(&name)
+                        .execute(&self.db.pool)
+                        .await?;
+                    self.raise_abort_locked(run, &name, &format!("Provisioning failed for {name} on connector {connector}: {e}")).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_instances(&self, run: &str) -> Result<()> {
+        let rows = sqlx::query("SELECT connector, handle FROM run_instances WHERE run_id = $1 AND handle <> ''")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
+        for r in rows {
+            let (connector, handle): (String, String) = (r.try_get("connector")?, r.try_get("handle")?);
+            if let Some(c) = self.connector(&connector) {
+                c.stop(&handle).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// An instance completed `state` (idempotent; a completion for another state is ignored).
+    /// Returns the run's state afterwards.
+    pub async fn complete_state(&self, run: &str, instance: &str, state: RunState) -> Result<RunState> {
+        let done = sqlx::query(
+            "UPDATE run_instances SET completed = $1 WHERE run_id = $2 AND name = $3 AND start_failed = 0 \
+             AND EXISTS (SELECT 1 FROM runs WHERE id = $2 AND state = $1)",
+        )
+        .bind(state.as_str())
+        .bind(run)
+        .bind(instance)
+        .execute(&self.db.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2")
+                .bind(run)
+                .bind(instance)
+                .fetch_optional(&self.db.pool)
+                .await?;
+            if exists.is_none() {
+                return Err(Error::NotFound(format!("run `{run}` has no instance `{instance}`")));
+            }
+        } else {
+            self.drive(run, Event::Completed).await?;
+        }
+        self.run_state(run).await
+    }
+
+    /// Terminates a run: Cancelled before Ready, else Finalizing then Done or Aborted.
+    pub async fn terminate_run(&self, caller: &RunCaller<'_>, run: &str) -> Result<RunSummary> {
+        let owner = self.authorize_run(caller, run).await?;
+        let who = match caller {
+            RunCaller::User(Some(u)) => u.name.clone(),
+            _ => owner.clone(),
+        };
+        self.event(run, &owner, "terminate", &format!("Terminated by {who}")).await?;
+        self.drive(run, Event::Terminate).await?;
+        self.run_summary(run).await
+    }
+}

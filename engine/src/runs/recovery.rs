@@ -1,0 +1,48 @@
+//! After a restart: re-attaches to what was running before. Live instances are checked with
+//! their connector, timeouts re-armed, and barriers a crash may have left met but not passed
+//! are evaluated again. A run caught before its instances started cannot go on (its agent
+//! token lived only in memory) and is aborted.
+
+use sqlx::Row;
+
+use super::rows::parse_state;
+use crate::orchestrator::Event;
+use crate::{Engine, Result};
+use model::RunState;
+
+impl Engine {
+    /// Recovers every run that has not ended; returns how many.
+    pub async fn recover_runs(&self) -> Result<usize> {
+        let rows = sqlx::query("SELECT id, state, state_changed_at FROM runs WHERE ended_at IS NULL").fetch_all(&self.db.pool).await?;
+        let mut count = 0;
+        for r in rows {
+            let (id, state, since): (String, String, i64) = (r.try_get("id")?, r.try_get("state")?, r.try_get("state_changed_at")?);
+            let state = parse_state(&state)?;
+            let instances = sqlx::query("SELECT name, connector, handle FROM run_instances WHERE run_id = $1 AND handle <> ''")
+                .bind(&id)
+                .fetch_all(&self.db.pool)
+                .await?;
+            let mut alive = 0;
+            for i in &instances {
+                let (connector, handle): (String, String) = (i.try_get("connector")?, i.try_get("handle")?);
+                if let Some(c) = self.connector(&connector) {
+                    if c.recover(&handle).await {
+                        alive += 1;
+                    }
+                }
+            }
+            tracing::info!(run = id, state = state.as_str(), alive, of = instances.len(), "run recovered");
+            if state == RunState::Initializing {
+                self.raise_abort(&id, "ss", "The server restarted before the run's instances were started").await?;
+                self.drive(&id, Event::Terminate).await?;
+            } else {
+                if state != RunState::Ready {
+                    self.schedule_timeout(&id, state, since).await?;
+                }
+                self.drive(&id, Event::Completed).await?;
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,75 @@
+//! Report bundles: the `tar.gz` an instance uploads when the run sends reports, stored under
+//! `<data-dir>/reports/<run>/<instance>/<file>` and listed in the database.
+
+use model::run::ReportFile;
+use sqlx::Row;
+
+use crate::{now_ms, Engine, Error, Result};
+
+impl Engine {
+    fn report_path(&self, run: &str, instance: &str, file: &str) -> Result<std::path::PathBuf> {
+        // Names become path components: no separators, no leading dot, nothing to escape with.
+        let ok = |s: &str| {
+            !s.is_empty() && s.len() <= 200 && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+        };
+        if !ok(instance) || !ok(file) {
+            return Err(Error::invalid("", "file", format!("`{instance}/{file}` is not a report file name")));
+        }
+        Ok(self.rt.config.data_dir.join("reports").join(run).join(instance).join(file))
+    }
+
+    /// Stores a report bundle an agent uploaded.
+    pub async fn store_report(&self, run: &str, instance: &str, file: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.report_path(run, instance, file)?;
+        let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2")
+            .bind(run)
+            .bind(instance)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::NotFound(format!("run `{run}` has no instance `{instance}`")));
+        }
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        // Write then rename: a crash never leaves half a report under the final name.
+        let tmp = path.with_extension("part");
+        tokio::fs::write(&tmp, bytes).await.map_err(|e| Error::Internal(e.to_string()))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| Error::Internal(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO run_reports (run_id, instance, file, size, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (run_id, instance, file) DO UPDATE SET size = $4, at = $5",
+        )
+        .bind(run)
+        .bind(instance)
+        .bind(file)
+        .bind(bytes.len() as i64)
+        .bind(now_ms())
+        .execute(&self.db.pool)
+        .await?;
+        let owner = self.run_owner(run).await?;
+        self.event(run, &owner, "report", &format!("Report {file} from {instance} ({} bytes)", bytes.len())).await
+    }
+
+    pub async fn reports(&self, run: &str) -> Result<Vec<ReportFile>> {
+        let rows = sqlx::query("SELECT instance, file, size, at FROM run_reports WHERE run_id = $1 ORDER BY instance, file")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReportFile {
+                    instance: r.try_get("instance")?,
+                    file: r.try_get("file")?,
+                    size: r.try_get("size")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn read_report(&self, run: &str, instance: &str, file: &str) -> Result<Vec<u8>> {
+        let path = self.report_path(run, instance, file)?;
+        tokio::fs::read(&path).await.map_err(|_| Error::NotFound(format!("run `{run}` has no report `{instance}/{file}`")))
+    }
+}
