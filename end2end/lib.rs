@@ -1,16 +1,15 @@
-//! Browser-test fixtures: the real `slipstream` binary on a fresh data directory, ChromeDriver
-//! with headless Chromium, and helpers that wait for the page (fantoccini does not wait by
-//! itself). Every process runs in its own process group and is stopped by its PID on drop,
-//! so a failing test leaves no browser behind. Selectors live in [`sel`].
+//! Browser-test fixtures: the real `slipstream` binary (from the project's one harness,
+//! `testkit`), ChromeDriver with headless Chromium, and helpers that wait for the page
+//! (fantoccini does not wait by itself). Every process runs in its own process group and is
+//! stopped by it on drop, so a failing test leaves no browser behind. Selectors live in [`sel`].
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+pub use testkit::{env_path, temp_dir, Proc, ServerOptions, TestServer};
 
 /// CSS selectors of the pages, in one place.
 pub mod sel {
@@ -39,70 +38,18 @@ pub mod sel {
     pub const DASHBOARD: &str = "#dashboard";
 }
 
-/// A child process in its own process group, stopped (group and all) on drop.
-pub struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // `--`: without it `kill` reads `-PGID` as a signal number and signals nothing.
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-s", "TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Whatever is left of the group (Chromium's helpers), then the leader itself.
-        let _ = Command::new("kill").args(["-s", "KILL", "--", &group]).status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_path(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
-}
-
-fn temp_dir(prefix: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let dir = std::env::temp_dir().join("slipstream-tests").join(format!("{prefix}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The server on a free port with an empty data directory; returns it and its base URL.
-pub fn start_server() -> (Proc, String) {
-    let bin = env_path("SLIPSTREAM_BIN", "../target/debug/slipstream");
-    let site = env_path("SLIPSTREAM_SITE_ROOT", "../target/site");
-    assert!(bin.exists(), "no server binary at {} (run `cargo xtask build`, or set SLIPSTREAM_BIN)", bin.display());
-    let mut cmd = Command::new(&bin);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(temp_dir("e2e-data")).arg("--site-root").arg(&site);
-    // The agent runs the instances of the runs a journey launches.
-    if let Some(agent) = std::env::var_os("SLIPSTREAM_AGENT_BIN") {
-        cmd.arg("--agent-bin").arg(agent);
-    }
-    let mut child = cmd.stdout(Stdio::piped()).process_group(0).spawn().expect("server starts");
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    // The server prints its address once it listens: no sleeping, no port guessing.
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("server printed its address").unwrap();
-        if let Some(rest) = line.strip_prefix("Slipstream listening on ") {
-            break rest.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {}); // keep draining stdout
-    (proc, url)
+pub fn start_server() -> (TestServer, String) {
+    let server = TestServer::start(ServerOptions::default());
+    let url = server.url.clone();
+    (server, url)
 }
 
 /// ChromeDriver on a free port, and a headless Chromium session through it.
 pub async fn start_browser() -> (Proc, Client) {
     note("start chromedriver");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let driver = Proc(
+    let driver = Proc::spawn(
         Command::new(env_path("CHROMEDRIVER", "/usr/bin/chromedriver"))
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", {
@@ -112,11 +59,9 @@ pub async fn start_browser() -> (Proc, Client) {
             }))
             .arg("--verbose")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver starts (apt-get install chromium-driver)"),
-    );
+            .stderr(Stdio::null()),
+    )
+    .expect("chromedriver starts (apt-get install chromium-driver)");
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");

@@ -244,6 +244,58 @@ async fn a_user_compares_two_versions_and_restores_the_first() {
     journey.unwrap();
 }
 
+/// The Run button of an old version's page launches that version, and the form says so.
+#[tokio::test]
+async fn the_run_button_of_an_old_version_runs_that_version() {
+    let (_server, base) = start_server();
+    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    api.post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    for body in [
+        serde_json::json!({"kind": "project", "path": "olivia"}),
+        serde_json::json!({"kind": "image", "path": "olivia/say", "reference": "examples/images/busybox",
+                           "targets": {"execute": "#!/bin/sh\nss-display 'said by version one'\n"}}),
+        serde_json::json!({"kind": "image", "path": "olivia/say", "reference": "examples/images/busybox",
+                           "targets": {"execute": "#!/bin/sh\nss-display 'said by version two'\n"}}),
+    ] {
+        let path = body["path"].as_str().unwrap().to_string();
+        assert!(api.put(format!("{base}/api/v1/modules/{path}")).json(&body).send().await.unwrap().status().is_success());
+    }
+    let (_driver, c) = start_browser().await;
+    let journey = async {
+        sign_in(&c, &base, "olivia", "correct horse").await?;
+        open(&c, &format!("{base}/modules/olivia/say?version=1")).await?;
+        wait_for(&c, "#old-version").await?;
+        click(&c, sel::RUN_BUTTON).await?;
+        wait_text(&c, "#launch-old-version", |t| t.contains("version 1") && t.contains("latest (2)")).await?;
+        select(&c, sel::KEEP_RUNNING, "never").await?;
+        click(&c, sel::LAUNCH).await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        wait_text(&c, sel::INSTANCES, |t| t.contains("said by version one")).await?;
+        let url = c.current_url().await.map_err(|e| e.to_string())?;
+        let id = url.path().rsplit('/').next().unwrap_or_default().to_string();
+        let run: serde_json::Value =
+            api.get(format!("{base}/api/v1/runs/{id}")).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        if run["module_version"] != 1 {
+            return Err(format!("the run deployed version {} instead of 1", run["module_version"]));
+        }
+        // From the latest version's page, the form launches the latest and says nothing more.
+        open(&c, &format!("{base}/modules/olivia/say")).await?;
+        click(&c, sel::RUN_BUTTON).await?;
+        wait_text(&c, "#launch-version", |t| t.contains("version 2")).await?;
+        if exists(&c, "#launch-old-version").await {
+            return Err("the latest version is announced as an old one".into());
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    c.close().await.ok();
+    journey.unwrap();
+}
+
 #[tokio::test]
 async fn the_run_page_shows_what_instances_wait_for_and_terminates_the_run() {
     let (_server, base) = start_server();

@@ -1,4 +1,4 @@
-//! Seed 001 done in the browser, as a user would: chapter 2 (Hello World: two images and a
+//! The original system's Hello World tutorial done in the browser, as a user would: chapter 2 (Hello World: two images and a
 //! deployment built in the editors, run, watched live), chapter 3 (multiplicity 3) and
 //! publishing to the catalog for another user to deploy. Adapted only where the local
 //! connector differs from a cloud VM: the web server is python3's, on the instance's address.
@@ -159,7 +159,7 @@ async fn add_node(c: &Client, image: &str, name: &str) -> Step {
 }
 
 #[tokio::test]
-async fn seed_chapter_2_hello_world_built_and_run_in_the_browser() {
+async fn tutorial_chapter_2_hello_world_built_and_run_in_the_browser() {
     run_journey("chapter-2", |c, base| async move {
         sign_up(&c, &base, "olivia", "correct horse").await?;
 
@@ -316,7 +316,7 @@ async fn choose_by_keyboard(c: &Client, path: &str) -> Step {
 }
 
 #[tokio::test]
-async fn seed_chapter_3_a_deployment_with_three_test_clients() {
+async fn tutorial_chapter_3_a_deployment_with_three_test_clients() {
     run_journey("chapter-3", |c, base| async move {
         sign_up(&c, &base, "olivia", "correct horse").await?;
         open(&c, &format!("{base}/modules")).await?;

@@ -1,4 +1,4 @@
-//! Module trees as multi-document YAML (DESIGN.md section 5): one module per document, the
+//! Module trees as multi-document YAML (`docs/modules.md`): one module per document, the
 //! same schema as the JSON API. Export writes the latest version of a module and of everything
 //! below it that the caller may read; import validates the whole bundle first and writes it in
 //! one transaction, creating missing enclosing projects.

@@ -1,4 +1,4 @@
-//! The module document. One schema serves the JSON API, the YAML files (DESIGN.md section 5)
+//! The module document. One schema serves the JSON API, the YAML files (`docs/modules.md`)
 //! and the UI: every kind shares one struct, and [`crate::validate`] rejects fields that do not
 //! belong to the kind, naming them.
 

@@ -1,4 +1,4 @@
-//! Run states (DESIGN.md section 2). Transitions are decided by the engine's orchestrator;
+//! Run states (`docs/runs.md`). Transitions are decided by the engine's orchestrator;
 //! this is only the vocabulary and its order.
 
 use serde::{Deserialize, Serialize};

@@ -211,7 +211,7 @@ pub fn validate_module(m: &Module) -> Result<(), Vec<FieldError>> {
                 }
             }
             if p.category == Category::Output && p.kind == ParamType::Secret {
-                // allowed: an output can be a generated password (seed 002, RStudio)
+                // allowed: an output can be a generated password (e.g. of an RStudio server)
             }
         }
     }
@@ -278,6 +278,9 @@ mod tests {
     use super::*;
     use crate::module::{Node, Parameter};
 
+    /// (what, a change to a valid module, the field the error names).
+    type Case = (&'static str, Box<dyn Fn(&mut Module)>, &'static str);
+
     fn image() -> Module {
         Module { kind: ModuleKind::Image, path: "p/img".into(), reference: Some("p/base".into()), ..Default::default() }
     }
@@ -294,7 +297,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_field() {
         let p = |name: &str| Parameter { name: name.into(), ..Default::default() };
-        let cases: Vec<(&str, Box<dyn Fn(&mut Module)>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             ("bad path", Box::new(|m| m.path = "a b".into()), "path"),
             ("no parent", Box::new(|m| m.reference = None), "reference"),
             (
@@ -359,7 +362,7 @@ mod tests {
     #[test]
     fn deployment_rules_name_their_field() {
         assert_eq!(validate_module(&deployment()), Ok(()));
-        let cases: Vec<(&str, Box<dyn Fn(&mut Module)>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             ("no nodes", Box::new(|m| m.nodes.clear()), "nodes"),
             ("multiplicity < 0", Box::new(|m| m.nodes.get_mut("web").unwrap().multiplicity = -1), "nodes.web.multiplicity"),
             ("multiplicity too big", Box::new(|m| m.nodes.get_mut("web").unwrap().multiplicity = 1001), "nodes.web.multiplicity"),

@@ -28,6 +28,9 @@ enum Command {
         /// The static node agent (default: found beside this binary).
         #[arg(long, env = "SLIPSTREAM_AGENT_BIN")]
         agent_bin: Option<PathBuf>,
+        /// Do not load the example modules on first start.
+        #[arg(long, env = "SLIPSTREAM_NO_EXAMPLES")]
+        no_examples: bool,
     },
     /// Administration.
     Admin {
@@ -81,13 +84,13 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { listen, store, site_root, agent_bin } => {
+        Command::Serve { listen, store, site_root, agent_bin, no_examples } => {
             let settings = Settings {
                 listen,
                 data_dir: store.data_dir,
                 database_url: store.database_url,
                 site_root: site_root.unwrap_or_else(Settings::default_site_root),
-                load_examples: true,
+                load_examples: !no_examples,
                 agent_bin: agent_bin.or_else(Settings::default_agent_bin),
             };
             let app = Application::build(&settings).await?;

@@ -4,30 +4,17 @@
 use engine::testing::backend_urls;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use server::{Application, Settings};
+use testkit::{ServerOptions, TestServer};
 
+/// The real server binary on a fresh data directory (see `testkit`).
 struct Server {
     base: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: TestServer,
 }
 
 async fn spawn(database_url: String, load_examples: bool) -> Server {
-    let dir = engine::testing::temp_dir("api");
-    let settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir,
-        database_url: Some(database_url),
-        site_root: "target/site".into(),
-        load_examples,
-        agent_bin: None,
-    };
-    let app = Application::build(&settings).await.expect("server starts");
-    let base = format!("http://{}", app.addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async move {
-        stopped.await.ok();
-    }));
-    Server { base, _stop: stop }
+    let server = TestServer::start(ServerOptions { database_url: Some(database_url), no_examples: !load_examples, ..Default::default() });
+    Server { base: server.url.clone(), _server: server }
 }
 
 async fn servers() -> Vec<(&'static str, Server)> {

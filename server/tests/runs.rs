@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use server::{Application, Settings};
+use testkit::{ServerOptions, TestServer};
 
 fn agent_bin() -> PathBuf {
     let p = std::env::var_os("SLIPSTREAM_AGENT_BIN")
@@ -21,29 +21,18 @@ fn agent_bin() -> PathBuf {
 struct Server {
     base: String,
     c: Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: TestServer,
 }
 
 async fn spawn(url: String) -> Server {
-    let settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        data_dir: engine::testing::temp_dir("runs"),
-        database_url: Some(url),
-        site_root: "target/site".into(),
-        load_examples: true,
-        agent_bin: Some(agent_bin()),
-    };
-    let app = Application::build(&settings).await.expect("server starts");
-    let base = format!("http://{}", app.addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async move {
-        stopped.await.ok();
-    }));
+    agent_bin();
+    let server = TestServer::start(ServerOptions { database_url: Some(url), ..Default::default() });
+    let base = server.url.clone();
     let c = Client::builder().cookie_store(true).build().unwrap();
     let r =
         c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
-    Server { base, c, _stop: stop }
+    Server { base, c, _server: server }
 }
 
 async fn sqlite() -> Server {
@@ -404,53 +393,12 @@ async fn parameters_are_checked_set_linked_and_read_with_a_deadline() {
     assert_eq!(r.status(), 403);
 }
 
-/// The server binary as a process on a fixed port (agents must find it again after a restart).
-struct ServerProcess(std::process::Child);
-
-impl ServerProcess {
-    fn start(dir: &std::path::Path, port: u16) -> Self {
-        let bin = std::env::var_os("SLIPSTREAM_BIN").map(PathBuf::from).expect("SLIPSTREAM_BIN must name the server binary");
-        let child = std::process::Command::new(bin)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(dir)
-            .arg("--agent-bin")
-            .arg(agent_bin())
-            .stdout(std::fs::File::create(dir.join(format!("server-{}.log", std::process::id()))).unwrap())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("server starts");
-        Self(child)
-    }
-    fn kill_9(&mut self) {
-        // SAFETY: signals the child this test started.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_listening(c: &Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while c.get(format!("{base}/api/v1/catalog")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_server_killed_during_executing_comes_back_and_the_run_finishes_with_nothing_lost() {
-    let dir = engine::testing::temp_dir("crash");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = ServerProcess::start(&dir, port);
+    agent_bin();
+    let mut server = TestServer::start(ServerOptions::default());
+    let base = server.url.clone();
     let c = Client::builder().cookie_store(true).build().unwrap();
-    wait_listening(&c, &base).await;
     c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
     for m in [
         json!({"kind": "project", "path": "c"}),
@@ -485,8 +433,7 @@ async fn a_server_killed_during_executing_comes_back_and_the_run_finishes_with_n
     }
     server.kill_9();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _server = ServerProcess::start(&dir, port);
-    wait_listening(&c, &base).await;
+    server.restart();
     let deadline = Instant::now() + Duration::from_secs(90);
     let state = loop {
         let st = c.get(format!("{base}/api/v1/runs/{run}/state?wait=10&from=Executing")).send().await.unwrap().text().await.unwrap();

@@ -1,16 +1,19 @@
-//! `cargo xtask build [--release]`, `cargo xtask serve [--release] [-- ARGS]`, `cargo xtask test`.
+//! `cargo xtask build [--release]`, `cargo xtask serve [--release] [-- ARGS]`, `cargo xtask test`,
+//! `cargo xtask lint`, `cargo xtask bench`.
 //!
 //! Each command installs what it needs when it is missing (the wasm32 target, wasm-bindgen-cli
 //! at exactly Cargo.lock's version, Debian packages) and does nothing more when it is there.
-//! The build is plain cargo plus wasm-bindgen (no cargo-leptos: see
-//! ../shared/reference/toolchain.md): the frontend for wasm32 and the server in two separate
-//! cargo runs, so feature unification never mixes `ssr` and `hydrate`.
+//! The build is plain cargo plus wasm-bindgen (no cargo-leptos, whose installation takes
+//! about 24 minutes and which downloads tools at run time): the frontend for wasm32 and the
+//! server in two separate cargo runs, so feature unification never mixes `ssr` and `hydrate`.
 //!
 //! Later connectors add their test beds (Docker daemon, sshd) to [`test`] next to PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+mod docs;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -27,9 +30,10 @@ fn main() -> ExitCode {
         Some("build") => build(&root, args.iter().any(|a| a == "--release")).map(|_| ()),
         Some("serve") => serve(&root, &args[1..]),
         Some("test") => test(&root),
+        Some("lint") => lint(&root),
         Some("bench") => bench(&root),
         _ => {
-            eprintln!("usage: cargo xtask build [--release] | serve [--release] [-- SERVE-ARGS] | test | bench");
+            eprintln!("usage: cargo xtask build [--release] | serve [--release] [-- SERVE-ARGS] | test | lint | bench");
             return ExitCode::from(2);
         }
     };
@@ -245,8 +249,41 @@ fn serve(root: &Path, args: &[String]) -> Result {
 
 // ---------------------------------------------------------------- test
 
+/// The gate that runs before any test: formatting, clippy with warnings as errors (the server
+/// side and the wasm side in separate runs, as they are built), and the docs' links.
+fn lint(root: &Path) -> Result {
+    ensure_rust_tools(root)?;
+    let installed = output(Command::new("rustup").args(["component", "list", "--installed"])).unwrap_or_default();
+    for component in ["rustfmt", "clippy"] {
+        if !installed.lines().any(|l| l.trim().starts_with(component)) {
+            step(&format!("install the {component} component"), || run(Command::new("rustup").args(["component", "add", component])))?;
+        }
+    }
+    let target = target_dir(root);
+    step("cargo fmt --check", || run(cargo(&target).args(["fmt", "--all", "--check"])))?;
+    step("clippy, server side (-D warnings)", || {
+        run(cargo(&target).args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "frontend",
+            "--all-targets",
+            "--features",
+            "app/ssr",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    step("clippy, browser side (-D warnings)", || {
+        run(cargo(&target).args(["clippy", "-p", "frontend", "-p", "app", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"]))
+    })?;
+    step("docs: links stay inside the repository", || docs::check(root))
+}
+
 fn test(root: &Path) -> Result {
     let t = Instant::now();
+    lint(root)?;
     ensure_debian_packages(TEST_PACKAGES)?;
     let built = build(root, false)?;
     let target = target_dir(root);
@@ -364,7 +401,7 @@ impl Postgres {
             started = Some((version.clone(), cluster.clone()));
         }
         let psql = |sql: &str| psql(&port, sql);
-        if !psql("SELECT 1 FROM pg_roles WHERE rolname = 'slipstream_test'").is_some_and(|s| s.trim() == "1") {
+        if psql("SELECT 1 FROM pg_roles WHERE rolname = 'slipstream_test'").is_none_or(|s| s.trim() != "1") {
             psql("CREATE ROLE slipstream_test LOGIN CREATEDB PASSWORD 'slipstream_test'").ok_or("cannot create the test role")?;
         }
         Ok(Self { url: format!("postgres://slipstream_test:slipstream_test@127.0.0.1:{port}/postgres"), port, started })

@@ -102,12 +102,16 @@ fn DashboardTable(runs: Vec<RunSummary>, reload: RwSignal<u32>, usage_tick: RwSi
         <table class="list" id="dashboard">
             <thead><tr><th>"Run"</th><th>"Module"</th><th>"State"</th><th>"Started"</th><th>"Duration"</th><th>"Tags"</th><th>"Instances"</th></tr></thead>
             <tbody>
-                {move || rows.with(|rs| rs.iter().cloned().map(|r| {
+                {move || rows.with(|rs| rs.iter().map(|r| {
                     let aborted = r.abort.is_some();
-                    let (row_id, href, short, dur) = (r.id.clone(), format!("/runs/{}", r.id), r.id[..8].to_string(), duration(&r));
+                    let (row_id, href, short, dur) = (r.id.clone(), format!("/runs/{}", r.id), r.id[..8].to_string(), duration(r));
                     let connectors = r.connectors.iter().map(|(c, n)| format!("{n} on {c}")).collect::<Vec<_>>().join(", ");
                     let states = r.instance_states.iter()
-                        .map(|(s, n)| if s.is_empty() { format!("{n} starting") } else { format!("{n} completed {s}") })
+                        .map(|(s, n)| match s.as_str() {
+                            "" => format!("{n} starting"),
+                            "start-failed" => format!("{n} failed to start"),
+                            _ => format!("{n} completed {s}"),
+                        })
                         .collect::<Vec<_>>().join(", ");
                     view! {
                         <tr data-run=row_id data-state=r.state.as_str()>

@@ -1,5 +1,5 @@
 //! The module editor (`/edit/<path>`, and `/new?kind=image&parent=<project>` for a new one):
-//! tabs as seed 001 describes them — Summary, Reference, Parameters, Image creation,
+//! the tabs of the original system's tutorial — Summary, Reference, Parameters, Image creation,
 //! Deployment targets, Nodes, Authorization. Saving sends the whole document; the server
 //! validates it and either answers the new version or every problem with the field it names,
 //! which the editor shows next to that field (nothing is written then). Leaving with unsaved

@@ -34,22 +34,30 @@ pub fn Launch() -> impl IntoView {
 /// One editable field: (node, input, initial value, signal).
 type Field = (String, String, String, RwSignal<String>);
 
+/// A node's multiplicity and connector as declared and as chosen in the form.
+#[derive(Clone)]
+struct NodeChoice {
+    name: String,
+    declared: i64,
+    multiplicity: RwSignal<String>,
+    connector: String,
+    chosen: RwSignal<String>,
+}
+
 #[component]
 fn LaunchView(form: LaunchSpec) -> impl IntoView {
     let keep = RwSignal::new(form.keep_running.clone());
     let tags = RwSignal::new(String::new());
     let timeout = RwSignal::new(String::new());
-    let nodes: Vec<(String, i64, RwSignal<String>, String, RwSignal<String>)> = form
+    let nodes: Vec<NodeChoice> = form
         .nodes
         .iter()
-        .map(|n| {
-            (
-                n.name.clone(),
-                n.multiplicity,
-                RwSignal::new(n.multiplicity.to_string()),
-                n.connector.clone(),
-                RwSignal::new(n.connector.clone()),
-            )
+        .map(|n| NodeChoice {
+            name: n.name.clone(),
+            declared: n.multiplicity,
+            multiplicity: RwSignal::new(n.multiplicity.to_string()),
+            connector: n.connector.clone(),
+            chosen: RwSignal::new(n.connector.clone()),
         })
         .collect();
     let fields: Vec<Field> = form
@@ -86,8 +94,8 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
                 }
             }
         }
-        for (name, declared, mult, connector, chosen) in &nodes_for_submit {
-            let m = mult.get_untracked();
+        for NodeChoice { name, declared, multiplicity, connector, chosen } in &nodes_for_submit {
+            let m = multiplicity.get_untracked();
             match m.trim().parse::<i64>() {
                 Ok(v) if v != *declared => {
                     req.multiplicity.insert(name.clone(), v);
@@ -139,7 +147,7 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
                 <label>"Tags (comma-separated)" <input type="text" id="tags" bind:value=tags/></label>
                 <label>"Timeout per state, minutes (empty: your profile's)" <input type="text" id="timeout" bind:value=timeout/></label>
             </section>
-            {form.nodes.iter().zip(nodes).map(|(n, (_, _, mult, _, chosen))| {
+            {form.nodes.iter().zip(nodes).map(|(n, NodeChoice { multiplicity: mult, chosen, .. })| {
                 let node = n.name.clone();
                 let connectors = connectors.clone();
                 view! {

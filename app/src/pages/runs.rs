@@ -430,7 +430,9 @@ mod tests {
     fn graph_puts_a_node_right_of_the_nodes_it_links_from() {
         let n = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let l = |f: &str, t: &str| NodeLink { from: f.to_string(), to: t.to_string(), label: String::new() };
-        let table: [(Vec<String>, Vec<NodeLink>, Vec<Vec<String>>); 4] = [
+        // (nodes, links, the columns they go in)
+        type Case = (Vec<String>, Vec<NodeLink>, Vec<Vec<String>>);
+        let table: [Case; 4] = [
             (n(&["a"]), vec![], vec![n(&["a"])]),
             (n(&["apache1", "testclient1"]), vec![l("apache1", "testclient1")], vec![n(&["apache1"]), n(&["testclient1"])]),
             // db → web → client, and db → client directly: client still goes last.

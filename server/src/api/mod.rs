@@ -1,4 +1,4 @@
-//! The JSON API under `/api/v1` (DESIGN.md section 4): one contract for the browser, the
+//! The JSON API under `/api/v1` (`docs/api.md`): one contract for the browser, the
 //! agent, the CLI and CI. Handlers are thin: they parse, find the caller, call the engine.
 
 mod auth;

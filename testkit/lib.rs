@@ -1,0 +1,174 @@
+//! The one test harness of the project. Server tests, run tests and browser journeys all start
+//! the real `slipstream` binary (`SLIPSTREAM_BIN`, built by `cargo xtask test`) on a free port
+//! with a fresh data directory through [`TestServer`]; every child process a test starts runs in
+//! its own process group and is stopped by it on drop ([`Proc`]), so a failing test leaves
+//! nothing behind.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A fresh directory for one test, under `$TMPDIR/slipstream-tests` (which `cargo xtask test`
+/// empties before each run).
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let unique = format!("{prefix}-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let dir = std::env::temp_dir().join("slipstream-tests").join(unique);
+    std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+    dir
+}
+
+/// A path from an environment variable, or `default`.
+pub fn env_path(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
+}
+
+/// A child process in its own process group, stopped (group and all) on drop.
+pub struct Proc(Child);
+
+impl Proc {
+    /// Starts `cmd` as the leader of a new process group.
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Proc> {
+        cmd.process_group(0).spawn().map(Proc)
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.0
+    }
+
+    /// SIGKILL to the whole group, as a crash would end it; waits for the leader.
+    pub fn kill_9(&mut self) {
+        self.signal_group(libc::SIGKILL);
+        let _ = self.0.wait();
+    }
+
+    fn signal_group(&self, signal: i32) {
+        // SAFETY: kill(2) with the negated id of a process group this test created.
+        unsafe { libc::kill(-(self.0.id() as i32), signal) };
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
+        self.signal_group(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever is left of the group (a browser's helpers), then the leader itself.
+        self.signal_group(libc::SIGKILL);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How to start a [`TestServer`].
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// `sqlite:…` or `postgres://…`; default: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Leave out the example modules (they are loaded by default, as in the quick start).
+    pub no_examples: bool,
+    /// The data directory; default: a fresh one.
+    pub data_dir: Option<PathBuf>,
+    /// A fixed port; default: a free one chosen by the server.
+    pub port: Option<u16>,
+}
+
+/// The `slipstream` binary serving on loopback; stopped on drop.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    pub data_dir: PathBuf,
+    options: ServerOptions,
+    proc: Option<Proc>,
+}
+
+impl TestServer {
+    /// Starts the server and returns once it listens (it prints its address: no sleeping,
+    /// no port guessing). Its output goes to `server.log` in the data directory.
+    pub fn start(mut options: ServerOptions) -> TestServer {
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| temp_dir("server"));
+        options.data_dir = Some(data_dir.clone());
+        let (proc, url) = launch(&options, &data_dir);
+        TestServer { url, data_dir, options, proc: Some(proc) }
+    }
+
+    /// `url` + `/api/v1` + `path`.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.url)
+    }
+
+    /// Ends the server with SIGKILL, as a crash would.
+    pub fn kill_9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill_9();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory (agents find it again).
+    pub fn restart(&mut self) {
+        self.kill_9();
+        let port = self.url.rsplit(':').next().and_then(|p| p.parse().ok());
+        let options = ServerOptions { port, ..self.options.clone() };
+        let (proc, url) = launch(&options, &self.data_dir);
+        assert_eq!(url, self.url, "the server came back on its port");
+        self.proc = Some(proc);
+    }
+}
+
+fn launch(options: &ServerOptions, data_dir: &Path) -> (Proc, String) {
+    let bin = env_path("SLIPSTREAM_BIN", "../target/debug/slipstream");
+    assert!(bin.exists(), "no server binary at {} (run `cargo xtask build`, or set SLIPSTREAM_BIN)", bin.display());
+    let mut cmd = Command::new(&bin);
+    let listen = format!("127.0.0.1:{}", options.port.unwrap_or(0));
+    cmd.args(["serve", "--listen", &listen, "--data-dir"]).arg(data_dir);
+    if let Some(site) = std::env::var_os("SLIPSTREAM_SITE_ROOT") {
+        cmd.arg("--site-root").arg(site);
+    }
+    // The agent runs the instances of the runs a test launches.
+    if let Some(agent) = std::env::var_os("SLIPSTREAM_AGENT_BIN") {
+        cmd.arg("--agent-bin").arg(agent);
+    }
+    if let Some(url) = &options.database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    if options.no_examples {
+        cmd.arg("--no-examples");
+    }
+    let log_path = data_dir.join("server.log");
+    let mut proc = Proc::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::inherit())).expect("the server starts");
+    let stdout = proc.child().stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("the server log is writable");
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the server ended before it listened; see {}", log_path.display());
+        };
+        let _ = writeln!(log, "{line}");
+        if let Some(rest) = line.strip_prefix("Slipstream listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep draining its output into the log, so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(log, "{line}");
+        }
+    });
+    (proc, url)
+}
