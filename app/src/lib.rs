@@ -23,13 +23,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <HydrationScripts options/>
-                <MetaTags/>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HydrationScripts options />
+                <MetaTags />
             </head>
             <body>
-                <App/>
+                <App />
             </body>
         </html>
     }
@@ -48,30 +48,33 @@ pub fn App() -> impl IntoView {
         set_hydrated.set(Some(0.0));
     });
     view! {
-        <Stylesheet id="leptos" href="/pkg/site.css"/>
-        <Title text="Slipstream"/>
+        <Stylesheet id="leptos" href="/pkg/site.css" />
+        <Title text="Slipstream" />
         <Router>
-            <Nav/>
+            <Nav />
             <main>
                 <Routes fallback=|| view! { <p class="error">"Page not found."</p> }>
-                    <Route path=path!("/") view=pages::home::Home/>
-                    <Route path=path!("/signin") view=pages::auth::SignIn/>
-                    <Route path=path!("/signup") view=pages::auth::SignUp/>
-                    <Route path=path!("/catalog") view=pages::catalog::Catalog/>
-                    <Route path=path!("/modules") view=pages::modules::ModulePage/>
-                    <Route path=path!("/modules/*path") view=pages::modules::ModulePage/>
-                    <Route path=path!("/edit/*path") view=pages::editor::EditPage/>
-                    <Route path=path!("/new") view=pages::editor::EditPage/>
-                    <Route path=path!("/launch") view=pages::launch::Launch/>
-                    <Route path=path!("/runs") view=pages::runs::RunsList/>
-                    <Route path=path!("/runs/:id") view=pages::runs::RunPage/>
-                    <Route path=path!("/profile") view=pages::profile::Profile/>
-                    <Route path=path!("/dashboard") view=pages::dashboard::Dashboard/>
+                    <Route path=path!("/") view=pages::home::Home />
+                    <Route path=path!("/signin") view=pages::auth::SignIn />
+                    <Route path=path!("/signup") view=pages::auth::SignUp />
+                    <Route path=path!("/catalog") view=pages::catalog::Catalog />
+                    <Route path=path!("/modules") view=pages::modules::ModulePage />
+                    <Route path=path!("/modules/*path") view=pages::modules::ModulePage />
+                    <Route path=path!("/edit/*path") view=pages::editor::EditPage />
+                    <Route path=path!("/new") view=pages::editor::EditPage />
+                    <Route path=path!("/launch") view=pages::launch::Launch />
+                    <Route path=path!("/runs") view=pages::runs::RunsList />
+                    <Route path=path!("/runs/:id") view=pages::runs::RunPage />
+                    <Route path=path!("/profile") view=pages::profile::Profile />
+                    <Route path=path!("/dashboard") view=pages::dashboard::Dashboard />
                 </Routes>
             </main>
             <footer>
-                <span id="hydrated" data-hydrated=move || if hydrated.get().is_some() { "yes" } else { "no" }
-                    data-hydrated-at=move || hydrated.get().map(|t| t.to_string()).unwrap_or_default()></span>
+                <span
+                    id="hydrated"
+                    data-hydrated=move || if hydrated.get().is_some() { "yes" } else { "no" }
+                    data-hydrated-at=move || hydrated.get().map(|t| t.to_string()).unwrap_or_default()
+                ></span>
             </footer>
         </Router>
     }
@@ -85,24 +88,38 @@ fn Nav() -> impl IntoView {
     let logout = ServerAction::<api::Logout>::new();
     view! {
         <nav class="top">
-            <A href="/" attr:class="brand">"Slipstream"</A>
+            <A href="/" attr:class="brand">
+                "Slipstream"
+            </A>
             <A href="/modules">"Projects"</A>
             <A href="/catalog">"Catalog"</A>
-            <A href="/dashboard" attr:id="dashboard-link">"Dashboard"</A>
+            <A href="/dashboard" attr:id="dashboard-link">
+                "Dashboard"
+            </A>
             <span class="spacer"></span>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match me.await {
-                        Ok(Some(user)) => view! {
-                            <A href="/profile" attr:class="user" attr:id="signed-in-as">{user.name.clone()}</A>
-                            <ActionForm action=logout attr:class="inline">
-                                <button type="submit" id="signout">"Sign out"</button>
-                            </ActionForm>
-                        }.into_any(),
-                        _ => view! {
-                            <A href="/signin">"Sign in"</A>
-                            <A href="/signup">"Sign up"</A>
-                        }.into_any(),
+                        Ok(Some(user)) => {
+                            view! {
+                                <A href="/profile" attr:class="user" attr:id="signed-in-as">
+                                    {user.name.clone()}
+                                </A>
+                                <ActionForm action=logout attr:class="inline">
+                                    <button type="submit" id="signout">
+                                        "Sign out"
+                                    </button>
+                                </ActionForm>
+                            }
+                                .into_any()
+                        }
+                        _ => {
+                            view! {
+                                <A href="/signin">"Sign in"</A>
+                                <A href="/signup">"Sign up"</A>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Transition>

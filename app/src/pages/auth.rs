@@ -15,11 +15,24 @@ pub fn SignIn() -> impl IntoView {
         <section class="narrow">
             <h1>"Sign in"</h1>
             <ActionForm action=login attr:id="signin-form">
-                <label>"User name" <input type="text" name="name" id="name" autocomplete="username" required/></label>
-                <label>"Password" <input type="password" name="password" id="password" autocomplete="current-password" required/></label>
-                <button type="submit" id="submit">"Sign in"</button>
+                <label>"User name" <input type="text" name="name" id="name" autocomplete="username" required /></label>
+                <label>"Password" <input type="password" name="password" id="password" autocomplete="current-password" required /></label>
+                <button type="submit" id="submit">
+                    "Sign in"
+                </button>
             </ActionForm>
-            {move || result.get().and_then(|r| r.err()).map(|e| view! { <p class="error" id="form-error">{error_text(&e)}</p> })}
+            {move || {
+                result
+                    .get()
+                    .and_then(|r| r.err())
+                    .map(|e| {
+                        view! {
+                            <p class="error" id="form-error">
+                                {error_text(&e)}
+                            </p>
+                        }
+                    })
+            }}
             <p>"No account yet? " <A href="/signup">"Sign up"</A></p>
         </section>
     }
@@ -34,13 +47,27 @@ pub fn SignUp() -> impl IntoView {
             <h1>"Sign up"</h1>
             <p class="hint">"The first account created on a server becomes its administrator."</p>
             <ActionForm action=register attr:id="signup-form">
-                <label>"User name" <input type="text" name="name" id="name" autocomplete="username" required/></label>
-                <label>"Password (at least 8 characters)"
-                    <input type="password" name="password" id="password" autocomplete="new-password" minlength="8" required/>
+                <label>"User name" <input type="text" name="name" id="name" autocomplete="username" required /></label>
+                <label>
+                    "Password (at least 8 characters)"
+                    <input type="password" name="password" id="password" autocomplete="new-password" minlength="8" required />
                 </label>
-                <button type="submit" id="submit">"Create account"</button>
+                <button type="submit" id="submit">
+                    "Create account"
+                </button>
             </ActionForm>
-            {move || result.get().and_then(|r| r.err()).map(|e| view! { <p class="error" id="form-error">{error_text(&e)}</p> })}
+            {move || {
+                result
+                    .get()
+                    .and_then(|r| r.err())
+                    .map(|e| {
+                        view! {
+                            <p class="error" id="form-error">
+                                {error_text(&e)}
+                            </p>
+                        }
+                    })
+            }}
             <p>"Have an account? " <A href="/signin">"Sign in"</A></p>
         </section>
     }

@@ -123,38 +123,72 @@ pub fn Chooser(
         <div class="modal chooser" id="chooser" role="dialog" aria-modal="true" aria-label="Chooser" on:keydown=keydown>
             <header>
                 <h2>"Choose " {allowed.map(|k| format!("an {}", k.as_str())).unwrap_or_else(|| "a module".into())}</h2>
-                <label class="inline-check">"Kind "
-                    <select id="chooser-kind" prop:value=move || filter.get() on:change=move |ev| { filter.set(event_target_value(&ev)); active.set(0); }>
+                <label class="inline-check">
+                    "Kind "
+                    <select
+                        id="chooser-kind"
+                        prop:value=move || filter.get()
+                        on:change=move |ev| {
+                            filter.set(event_target_value(&ev));
+                            active.set(0);
+                        }
+                    >
                         <option value="">"All"</option>
                         <option value="image">"Images"</option>
                         <option value="deployment">"Deployments"</option>
                     </select>
                 </label>
             </header>
-            <p class="breadcrumbs" id="chooser-where">"Projects" {move || { let c = cwd.get(); if c.is_empty() { String::new() } else { format!(" / {}", c.replace('/', " / ")) } }}</p>
+            <p class="breadcrumbs" id="chooser-where">
+                "Projects"
+                {move || {
+                    let c = cwd.get();
+                    if c.is_empty() { String::new() } else { format!(" / {}", c.replace('/', " / ")) }
+                }}
+            </p>
             <div class="chooser-body">
                 <ul class="chooser-list" id="chooser-list" tabindex="0" node_ref=list_ref role="listbox">
-                    {move || rows.get().into_iter().enumerate().map(|(i, row)| {
-                        let (label, kind, path, ok) = match &row {
-                            Row::Up(_) => ("..".to_string(), "project".to_string(), String::new(), true),
-                            Row::Module(m) => (
-                                m.path.rsplit('/').next().unwrap_or(&m.path).to_string(),
-                                m.kind.as_str().to_string(),
-                                m.path.clone(),
-                                m.kind == ModuleKind::Project || pickable(m),
-                            ),
-                        };
-                        let shown = path.clone();
-                        let up = path.is_empty();
-                        view! {
-                            <li role="option" data-path=path class:up=up class:active=move || active.get() == i
-                                class:picked=move || picked.with(|p| p.as_ref().is_some_and(|p| p.path == shown && !shown.is_empty()))
-                                class:disabled=!ok
-                                on:click=move |_| { active.set(i); open(row.clone()); }>
-                                <span class=format!("kind kind-{kind}")>{kind.clone()}</span> " " {label}
-                            </li>
-                        }
-                    }).collect_view()}
+                    {move || {
+                        rows.get()
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, row)| {
+                                let (label, kind, path, ok) = match &row {
+                                    Row::Up(_) => ("..".to_string(), "project".to_string(), String::new(), true),
+                                    Row::Module(m) => {
+                                        (
+                                            m.path.rsplit('/').next().unwrap_or(&m.path).to_string(),
+                                            m.kind.as_str().to_string(),
+                                            m.path.clone(),
+                                            m.kind == ModuleKind::Project || pickable(m),
+                                        )
+                                    }
+                                };
+                                let shown = path.clone();
+                                let up = path.is_empty();
+                                view! {
+                                    <li
+                                        role="option"
+                                        data-path=path
+                                        class:up=up
+                                        class:active=move || active.get() == i
+                                        class:picked=move || {
+                                            picked.with(|p| p.as_ref().is_some_and(|p| p.path == shown && !shown.is_empty()))
+                                        }
+                                        class:disabled=!ok
+                                        on:click=move |_| {
+                                            active.set(i);
+                                            open(row.clone());
+                                        }
+                                    >
+                                        <span class=format!("kind kind-{kind}")>{kind.clone()}</span>
+                                        " "
+                                        {label}
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    }}
                 </ul>
                 <div class="chooser-details" id="chooser-details">
                     <Transition fallback=|| ()>
@@ -167,15 +201,31 @@ pub fn Chooser(
                                         <h3>{page.path.clone()}</h3>
                                         <p class="description">{m.description.clone()}</p>
                                         {(!ok).then(|| view! { <p class="notice">"This kind cannot be chosen here."</p> })}
-                                        <label>"Version "
-                                            <select id="chooser-version" prop:value=move || version.get() on:change=move |ev| version.set(event_target_value(&ev))>
+                                        <label>
+                                            "Version "
+                                            <select
+                                                id="chooser-version"
+                                                prop:value=move || version.get()
+                                                on:change=move |ev| version.set(event_target_value(&ev))
+                                            >
                                                 <option value="latest">"latest (follows new versions)"</option>
-                                                {page.history.iter().map(|h| view! {
-                                                    <option value=h.version.to_string()>{format!("{} — {} {}", h.version, h.author, h.comment)}</option>
-                                                }).collect_view()}
+                                                {page
+                                                    .history
+                                                    .iter()
+                                                    .map(|h| {
+                                                        view! {
+                                                            <option value=h
+                                                                .version
+                                                                .to_string()>
+                                                                {format!("{} — {} {}", h.version, h.author, h.comment)}
+                                                            </option>
+                                                        }
+                                                    })
+                                                    .collect_view()}
                                             </select>
                                         </label>
-                                    }.into_any()
+                                    }
+                                        .into_any()
                                 }
                                 Ok(None) => view! { <p class="empty">"Pick a module to see its description and versions."</p> }.into_any(),
                                 Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
@@ -189,8 +239,17 @@ pub fn Chooser(
                 _ => None,
             }}
             <footer>
-                <button type="button" class="button secondary" id="chooser-cancel" on:click=move |_| on_close.run(())>"Cancel"</button>
-                <button type="button" id="chooser-select" disabled=move || !picked.get().is_some_and(|m| pickable(&m)) on:click=move |_| choose()>"Select"</button>
+                <button type="button" class="button secondary" id="chooser-cancel" on:click=move |_| on_close.run(())>
+                    "Cancel"
+                </button>
+                <button
+                    type="button"
+                    id="chooser-select"
+                    disabled=move || !picked.get().is_some_and(|m| pickable(&m))
+                    on:click=move |_| choose()
+                >
+                    "Select"
+                </button>
             </footer>
         </div>
     }

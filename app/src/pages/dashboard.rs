@@ -45,35 +45,49 @@ pub fn Dashboard() -> impl IntoView {
         <h1>"Dashboard"</h1>
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
-                usage.await.ok().map(|list| view! {
-                    <ul class="usage" id="usage">
-                        {list.into_iter().map(|a| {
-                            let text = match a.quota {
-                                Some(q) => format!("{}: {} of {q} instances", a.connector, a.in_use),
-                                None => format!("{}: {} instances (no quota)", a.connector, a.in_use),
-                            };
-                            let max = a.quota.unwrap_or(a.in_use.max(1)).max(1);
-                            view! {
-                                <li data-connector=a.connector.clone()>
-                                    <meter min="0" max=max value=a.in_use high=max * 8 / 10 optimum="0"></meter>
-                                    " " {text}
-                                </li>
-                            }
-                        }).collect_view()}
-                    </ul>
-                })
+                usage
+                    .await
+                    .ok()
+                    .map(|list| {
+                        view! {
+                            <ul class="usage" id="usage">
+                                {list
+                                    .into_iter()
+                                    .map(|a| {
+                                        let text = match a.quota {
+                                            Some(q) => format!("{}: {} of {q} instances", a.connector, a.in_use),
+                                            None => format!("{}: {} instances (no quota)", a.connector, a.in_use),
+                                        };
+                                        let max = a.quota.unwrap_or(a.in_use.max(1)).max(1);
+                                        view! {
+                                            <li data-connector=a.connector.clone()>
+                                                <meter min="0" max=max value=a.in_use high=max * 8 / 10 optimum="0"></meter>
+                                                " "
+                                                {text}
+                                            </li>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </ul>
+                        }
+                    })
             })}
         </Transition>
         <form method="get" action="/dashboard" class="search" id="dashboard-filters">
-            <label class="inline-check"><input type="checkbox" name="active" value="1" checked=active/> " active only"</label>
-            <input type="search" name="module" placeholder="module" value=module/>
-            <input type="search" name="tag" placeholder="tag" value=tag/>
+            <label class="inline-check">
+                <input type="checkbox" name="active" value="1" checked=active />
+                " active only"
+            </label>
+            <input type="search" name="module" placeholder="module" value=module />
+            <input type="search" name="tag" placeholder="tag" value=tag />
             <button type="submit">"Filter"</button>
         </form>
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p>"Loading…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match runs.await {
-                    Ok(list) => view! { <DashboardTable runs=list reload usage_tick/> }.into_any(),
+                    Ok(list) => view! { <DashboardTable runs=list reload usage_tick /> }.into_any(),
                     Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
                 }
             })}
@@ -97,34 +111,63 @@ fn DashboardTable(runs: Vec<RunSummary>, reload: RwSignal<u32>, usage_tick: RwSi
     };
     view! {
         <p class="meta" id="dashboard-totals">
-            {move || { let (n, a, i) = totals(); format!("{n} runs · {a} active · {i} instances in active runs") }}
+            {move || {
+                let (n, a, i) = totals();
+                format!("{n} runs · {a} active · {i} instances in active runs")
+            }}
         </p>
         <table class="list" id="dashboard">
-            <thead><tr><th>"Run"</th><th>"Module"</th><th>"State"</th><th>"Started"</th><th>"Duration"</th><th>"Tags"</th><th>"Instances"</th></tr></thead>
+            <thead>
+                <tr>
+                    <th>"Run"</th>
+                    <th>"Module"</th>
+                    <th>"State"</th>
+                    <th>"Started"</th>
+                    <th>"Duration"</th>
+                    <th>"Tags"</th>
+                    <th>"Instances"</th>
+                </tr>
+            </thead>
             <tbody>
-                {move || rows.with(|rs| rs.iter().map(|r| {
-                    let aborted = r.abort.is_some();
-                    let (row_id, href, short, dur) = (r.id.clone(), format!("/runs/{}", r.id), r.id[..8].to_string(), duration(r));
-                    let connectors = r.connectors.iter().map(|(c, n)| format!("{n} on {c}")).collect::<Vec<_>>().join(", ");
-                    let states = r.instance_states.iter()
-                        .map(|(s, n)| match s.as_str() {
-                            "" => format!("{n} starting"),
-                            "start-failed" => format!("{n} failed to start"),
-                            _ => format!("{n} completed {s}"),
-                        })
-                        .collect::<Vec<_>>().join(", ");
-                    view! {
-                        <tr data-run=row_id data-state=r.state.as_str()>
-                            <td><A href=href>{short}</A></td>
-                            <td>{r.module.clone()} "@" {r.module_version}</td>
-                            <td>{state_badge(r.state)}{aborted.then(|| view! { <span class="error">" (abort)"</span> })}</td>
-                            <td>{format_time(r.created_at)}</td>
-                            <td>{dur}</td>
-                            <td>{r.tags.join(", ")}</td>
-                            <td>{connectors}<div class="meta instance-states">{states}</div></td>
-                        </tr>
-                    }
-                }).collect_view())}
+                {move || {
+                    rows.with(|rs| {
+                        rs.iter()
+                            .map(|r| {
+                                let aborted = r.abort.is_some();
+                                let (row_id, href, short, dur) = (
+                                    r.id.clone(),
+                                    format!("/runs/{}", r.id),
+                                    r.id[..8].to_string(),
+                                    duration(r),
+                                );
+                                let connectors = r.connectors.iter().map(|(c, n)| format!("{n} on {c}")).collect::<Vec<_>>().join(", ");
+                                let states = r
+                                    .instance_states
+                                    .iter()
+                                    .map(|(s, n)| match s.as_str() {
+                                        "" => format!("{n} starting"),
+                                        "start-failed" => format!("{n} failed to start"),
+                                        _ => format!("{n} completed {s}"),
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(", ");
+                                view! {
+                                    <tr data-run=row_id data-state=r.state.as_str()>
+                                        <td>
+                                            <A href=href>{short}</A>
+                                        </td>
+                                        <td>{r.module.clone()} "@" {r.module_version}</td>
+                                        <td>{state_badge(r.state)}{aborted.then(|| view! { <span class="error">" (abort)"</span> })}</td>
+                                        <td>{format_time(r.created_at)}</td>
+                                        <td>{dur}</td>
+                                        <td>{r.tags.join(", ")}</td>
+                                        <td>{connectors}<div class="meta instance-states">{states}</div></td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()
+                    })
+                }}
             </tbody>
         </table>
     }

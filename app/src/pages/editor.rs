@@ -25,11 +25,20 @@ pub fn EditPage() -> impl IntoView {
     };
     let data = Resource::new(key, |(p, k, parent)| editor_data(p, k, parent));
     view! {
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p>"Loading…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(d) => view! { <Editor data=d/> }.into_any(),
-                    Err(e) => view! { <p class="error" id="page-error">{error_text(&e)}</p> }.into_any(),
+                    Ok(d) => view! { <Editor data=d /> }.into_any(),
+                    Err(e) => {
+                        view! {
+                            <p class="error" id="page-error">
+                                {error_text(&e)}
+                            </p>
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -398,19 +407,25 @@ fn Editor(data: EditorStart) -> impl IntoView {
         });
     };
     // Each tab's body type-erased: one deep view type would overflow the compiler's limits.
-    let tab_body =
-        move |id: &'static str, body: AnyView| view! { <div class="tab-body" hidden=move || tab.get() != id>{body}</div> }.into_any();
+    let tab_body = move |id: &'static str, body: AnyView| {
+        view! {
+            <div class="tab-body" hidden=move || tab.get() != id>
+                {body}
+            </div>
+        }
+        .into_any()
+    };
     let mut bodies: Vec<AnyView> = vec![tab_body("summary", view! { <SummaryTab draft exists errors meta=exists.then(|| (module.version.unwrap_or(0), module.owner.clone().unwrap_or_default()))/> }.into_any())];
     if kind == ModuleKind::Image {
-        bodies.push(tab_body("reference", view! { <ReferenceTab draft errors choosing connectors=connectors.clone()/> }.into_any()));
-        bodies.push(tab_body("parameters", view! { <ParametersTab draft errors/> }.into_any()));
-        bodies.push(tab_body("creation", view! { <CreationTab draft errors/> }.into_any()));
-        bodies.push(tab_body("targets", view! { <TargetsTab draft errors/> }.into_any()));
+        bodies.push(tab_body("reference", view! { <ReferenceTab draft errors choosing connectors=connectors.clone() /> }.into_any()));
+        bodies.push(tab_body("parameters", view! { <ParametersTab draft errors /> }.into_any()));
+        bodies.push(tab_body("creation", view! { <CreationTab draft errors /> }.into_any()));
+        bodies.push(tab_body("targets", view! { <TargetsTab draft errors /> }.into_any()));
     }
     if kind == ModuleKind::Deployment {
-        bodies.push(tab_body("nodes", view! { <NodesTab draft errors choosing connectors=connectors.clone()/> }.into_any()));
+        bodies.push(tab_body("nodes", view! { <NodesTab draft errors choosing connectors=connectors.clone() /> }.into_any()));
     }
-    bodies.push(tab_body("authorization", view! { <AuthorizationTab draft can_share/> }.into_any()));
+    bodies.push(tab_body("authorization", view! { <AuthorizationTab draft can_share /> }.into_any()));
     // New rows belong to the editor, not to the chooser that picked their image (which is
     // disposed as soon as it closes, and its signals with it).
     let owner = Owner::current().expect("the editor renders inside an owner");
@@ -424,40 +439,83 @@ fn Editor(data: EditorStart) -> impl IntoView {
             {exists.then(|| view! { <p class="meta">"Editing; saving creates version " {module.version.unwrap_or(0) + 1} "."</p> })}
         </header>
         <div class="tabs" role="tablist" id="editor-tabs">
-            {tabs.iter().map(|(id, label)| {
-                let id = *id;
-                view! {
-                    <button type="button" role="tab" class="tab" id=format!("tab-{id}")
-                        class:selected=move || tab.get() == id
-                        class:has-error=move || errors.with(|es| es.iter().any(|e| tab_of(&e.field) == id))
-                        aria-selected=move || (tab.get() == id).to_string()
-                        on:click=move |_| tab.set(id)>{*label}</button>
-                }
-            }).collect_view()}
+            {tabs
+                .iter()
+                .map(|(id, label)| {
+                    let id = *id;
+                    view! {
+                        <button
+                            type="button"
+                            role="tab"
+                            class="tab"
+                            id=format!("tab-{id}")
+                            class:selected=move || tab.get() == id
+                            class:has-error=move || errors.with(|es| es.iter().any(|e| tab_of(&e.field) == id))
+                            aria-selected=move || (tab.get() == id).to_string()
+                            on:click=move |_| tab.set(id)
+                        >
+                            {*label}
+                        </button>
+                    }
+                })
+                .collect_view()}
         </div>
-        <ErrorList errors/>
+        <ErrorList errors />
         <section class="panel editor" id="editor">
             {bodies}
         </section>
         <div class="save-bar">
-            <input type="text" id="save-comment" placeholder="Comment for this version (optional)" prop:value=move || comment.get() on:input=move |ev| comment.set(event_target_value(&ev))/>
-            <button type="button" id="save" disabled=move || saving.get() on:click=save>{move || if saving.get() { "Saving…" } else { "Save" }}</button>
-            {exists.then(|| view! { <a href=format!("/modules/{}", module.path) class="button secondary" id="cancel-edit">"Cancel"</a> })}
-            <span class="meta" id="dirty">{move || if dirty.get() { "Unsaved changes" } else { "" }}</span>
-            {move || general.get().map(|e| view! { <p class="error" id="save-error">{e}</p> })}
+            <input
+                type="text"
+                id="save-comment"
+                placeholder="Comment for this version (optional)"
+                prop:value=move || comment.get()
+                on:input=move |ev| comment.set(event_target_value(&ev))
+            />
+            <button type="button" id="save" disabled=move || saving.get() on:click=save>
+                {move || if saving.get() { "Saving…" } else { "Save" }}
+            </button>
+            {exists
+                .then(|| {
+                    view! {
+                        <a href=format!("/modules/{}", module.path) class="button secondary" id="cancel-edit">
+                            "Cancel"
+                        </a>
+                    }
+                })}
+            <span class="meta" id="dirty">
+                {move || if dirty.get() { "Unsaved changes" } else { "" }}
+            </span>
+            {move || {
+                general
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p class="error" id="save-error">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
         </div>
-        {move || choosing.get().map(|what| {
-            let start = start.clone();
-            let owner = owner.clone();
-            let on_select = Callback::new(move |chosen: String| {
-                choosing.set(None);
-                match what {
-                    Choosing::Reference => draft.reference.set(chosen),
-                    Choosing::Node => add_node(draft, chosen, owner.clone()),
-                }
-            });
-            view! { <Chooser allowed=Some(ModuleKind::Image) start on_select on_close=Callback::new(move |_| choosing.set(None))/> }
-        })}
+        {move || {
+            choosing
+                .get()
+                .map(|what| {
+                    let start = start.clone();
+                    let owner = owner.clone();
+                    let on_select = Callback::new(move |chosen: String| {
+                        choosing.set(None);
+                        match what {
+                            Choosing::Reference => draft.reference.set(chosen),
+                            Choosing::Node => add_node(draft, chosen, owner.clone()),
+                        }
+                    });
+                    view! {
+                        <Chooser allowed=Some(ModuleKind::Image) start on_select on_close=Callback::new(move |_| choosing.set(None)) />
+                    }
+                })
+        }}
     }
 }
 
@@ -500,7 +558,20 @@ fn ErrorList(errors: RwSignal<Vec<FieldError>>) -> impl IntoView {
             view! {
                 <div class="error-list" id="save-errors" role="alert">
                     <p>"Not saved: " {list.len()} {if list.len() == 1 { " problem" } else { " problems" }}</p>
-                    <ul>{list.into_iter().map(|e| view! { <li><code>{e.field.clone()}</code> ": " {e.reason.clone()}</li> }).collect_view()}</ul>
+                    <ul>
+                        {list
+                            .into_iter()
+                            .map(|e| {
+                                view! {
+                                    <li>
+                                        <code>{e.field.clone()}</code>
+                                        ": "
+                                        {e.reason.clone()}
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ul>
                 </div>
             }
         })
@@ -526,7 +597,13 @@ fn errors_where(errors: RwSignal<Vec<FieldError>>, matches: impl Fn(&str) -> boo
             .get()
             .into_iter()
             .filter(|e| matches(&e.field))
-            .map(|e| view! { <p class="field-error" data-field=e.field.clone()>{e.reason.clone()}</p> })
+            .map(|e| {
+                view! {
+                    <p class="field-error" data-field=e.field.clone()>
+                        {e.reason.clone()}
+                    </p>
+                }
+            })
             .collect_view()
     }
 }
@@ -535,29 +612,54 @@ fn errors_where(errors: RwSignal<Vec<FieldError>>, matches: impl Fn(&str) -> boo
 fn SummaryTab(draft: Draft, exists: bool, errors: RwSignal<Vec<FieldError>>, meta: Option<(u32, String)>) -> impl IntoView {
     let path = draft.path();
     view! {
-        {meta.map(|(version, owner)| view! {
-            <dl class="fields" id="edit-summary">
-                <dt>"Version"</dt><dd>{version} " · " <a href=format!("/modules/{path}#versions")>"other versions"</a></dd>
-                <dt>"Owner"</dt><dd>{owner}</dd>
-            </dl>
-        })}
-        <label>"Name"
+        {meta
+            .map(|(version, owner)| {
+                view! {
+                    <dl class="fields" id="edit-summary">
+                        <dt>"Version"</dt>
+                        <dd>{version} " · " <a href=format!("/modules/{path}#versions")>"other versions"</a></dd>
+                        <dt>"Owner"</dt>
+                        <dd>{owner}</dd>
+                    </dl>
+                }
+            })}
+        <label>
+            "Name"
             {if exists {
-                view! { <input type="text" id="edit-name" prop:value=move || draft.name.get() disabled/> }.into_any()
+                view! { <input type="text" id="edit-name" prop:value=move || draft.name.get() disabled /> }.into_any()
             } else {
                 view! {
                     <span class="prefix">{draft.prefix.get_value()}</span>
-                    <input type="text" id="edit-name" placeholder="name" prop:value=move || draft.name.get() on:input=move |ev| draft.name.set(event_target_value(&ev))/>
-                }.into_any()
+                    <input
+                        type="text"
+                        id="edit-name"
+                        placeholder="name"
+                        prop:value=move || draft.name.get()
+                        on:input=move |ev| draft.name.set(event_target_value(&ev))
+                    />
+                }
+                    .into_any()
             }}
         </label>
         {field_errors(errors, || "path".into())}
-        <label>"Description"
-            <input type="text" id="edit-description" prop:value=move || draft.description.get() on:input=move |ev| draft.description.set(event_target_value(&ev))/>
+        <label>
+            "Description"
+            <input
+                type="text"
+                id="edit-description"
+                prop:value=move || draft.description.get()
+                on:input=move |ev| draft.description.set(event_target_value(&ev))
+            />
         </label>
         {field_errors(errors, || "description".into())}
-        <label>"Logo (image URL shown in the catalog)"
-            <input type="url" id="edit-logo" prop:value=move || draft.logo.get() on:input=move |ev| draft.logo.set(event_target_value(&ev))/>
+        <label>
+            "Logo (image URL shown in the catalog)"
+            <input
+                type="url"
+                id="edit-logo"
+                prop:value=move || draft.logo.get()
+                on:input=move |ev| draft.logo.set(event_target_value(&ev))
+            />
         </label>
         {field_errors(errors, || "logo".into())}
     }
@@ -572,31 +674,87 @@ fn ReferenceTab(
 ) -> impl IntoView {
     view! {
         <label class="inline-check">
-            <input type="checkbox" id="edit-native" prop:checked=move || draft.native.get() on:change=move |ev| draft.native.set(event_target_checked(&ev))/>
+            <input
+                type="checkbox"
+                id="edit-native"
+                prop:checked=move || draft.native.get()
+                on:change=move |ev| draft.native.set(event_target_checked(&ev))
+            />
             "Native image: an existing image on each connector, not derived from another module"
         </label>
         <div hidden=move || draft.native.get()>
-            <p>"Parent image: "
-                <code id="edit-reference">{move || { let r = draft.reference.get(); if r.is_empty() { "(none chosen)".to_string() } else { r } }}</code>
+            <p>
+                "Parent image: "
+                <code id="edit-reference">
+                    {move || {
+                        let r = draft.reference.get();
+                        if r.is_empty() { "(none chosen)".to_string() } else { r }
+                    }}
+                </code>
             </p>
-            <button type="button" id="choose-reference" on:click=move |_| choosing.set(Some(Choosing::Reference))>"Choose Reference"</button>
+            <button type="button" id="choose-reference" on:click=move |_| choosing.set(Some(Choosing::Reference))>
+                "Choose Reference"
+            </button>
             {field_errors(errors, || "reference".into())}
         </div>
         <div hidden=move || !draft.native.get()>
             <table class="list" id="edit-images">
-                <thead><tr><th>"Connector"</th><th>"Image id on that connector"</th><th></th></tr></thead>
+                <thead>
+                    <tr>
+                        <th>"Connector"</th>
+                        <th>"Image id on that connector"</th>
+                        <th></th>
+                    </tr>
+                </thead>
                 <tbody>
                     <For each=move || draft.images.get() key=|r| r.id let:row>
                         <tr>
-                            <td><input type="text" list="connector-names" prop:value=move || row.connector.get() on:input=move |ev| row.connector.set(event_target_value(&ev))/></td>
-                            <td><input type="text" prop:value=move || row.image.get() on:input=move |ev| row.image.set(event_target_value(&ev))/></td>
-                            <td><button type="button" class="secondary small" on:click=move |_| draft.images.update(|v| v.retain(|r| r.id != row.id))>"Remove"</button></td>
+                            <td>
+                                <input
+                                    type="text"
+                                    list="connector-names"
+                                    prop:value=move || row.connector.get()
+                                    on:input=move |ev| row.connector.set(event_target_value(&ev))
+                                />
+                            </td>
+                            <td>
+                                <input
+                                    type="text"
+                                    prop:value=move || row.image.get()
+                                    on:input=move |ev| row.image.set(event_target_value(&ev))
+                                />
+                            </td>
+                            <td>
+                                <button
+                                    type="button"
+                                    class="secondary small"
+                                    on:click=move |_| draft.images.update(|v| v.retain(|r| r.id != row.id))
+                                >
+                                    "Remove"
+                                </button>
+                            </td>
                         </tr>
                     </For>
                 </tbody>
             </table>
-            <datalist id="connector-names">{connectors.into_iter().map(|c| view! { <option value=c/> }).collect_view()}</datalist>
-            <button type="button" id="add-image-id" on:click=move |_| draft.images.update(|v| v.push(NativeRow { id: next_id(), connector: RwSignal::new(String::new()), image: RwSignal::new(String::new()) }))>"Add image id"</button>
+            <datalist id="connector-names">{connectors.into_iter().map(|c| view! { <option value=c /> }).collect_view()}</datalist>
+            <button
+                type="button"
+                id="add-image-id"
+                on:click=move |_| {
+                    draft
+                        .images
+                        .update(|v| {
+                            v.push(NativeRow {
+                                id: next_id(),
+                                connector: RwSignal::new(String::new()),
+                                image: RwSignal::new(String::new()),
+                            })
+                        })
+                }
+            >
+                "Add image id"
+            </button>
             {field_errors(errors, || "images".into())}
         </div>
     }
@@ -608,36 +766,124 @@ fn ParametersTab(draft: Draft, errors: RwSignal<Vec<FieldError>>) -> impl IntoVi
         let rows = move || draft.params.get().into_iter().filter(|p| p.category.get() == category).collect::<Vec<_>>();
         view! {
             <h3>{title}</h3>
-            {(category == Category::Output).then(|| view! {
-                <p class="hint">"Every image also has the outputs " <code>"hostname"</code> " and " <code>"instanceid"</code> ", set by the platform."</p>
-            })}
+            {(category == Category::Output)
+                .then(|| {
+                    view! {
+                        <p class="hint">
+                            "Every image also has the outputs " <code>"hostname"</code> " and " <code>"instanceid"</code>
+                            ", set by the platform."
+                        </p>
+                    }
+                })}
             <table class="list params" id=format!("edit-{id}")>
-                <thead><tr><th>"Name"</th><th>"Type"</th><th>"Default"</th><th>"Choices (enum)"</th><th>"Description"</th><th></th></tr></thead>
+                <thead>
+                    <tr>
+                        <th>"Name"</th>
+                        <th>"Type"</th>
+                        <th>"Default"</th>
+                        <th>"Choices (enum)"</th>
+                        <th>"Description"</th>
+                        <th></th>
+                    </tr>
+                </thead>
                 <tbody>
                     <For each=rows key=|r| r.id let:row>
                         <tr data-param=move || row.name.get()>
                             <td>
-                                <input type="text" class="param-name" prop:value=move || row.name.get() on:input=move |ev| row.name.set(event_target_value(&ev))/>
+                                <input
+                                    type="text"
+                                    class="param-name"
+                                    prop:value=move || row.name.get()
+                                    on:input=move |ev| row.name.set(event_target_value(&ev))
+                                />
                                 {field_errors(errors, move || format!("parameters.{}", row.name.get().trim()))}
                             </td>
                             <td>
-                                <select class="param-type" prop:value=move || row.kind.get() on:change=move |ev| row.kind.set(event_target_value(&ev))>
+                                <select
+                                    class="param-type"
+                                    prop:value=move || row.kind.get()
+                                    on:change=move |ev| row.kind.set(event_target_value(&ev))
+                                >
                                     {TYPES.iter().map(|(n, _)| view! { <option value=*n>{*n}</option> }).collect_view()}
                                 </select>
                             </td>
-                            <td><input type="text" class="param-default" prop:value=move || row.default.get() on:input=move |ev| row.default.set(event_target_value(&ev))/></td>
-                            <td><input type="text" class="param-values" placeholder="a, b, c" disabled=move || row.kind.get() != "enum" prop:value=move || row.values.get() on:input=move |ev| row.values.set(event_target_value(&ev))/></td>
-                            <td><input type="text" class="param-description" prop:value=move || row.description.get() on:input=move |ev| row.description.set(event_target_value(&ev))/></td>
+                            <td>
+                                <input
+                                    type="text"
+                                    class="param-default"
+                                    prop:value=move || row.default.get()
+                                    on:input=move |ev| row.default.set(event_target_value(&ev))
+                                />
+                            </td>
+                            <td>
+                                <input
+                                    type="text"
+                                    class="param-values"
+                                    placeholder="a, b, c"
+                                    disabled=move || row.kind.get() != "enum"
+                                    prop:value=move || row.values.get()
+                                    on:input=move |ev| row.values.set(event_target_value(&ev))
+                                />
+                            </td>
+                            <td>
+                                <input
+                                    type="text"
+                                    class="param-description"
+                                    prop:value=move || row.description.get()
+                                    on:input=move |ev| row.description.set(event_target_value(&ev))
+                                />
+                            </td>
                             <td class="actions">
-                                <button type="button" class="secondary small" title="Move up" aria-label="Move up" on:click=move |_| move_param(draft, row.id, -1)>"↑"</button>
-                                <button type="button" class="secondary small" title="Move down" aria-label="Move down" on:click=move |_| move_param(draft, row.id, 1)>"↓"</button>
-                                <button type="button" class="secondary small remove-param" on:click=move |_| draft.params.update(|v| v.retain(|r| r.id != row.id))>"Remove"</button>
+                                <button
+                                    type="button"
+                                    class="secondary small"
+                                    title="Move up"
+                                    aria-label="Move up"
+                                    on:click=move |_| move_param(draft, row.id, -1)
+                                >
+                                    "↑"
+                                </button>
+                                <button
+                                    type="button"
+                                    class="secondary small"
+                                    title="Move down"
+                                    aria-label="Move down"
+                                    on:click=move |_| move_param(draft, row.id, 1)
+                                >
+                                    "↓"
+                                </button>
+                                <button
+                                    type="button"
+                                    class="secondary small remove-param"
+                                    on:click=move |_| draft.params.update(|v| v.retain(|r| r.id != row.id))
+                                >
+                                    "Remove"
+                                </button>
                             </td>
                         </tr>
                     </For>
                 </tbody>
             </table>
-            <button type="button" id=format!("add-{id}") on:click=move |_| draft.params.update(|v| v.push(ParamRow::new(&Parameter { category, ..Default::default() })))>"Add Parameter"</button>
+            <button
+                type="button"
+                id=format!("add-{id}")
+                on:click=move |_| {
+                    draft
+                        .params
+                        .update(|v| {
+                            v.push(
+                                ParamRow::new(
+                                    &Parameter {
+                                        category,
+                                        ..Default::default()
+                                    },
+                                ),
+                            )
+                        })
+                }
+            >
+                "Add Parameter"
+            </button>
         }
     };
     view! {
@@ -663,14 +909,22 @@ fn move_param(draft: Draft, id: u64, by: i32) {
 #[component]
 fn CreationTab(draft: Draft, errors: RwSignal<Vec<FieldError>>) -> impl IntoView {
     view! {
-        <p class="hint">"Run once per image build: packages are installed with the node's package manager, then the pre-recipe and the recipe run (the parent image's first)."</p>
-        <label>"Packages (separated by spaces)"
-            <input type="text" id="edit-packages" prop:value=move || draft.packages.get() on:input=move |ev| draft.packages.set(event_target_value(&ev))/>
+        <p class="hint">
+            "Run once per image build: packages are installed with the node's package manager, then the pre-recipe and the recipe run (the parent image's first)."
+        </p>
+        <label>
+            "Packages (separated by spaces)"
+            <input
+                type="text"
+                id="edit-packages"
+                prop:value=move || draft.packages.get()
+                on:input=move |ev| draft.packages.set(event_target_value(&ev))
+            />
         </label>
         {field_errors(errors, || "packages".into())}
-        <CodeEditor name="prerecipe" text=draft.prerecipe/>
+        <CodeEditor name="prerecipe" text=draft.prerecipe />
         {field_errors(errors, || "prerecipe".into())}
-        <CodeEditor name="recipe" text=draft.recipe/>
+        <CodeEditor name="recipe" text=draft.recipe />
         {field_errors(errors, || "recipe".into())}
     }
 }
@@ -678,12 +932,20 @@ fn CreationTab(draft: Draft, errors: RwSignal<Vec<FieldError>>) -> impl IntoView
 #[component]
 fn TargetsTab(draft: Draft, errors: RwSignal<Vec<FieldError>>) -> impl IntoView {
     view! {
-        <p class="hint">"execute runs while the run is Executing; report while it is SendingReports (copy files to "
-            <code>"$SLIPSTREAM_REPORT_DIR"</code> "); onvmadd / onvmremove when a scalable run gains or loses instances."</p>
-        {Targets::NAMES.iter().zip(draft.targets).map(|(name, text)| view! {
-            <CodeEditor name=name text/>
-            {field_errors(errors, move || format!("targets.{name}"))}
-        }).collect_view()}
+        <p class="hint">
+            "execute runs while the run is Executing; report while it is SendingReports (copy files to "
+            <code>"$SLIPSTREAM_REPORT_DIR"</code> "); onvmadd / onvmremove when a scalable run gains or loses instances."
+        </p>
+        {Targets::NAMES
+            .iter()
+            .zip(draft.targets)
+            .map(|(name, text)| {
+                view! {
+                    <CodeEditor name=name text />
+                    {field_errors(errors, move || format!("targets.{name}"))}
+                }
+            })
+            .collect_view()}
     }
 }
 
@@ -712,9 +974,18 @@ fn CodeEditor(name: &'static str, text: RwSignal<String>) -> impl IntoView {
         <div class="code-editor" data-target=name>
             <h3>{name}</h3>
             <div class="code">
-                <pre class="gutter" aria-hidden="true">{move || (1..=lines()).map(|i| format!("{i}\n")).collect::<String>()}</pre>
-                <textarea id=format!("edit-{name}") spellcheck="false" wrap="off" rows=move || lines() + 1
-                    prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev)) on:keydown=keydown></textarea>
+                <pre class="gutter" aria-hidden="true">
+                    {move || (1..=lines()).map(|i| format!("{i}\n")).collect::<String>()}
+                </pre>
+                <textarea
+                    id=format!("edit-{name}")
+                    spellcheck="false"
+                    wrap="off"
+                    rows=move || lines() + 1
+                    prop:value=move || text.get()
+                    on:input=move |ev| text.set(event_target_value(&ev))
+                    on:keydown=keydown
+                ></textarea>
             </div>
         </div>
     }
@@ -747,20 +1018,48 @@ fn NodesTab(
             <fieldset class="node" data-node=move || node.name.get()>
                 <legend>{move || node.name.get()}</legend>
                 <div class="node-fields">
-                    <label>"Name"
-                        <input type="text" class="node-name" prop:value=move || node.name.get() on:input=move |ev| node.name.set(event_target_value(&ev))/>
+                    <label>
+                        "Name"
+                        <input
+                            type="text"
+                            class="node-name"
+                            prop:value=move || node.name.get()
+                            on:input=move |ev| node.name.set(event_target_value(&ev))
+                        />
                     </label>
                     <label>"Image" <code class="node-image">{move || node.image.get()}</code></label>
-                    <label>"Multiplicity"
-                        <input type="number" min="1" class="node-multiplicity" prop:value=move || node.multiplicity.get() on:input=move |ev| node.multiplicity.set(event_target_value(&ev))/>
+                    <label>
+                        "Multiplicity"
+                        <input
+                            type="number"
+                            min="1"
+                            class="node-multiplicity"
+                            prop:value=move || node.multiplicity.get()
+                            on:input=move |ev| node.multiplicity.set(event_target_value(&ev))
+                        />
                     </label>
-                    <label>"Connector"
-                        <select class="node-connector" prop:value=move || node.connector.get() on:change=move |ev| node.connector.set(event_target_value(&ev))>
+                    <label>
+                        "Connector"
+                        <select
+                            class="node-connector"
+                            prop:value=move || node.connector.get()
+                            on:change=move |ev| node.connector.set(event_target_value(&ev))
+                        >
                             <option value="">"default"</option>
-                            {connectors.get_value().into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
+                            {connectors
+                                .get_value()
+                                .into_iter()
+                                .map(|c| view! { <option value=c.clone()>{c.clone()}</option> })
+                                .collect_view()}
                         </select>
                     </label>
-                    <button type="button" class="secondary small remove-node" on:click=move |_| draft.nodes.update(|v| v.retain(|n| n.id != node.id))>"Remove node"</button>
+                    <button
+                        type="button"
+                        class="secondary small remove-node"
+                        on:click=move |_| draft.nodes.update(|v| v.retain(|n| n.id != node.id))
+                    >
+                        "Remove node"
+                    </button>
                 </div>
                 {field_errors(errors, move || format!("nodes.{}.image", node.name.get().trim()))}
                 {field_errors(errors, move || format!("nodes.{}.multiplicity", node.name.get().trim()))}
@@ -771,36 +1070,71 @@ fn NodesTab(
                     }
                     view! {
                         <table class="list inputs">
-                            <thead><tr><th>"Input"</th><th>"Value or link"</th></tr></thead>
+                            <thead>
+                                <tr>
+                                    <th>"Input"</th>
+                                    <th>"Value or link"</th>
+                                </tr>
+                            </thead>
                             <tbody>
-                                {inputs.into_iter().map(|input| {
-                                    let name = input.name.get_value();
-                                    view! {
-                                        <tr data-input=name.clone()>
-                                            <td><code>{name.clone()}</code><div class="meta">{input.description.get_value()}</div></td>
-                                            <td>
-                                                <select class="input-mode" prop:value=move || if input.linked.get() { "link" } else { "value" }
-                                                    on:change=move |ev| input.linked.set(event_target_value(&ev) == "link")>
-                                                    <option value="value">"Value"</option>
-                                                    <option value="link">"Linked to"</option>
-                                                </select>
-                                                <input type="text" class="input-value" hidden=move || input.linked.get() prop:value=move || input.value.get() on:input=move |ev| input.value.set(event_target_value(&ev))/>
-                                                <div hidden=move || !input.linked.get()>
-                                                    <LinkField value=input.link own=node.name outputs/>
-                                                </div>
-                                                {field_errors(errors, { let name = name.clone(); move || format!("nodes.{}.links.{name}", node.name.get().trim()) })}
-                                                {field_errors(errors, { let name = name.clone(); move || format!("nodes.{}.values.{name}", node.name.get().trim()) })}
-                                            </td>
-                                        </tr>
-                                    }
-                                }).collect_view()}
+                                {inputs
+                                    .into_iter()
+                                    .map(|input| {
+                                        let name = input.name.get_value();
+                                        view! {
+                                            <tr data-input=name.clone()>
+                                                <td>
+                                                    <code>{name.clone()}</code>
+                                                    <div class="meta">{input.description.get_value()}</div>
+                                                </td>
+                                                <td>
+                                                    <select
+                                                        class="input-mode"
+                                                        prop:value=move || if input.linked.get() { "link" } else { "value" }
+                                                        on:change=move |ev| input.linked.set(event_target_value(&ev) == "link")
+                                                    >
+                                                        <option value="value">"Value"</option>
+                                                        <option value="link">"Linked to"</option>
+                                                    </select>
+                                                    <input
+                                                        type="text"
+                                                        class="input-value"
+                                                        hidden=move || input.linked.get()
+                                                        prop:value=move || input.value.get()
+                                                        on:input=move |ev| input.value.set(event_target_value(&ev))
+                                                    />
+                                                    <div hidden=move || !input.linked.get()>
+                                                        <LinkField value=input.link own=node.name outputs />
+                                                    </div>
+                                                    {field_errors(
+                                                        errors,
+                                                        {
+                                                            let name = name.clone();
+                                                            move || format!("nodes.{}.links.{name}", node.name.get().trim())
+                                                        },
+                                                    )}
+                                                    {field_errors(
+                                                        errors,
+                                                        {
+                                                            let name = name.clone();
+                                                            move || format!("nodes.{}.values.{name}", node.name.get().trim())
+                                                        },
+                                                    )}
+                                                </td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
                             </tbody>
                         </table>
-                    }.into_any()
+                    }
+                        .into_any()
                 }}
             </fieldset>
         </For>
-        <button type="button" id="add-node" on:click=move |_| choosing.set(Some(Choosing::Node))>"Add Node"</button>
+        <button type="button" id="add-node" on:click=move |_| choosing.set(Some(Choosing::Node))>
+            "Add Node"
+        </button>
     }
 }
 
@@ -842,21 +1176,51 @@ fn LinkField(value: RwSignal<String>, own: RwSignal<String>, outputs: Memo<Vec<S
     };
     view! {
         <div class="autocomplete">
-            <input type="text" class="input-link" placeholder="node:output" autocomplete="off"
+            <input
+                type="text"
+                class="input-link"
+                placeholder="node:output"
+                autocomplete="off"
                 prop:value=move || value.get()
-                on:input=move |ev| { value.set(event_target_value(&ev)); open.set(true); active.set(0); }
+                on:input=move |ev| {
+                    value.set(event_target_value(&ev));
+                    open.set(true);
+                    active.set(0);
+                }
                 on:focus=move |_| open.set(true)
                 on:blur=move |_| open.set(false)
-                on:keydown=keydown/>
-            {move || (open.get() && !suggestions.with(Vec::is_empty)).then(|| view! {
-                <ul class="suggestions" role="listbox">
-                    {suggestions.get().into_iter().enumerate().map(|(i, s)| {
-                        let chosen = s.clone();
-                        // mousedown, not click: it comes before the field's blur closes the list.
-                        view! { <li role="option" class:active=move || active.get() == i on:mousedown=move |ev| { ev.prevent_default(); pick(chosen.clone()); }>{s}</li> }
-                    }).collect_view()}
-                </ul>
-            })}
+                on:keydown=keydown
+            />
+            {move || {
+                (open.get() && !suggestions.with(Vec::is_empty))
+                    .then(|| {
+                        view! {
+                            <ul class="suggestions" role="listbox">
+                                {suggestions
+                                    .get()
+                                    .into_iter()
+                                    .enumerate()
+                                    .map(|(i, s)| {
+                                        let chosen = s.clone();
+                                        // mousedown, not click: it comes before the field's blur closes the list.
+                                        view! {
+                                            <li
+                                                role="option"
+                                                class:active=move || active.get() == i
+                                                on:mousedown=move |ev| {
+                                                    ev.prevent_default();
+                                                    pick(chosen.clone());
+                                                }
+                                            >
+                                                {s}
+                                            </li>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </ul>
+                        }
+                    })
+            }}
         </div>
     }
 }
@@ -867,14 +1231,29 @@ fn AuthorizationTab(draft: Draft, can_share: bool) -> impl IntoView {
     let check = move |id: &'static str, label: &'static str, sig: RwSignal<bool>| {
         view! {
             <label class="inline-check">
-                <input type="checkbox" id=id disabled=!can_share prop:checked=move || sig.get() on:change=move |ev| sig.set(event_target_checked(&ev))/>
+                <input
+                    type="checkbox"
+                    id=id
+                    disabled=!can_share
+                    prop:checked=move || sig.get()
+                    on:change=move |ev| sig.set(event_target_checked(&ev))
+                />
                 {label}
             </label>
         }
     };
     view! {
-        <p class="hint">"Modules are private to their owner unless shared. Writing or deploying implies reading. Only the owner (or an administrator) may change these."</p>
-        {(!can_share).then(|| view! { <p class="notice" id="cannot-share">"You may save new versions of this module, but not change who may use it."</p> })}
+        <p class="hint">
+            "Modules are private to their owner unless shared. Writing or deploying implies reading. Only the owner (or an administrator) may change these."
+        </p>
+        {(!can_share)
+            .then(|| {
+                view! {
+                    <p class="notice" id="cannot-share">
+                        "You may save new versions of this module, but not change who may use it."
+                    </p>
+                }
+            })}
         {check("public-read", "Public read: every signed-in user may see it", read)}
         {check("public-write", "Public write: every signed-in user may save new versions", write)}
         {check("public-deploy", "Public deploy: every signed-in user may run it", deploy)}

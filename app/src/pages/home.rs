@@ -11,9 +11,13 @@ pub fn Home() -> impl IntoView {
                 "whole system come up, coordinate and report."
             </p>
             <p>
-                <A href="/catalog" attr:class="button">"Browse the catalog"</A>
+                <A href="/catalog" attr:class="button">
+                    "Browse the catalog"
+                </A>
                 " "
-                <A href="/modules" attr:class="button secondary">"Browse projects"</A>
+                <A href="/modules" attr:class="button secondary">
+                    "Browse projects"
+                </A>
             </p>
         </section>
     }

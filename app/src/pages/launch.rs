@@ -20,11 +20,20 @@ pub fn Launch() -> impl IntoView {
     let version = move || query.read().get("version").and_then(|v| v.parse::<u32>().ok());
     let form = Resource::new(move || (module(), version()), |(m, v)| launch_form(m, v));
     view! {
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p>"Loading…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match form.await {
-                    Ok(f) => view! { <LaunchView form=f/> }.into_any(),
-                    Err(e) => view! { <p class="error" id="page-error">{error_text(&e)}</p> }.into_any(),
+                    Ok(f) => view! { <LaunchView form=f /> }.into_any(),
+                    Err(e) => {
+                        view! {
+                            <p class="error" id="page-error">
+                                {error_text(&e)}
+                            </p>
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -130,68 +139,132 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
     };
     let connectors = form.connectors.clone();
     view! {
-        <h1>"Run " {form.module.clone()} <span class="meta" id="launch-version">" (version " {form.version} ")"</span></h1>
-        {(form.version != form.latest_version).then(|| view! {
-            <p class="notice" id="launch-old-version">
-                "This runs version " {form.version} ", not the latest (" {form.latest_version} ")."
-            </p>
-        })}
+        <h1>
+            "Run " {form.module.clone()} <span class="meta" id="launch-version">
+                " (version "
+                {form.version}
+                ")"
+            </span>
+        </h1>
+        {(form.version != form.latest_version)
+            .then(|| {
+                view! {
+                    <p class="notice" id="launch-old-version">
+                        "This runs version "
+                        {form.version}
+                        ", not the latest ("
+                        {form.latest_version}
+                        ")."
+                    </p>
+                }
+            })}
         <form on:submit=submit id="launch-form" class="launch">
             <section class="panel">
                 <h2>"Run settings"</h2>
-                <label>"Keep instances running"
-                    <select id="keep-running" bind:value=keep>
+                <label>
+                    "Keep instances running" <select id="keep-running" bind:value=keep>
                         {["never", "on-success", "on-error", "always"].map(|k| view! { <option value=k>{k}</option> })}
                     </select>
                 </label>
-                <label>"Tags (comma-separated)" <input type="text" id="tags" bind:value=tags/></label>
-                <label>"Timeout per state, minutes (empty: your profile's)" <input type="text" id="timeout" bind:value=timeout/></label>
+                <label>"Tags (comma-separated)" <input type="text" id="tags" bind:value=tags /></label>
+                <label>"Timeout per state, minutes (empty: your profile's)" <input type="text" id="timeout" bind:value=timeout /></label>
             </section>
-            {form.nodes.iter().zip(nodes).map(|(n, NodeChoice { multiplicity: mult, chosen, .. })| {
-                let node = n.name.clone();
-                let connectors = connectors.clone();
-                view! {
-                    <section class="panel" data-node=node.clone()>
-                        <h2>"Node " {node.clone()}</h2>
-                        <label>"Multiplicity" <input type="number" min="0" max="1000" id=format!("multiplicity-{node}") bind:value=mult/></label>
-                        <label>"Connector"
-                            <select id=format!("connector-{node}") bind:value=chosen>
-                                {connectors.into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
-                            </select>
-                        </label>
-                        {n.inputs.iter().map(|i| {
-                            let field = fields.iter().find(|(fnode, fname, _, _)| *fnode == n.name && *fname == i.name).map(|f| f.3);
-                            let id = format!("input-{}-{}", n.name, i.name.replace('.', "-"));
-                            match (field, &i.linked) {
-                                (_, Some(link)) => view! {
-                                    <p class="linked"><code>{i.name.clone()}</code> " is linked to " <code>{link.clone()}</code></p>
-                                }.into_any(),
-                                (Some(value), None) => {
-                                    let label = if i.description.is_empty() { i.name.clone() } else { format!("{} — {}", i.name, i.description) };
-                                    let input = match i.kind {
-                                        ParamType::Enum => view! {
-                                            <select id=id bind:value=value>
-                                                {i.values.iter().map(|v| view! { <option value=v.clone()>{v.clone()}</option> }).collect_view()}
-                                            </select>
-                                        }.into_any(),
-                                        ParamType::Boolean => view! {
-                                            <input type="checkbox" id=id class="checkbox"
-                                                prop:checked=move || value.get() == "true"
-                                                on:change=move |ev| value.set(event_target_checked(&ev).to_string())/>
-                                        }.into_any(),
-                                        ParamType::Secret => view! { <input type="password" id=id bind:value=value/> }.into_any(),
-                                        _ => view! { <input type="text" id=id bind:value=value/> }.into_any(),
-                                    };
-                                    view! { <label>{label} {input}</label> }.into_any()
-                                }
-                                (None, None) => ().into_any(),
-                            }
-                        }).collect_view()}
-                    </section>
-                }
-            }).collect_view()}
-            {move || error.get().map(|e| view! { <p class="error" id="form-error">{e}</p> })}
-            <button type="submit" id="launch" disabled=move || busy.get()>"Run"</button>
+            {form
+                .nodes
+                .iter()
+                .zip(nodes)
+                .map(|(n, NodeChoice { multiplicity: mult, chosen, .. })| {
+                    let node = n.name.clone();
+                    let connectors = connectors.clone();
+                    view! {
+                        <section class="panel" data-node=node.clone()>
+                            <h2>"Node " {node.clone()}</h2>
+                            <label>
+                                "Multiplicity" <input type="number" min="0" max="1000" id=format!("multiplicity-{node}") bind:value=mult />
+                            </label>
+                            <label>
+                                "Connector" <select id=format!("connector-{node}") bind:value=chosen>
+                                    {connectors.into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            {n
+                                .inputs
+                                .iter()
+                                .map(|i| {
+                                    let field = fields
+                                        .iter()
+                                        .find(|(fnode, fname, _, _)| *fnode == n.name && *fname == i.name)
+                                        .map(|f| f.3);
+                                    let id = format!("input-{}-{}", n.name, i.name.replace('.', "-"));
+                                    match (field, &i.linked) {
+                                        (_, Some(link)) => {
+                                            view! {
+                                                <p class="linked">
+                                                    <code>{i.name.clone()}</code>
+                                                    " is linked to "
+                                                    <code>{link.clone()}</code>
+                                                </p>
+                                            }
+                                                .into_any()
+                                        }
+                                        (Some(value), None) => {
+                                            let label = if i.description.is_empty() {
+                                                i.name.clone()
+                                            } else {
+                                                format!("{} — {}", i.name, i.description)
+                                            };
+                                            let input = match i.kind {
+                                                ParamType::Enum => {
+                                                    view! {
+                                                        <select id=id bind:value=value>
+                                                            {i
+                                                                .values
+                                                                .iter()
+                                                                .map(|v| view! { <option value=v.clone()>{v.clone()}</option> })
+                                                                .collect_view()}
+                                                        </select>
+                                                    }
+                                                        .into_any()
+                                                }
+                                                ParamType::Boolean => {
+                                                    view! {
+                                                        <input
+                                                            type="checkbox"
+                                                            id=id
+                                                            class="checkbox"
+                                                            prop:checked=move || value.get() == "true"
+                                                            on:change=move |ev| value.set(event_target_checked(&ev).to_string())
+                                                        />
+                                                    }
+                                                        .into_any()
+                                                }
+                                                ParamType::Secret => view! { <input type="password" id=id bind:value=value /> }.into_any(),
+                                                _ => view! { <input type="text" id=id bind:value=value /> }.into_any(),
+                                            };
+                                            view! { <label>{label} {input}</label> }.into_any()
+                                        }
+                                        (None, None) => ().into_any(),
+                                    }
+                                })
+                                .collect_view()}
+                        </section>
+                    }
+                })
+                .collect_view()}
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p class="error" id="form-error">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
+            <button type="submit" id="launch" disabled=move || busy.get()>
+                "Run"
+            </button>
         </form>
     }
 }

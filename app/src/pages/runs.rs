@@ -30,11 +30,13 @@ pub fn RunsList() -> impl IntoView {
     let runs = Resource::new(|| (), |_| list_runs());
     view! {
         <h1>"Runs"</h1>
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p>"Loading…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match runs.await {
                     Ok(list) if list.is_empty() => view! { <p class="empty">"No runs yet. Open a deployment and press Run."</p> }.into_any(),
-                    Ok(list) => view! { <RunsTable runs=list/> }.into_any(),
+                    Ok(list) => view! { <RunsTable runs=list /> }.into_any(),
                     Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
                 }
             })}
@@ -46,19 +48,33 @@ pub fn RunsList() -> impl IntoView {
 fn RunsTable(runs: Vec<RunSummary>) -> impl IntoView {
     view! {
         <table class="list" id="runs">
-            <thead><tr><th>"Run"</th><th>"Module"</th><th>"State"</th><th>"Started"</th><th>"Tags"</th></tr></thead>
+            <thead>
+                <tr>
+                    <th>"Run"</th>
+                    <th>"Module"</th>
+                    <th>"State"</th>
+                    <th>"Started"</th>
+                    <th>"Tags"</th>
+                </tr>
+            </thead>
             <tbody>
-                {runs.into_iter().map(|r| {
-                    let (row_id, href, short) = (r.id.clone(), format!("/runs/{}", r.id), r.id[..8].to_string());
-                    view! {
-                    <tr data-run=row_id>
-                        <td><A href=href>{short}</A></td>
-                        <td>{r.module.clone()} "@" {r.module_version}</td>
-                        <td>{state_badge(r.state)}</td>
-                        <td>{format_time(r.created_at)}</td>
-                        <td>{r.tags.join(", ")}</td>
-                    </tr>
-                }}).collect_view()}
+                {runs
+                    .into_iter()
+                    .map(|r| {
+                        let (row_id, href, short) = (r.id.clone(), format!("/runs/{}", r.id), r.id[..8].to_string());
+                        view! {
+                            <tr data-run=row_id>
+                                <td>
+                                    <A href=href>{short}</A>
+                                </td>
+                                <td>{r.module.clone()} "@" {r.module_version}</td>
+                                <td>{state_badge(r.state)}</td>
+                                <td>{format_time(r.created_at)}</td>
+                                <td>{r.tags.join(", ")}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
             </tbody>
         </table>
     }
@@ -70,11 +86,20 @@ pub fn RunPage() -> impl IntoView {
     let id = move || params.read().get("id").unwrap_or_default();
     let data = Resource::new(id, run_page);
     view! {
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+        <Suspense fallback=|| {
+            view! { <p>"Loading…"</p> }
+        }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(d) => view! { <RunView data=d/> }.into_any(),
-                    Err(e) => view! { <p class="error" id="page-error">{error_text(&e)}</p> }.into_any(),
+                    Ok(d) => view! { <RunView data=d /> }.into_any(),
+                    Err(e) => {
+                        view! {
+                            <p class="error" id="page-error">
+                                {error_text(&e)}
+                            </p>
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -99,59 +124,122 @@ fn RunView(data: RunPageData) -> impl IntoView {
     let summary = move || page.with(|d| d.detail.summary.clone());
     let state = move || summary().state;
     view! {
-        <nav class="breadcrumbs"><A href="/runs">"Runs"</A> " / " {short}</nav>
+        <nav class="breadcrumbs">
+            <A href="/runs">"Runs"</A>
+            " / "
+            {short}
+        </nav>
         <header class="module-head">
-            <h1>"Run of " <A href=move || format!("/modules/{}?version={}", summary().module, summary().module_version)>
-                {move || format!("{}@{}", summary().module, summary().module_version)}</A></h1>
+            <h1>
+                "Run of "
+                <A href=move || {
+                    format!("/modules/{}?version={}", summary().module, summary().module_version)
+                }>{move || format!("{}@{}", summary().module, summary().module_version)}</A>
+            </h1>
             <p>
-                <span id="run-state" data-state=move || state().as_str()>{move || state_badge(state())}</span>
-                " · started " {move || format_time(summary().created_at)}
-                " · keep running: " {move || summary().keep_running.as_str()}
+                <span id="run-state" data-state=move || state().as_str()>
+                    {move || state_badge(state())}
+                </span>
+                " · started "
+                {move || format_time(summary().created_at)}
+                " · keep running: "
+                {move || summary().keep_running.as_str()}
                 {move || (!summary().tags.is_empty()).then(|| format!(" · tags: {}", summary().tags.join(", ")))}
             </p>
             <Show when=move || !state().is_terminal()>
                 <ActionForm action=terminate attr:class="inline">
-                    <input type="hidden" name="id" value=hidden_id.get_value()/>
-                    <button type="submit" id="terminate">"Terminate"</button>
+                    <input type="hidden" name="id" value=hidden_id.get_value() />
+                    <button type="submit" id="terminate">
+                        "Terminate"
+                    </button>
                 </ActionForm>
             </Show>
         </header>
-        {move || summary().abort.map(|msg| view! { <div class="abort-banner" id="abort" role="alert"><strong>"Aborted: "</strong>{msg}</div> })}
+        {move || {
+            summary()
+                .abort
+                .map(|msg| {
+                    view! {
+                        <div class="abort-banner" id="abort" role="alert">
+                            <strong>"Aborted: "</strong>
+                            {msg}
+                        </div>
+                    }
+                })
+        }}
         <section class="panel">
             <h2>"Deployment"</h2>
-            {move || view! { <RunGraph data=graph.get()/> }}
+            {move || view! { <RunGraph data=graph.get() /> }}
         </section>
         <section class="panel">
             <h2>"Instances"</h2>
             <table class="list" id="instances">
-                <thead><tr><th>"Instance"</th><th>"Address"</th><th>"Completed"</th><th>"Running"</th><th>"Message"</th></tr></thead>
+                <thead>
+                    <tr>
+                        <th>"Instance"</th>
+                        <th>"Address"</th>
+                        <th>"Completed"</th>
+                        <th>"Running"</th>
+                        <th>"Message"</th>
+                    </tr>
+                </thead>
                 <tbody>
-                    {move || page.with(|d| d.detail.instances.iter().map(|i| {
-                        let key = format!("{}:statecustom", i.name);
-                        let abort_key = format!("{}:abort", i.name);
-                        let message = d.detail.params.get(&key).cloned().flatten().unwrap_or_default();
-                        let failed = d.detail.params.get(&abort_key).cloned().flatten();
-                        let is_failed = failed.is_some();
-                        view! {
-                            <tr data-instance=i.name.clone() class:failed=is_failed>
-                                <td><strong>{i.name.clone()}</strong></td>
-                                <td><code>{i.address.clone()}</code></td>
-                                <td>{i.completed.map(|c| c.as_str()).unwrap_or("—")}</td>
-                                <td>{if i.running { "yes" } else { "no" }}</td>
-                                <td class="statecustom">{message}{failed.map(|f| view! { <span class="error">" ✗ " {f}</span> })}</td>
-                            </tr>
-                        }
-                    }).collect_view())}
+                    {move || {
+                        page.with(|d| {
+                            d.detail
+                                .instances
+                                .iter()
+                                .map(|i| {
+                                    let key = format!("{}:statecustom", i.name);
+                                    let abort_key = format!("{}:abort", i.name);
+                                    let message = d.detail.params.get(&key).cloned().flatten().unwrap_or_default();
+                                    let failed = d.detail.params.get(&abort_key).cloned().flatten();
+                                    let is_failed = failed.is_some();
+                                    view! {
+                                        <tr data-instance=i.name.clone() class:failed=is_failed>
+                                            <td>
+                                                <strong>{i.name.clone()}</strong>
+                                            </td>
+                                            <td>
+                                                <code>{i.address.clone()}</code>
+                                            </td>
+                                            <td>{i.completed.map(|c| c.as_str()).unwrap_or("—")}</td>
+                                            <td>{if i.running { "yes" } else { "no" }}</td>
+                                            <td class="statecustom">
+                                                {message}{failed.map(|f| view! { <span class="error">" ✗ " {f}</span> })}
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()
+                        })
+                    }}
                 </tbody>
             </table>
         </section>
         <section class="panel">
             <h2>"Reports"</h2>
             <ul id="reports">
-                {move || page.with(|d| d.reports.iter().map(|r| {
-                    let href = format!("/api/v1/runs/{}/reports/{}/{}", d.detail.summary.id, r.instance, r.file);
-                    view! { <li><a href=href download=r.file.clone()>{r.file.clone()}</a> " (" {r.size} " bytes)"</li> }
-                }).collect_view())}
+                {move || {
+                    page.with(|d| {
+                        d.reports
+                            .iter()
+                            .map(|r| {
+                                let href = format!("/api/v1/runs/{}/reports/{}/{}", d.detail.summary.id, r.instance, r.file);
+                                view! {
+                                    <li>
+                                        <a href=href download=r.file.clone()>
+                                            {r.file.clone()}
+                                        </a>
+                                        " ("
+                                        {r.size}
+                                        " bytes)"
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    })
+                }}
             </ul>
         </section>
         <section class="panel">
@@ -163,47 +251,97 @@ fn RunView(data: RunPageData) -> impl IntoView {
         <section class="panel">
             <h2>"Waiting for"</h2>
             <ul id="waiting">
-                {move || page.with(|d| {
-                    if d.waiting.is_empty() {
-                        view! { <li class="empty">"No instance is waiting for a parameter."</li> }.into_any()
-                    } else {
-                        d.waiting.iter().map(|(k, n)| view! { <li><code>{k.clone()}</code> " — " {*n} " reader(s)"</li> }).collect_view().into_any()
-                    }
-                })}
+                {move || {
+                    page.with(|d| {
+                        if d.waiting.is_empty() {
+                            view! { <li class="empty">"No instance is waiting for a parameter."</li> }.into_any()
+                        } else {
+                            d.waiting
+                                .iter()
+                                .map(|(k, n)| {
+                                    view! {
+                                        <li>
+                                            <code>{k.clone()}</code>
+                                            " — "
+                                            {*n}
+                                            " reader(s)"
+                                        </li>
+                                    }
+                                })
+                                .collect_view()
+                                .into_any()
+                        }
+                    })
+                }}
             </ul>
         </section>
         <section class="panel">
             <h2>"Time per state"</h2>
             <table class="list" id="state-times">
                 <tbody>
-                    {move || page.with(|d| {
-                        // The end of the run, or the last change the page knows of, stands for "now"
-                        // (the same on the server and in the browser, so hydration matches).
-                        let summary = &d.detail.summary;
-                        let now = summary.ended_at.unwrap_or(summary.state_changed_at);
-                        let mut rows = time_per_state(&d.events, summary.created_at, now);
-                        let current = (!summary.state.is_terminal()).then(|| rows.pop()).flatten();
-                        let since = format_time(summary.state_changed_at);
-                        view! {
-                            {rows.into_iter().map(|(s, ms)| view! { <tr><td>{s}</td><td>{format_ms(ms)}</td></tr> }).collect_view()}
-                            {current.map(|(s, _)| view! { <tr class="current"><td>{s}</td><td>"in progress since " {since}</td></tr> })}
-                        }
-                    })}
+                    {move || {
+                        page.with(|d| {
+                            let summary = &d.detail.summary;
+                            let now = summary.ended_at.unwrap_or(summary.state_changed_at);
+                            let mut rows = time_per_state(&d.events, summary.created_at, now);
+                            let current = (!summary.state.is_terminal()).then(|| rows.pop()).flatten();
+                            let since = format_time(summary.state_changed_at);
+                            // The end of the run, or the last change the page knows of, stands for "now"
+                            // (the same on the server and in the browser, so hydration matches).
+                            view! {
+                                {rows
+                                    .into_iter()
+                                    .map(|(s, ms)| {
+                                        view! {
+                                            <tr>
+                                                <td>{s}</td>
+                                                <td>{format_ms(ms)}</td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
+                                {current
+                                    .map(|(s, _)| {
+                                        view! {
+                                            <tr class="current">
+                                                <td>{s}</td>
+                                                <td>"in progress since " {since}</td>
+                                            </tr>
+                                        }
+                                    })}
+                            }
+                        })
+                    }}
                 </tbody>
             </table>
         </section>
         <section class="panel">
             <h2>"Parameters"</h2>
-            <input type="search" id="param-filter" placeholder="Filter parameters (key or value)" bind:value=filter/>
+            <input type="search" id="param-filter" placeholder="Filter parameters (key or value)" bind:value=filter />
             <table class="list" id="params">
                 <tbody>
                     {move || {
                         let f = filter.get().to_lowercase();
-                        page.with(|d| d.detail.params.iter()
-                            .filter(|(k, v)| f.is_empty() || k.to_lowercase().contains(&f) || v.as_deref().is_some_and(|v| v.to_lowercase().contains(&f)))
-                            .map(|(k, v)| view! {
-                                <tr><td><code>{k.clone()}</code></td><td>{v.clone().unwrap_or_else(|| "(unset)".into())}</td></tr>
-                            }).collect_view())
+                        page.with(|d| {
+                            d.detail
+                                .params
+                                .iter()
+                                .filter(|(k, v)| {
+                                    f.is_empty() || k.to_lowercase().contains(&f)
+                                        || v.as_deref().is_some_and(|v| v.to_lowercase().contains(&f))
+                                })
+                                .map(|(k, v)| {
+                                    view! {
+                                        <tr>
+                                            <td>
+                                                <code>{k.clone()}</code>
+                                            </td>
+                                            <td>{v.clone().unwrap_or_else(|| "(unset)".into())}</td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()
+                        })
                     }}
                 </tbody>
             </table>
@@ -212,9 +350,22 @@ fn RunView(data: RunPageData) -> impl IntoView {
             <h2>"Events"</h2>
             <table class="list" id="events">
                 <tbody>
-                    {move || page.with(|d| d.events.iter().map(|e| view! {
-                        <tr><td>{format_time(e.at)}</td><td>{e.kind.clone()}</td><td>{e.message.clone()}</td></tr>
-                    }).collect_view())}
+                    {move || {
+                        page.with(|d| {
+                            d.events
+                                .iter()
+                                .map(|e| {
+                                    view! {
+                                        <tr>
+                                            <td>{format_time(e.at)}</td>
+                                            <td>{e.kind.clone()}</td>
+                                            <td>{e.message.clone()}</td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()
+                        })
+                    }}
                 </tbody>
             </table>
         </section>
@@ -305,64 +456,123 @@ fn RunGraph(data: GraphData) -> impl IntoView {
         arrows.entry((link.from.clone(), link.to.clone())).or_default().push(link.label.clone());
     }
     let run_aborted = data.run_aborted;
-    let boxes = nodes.iter().map(|n| {
-        let (x, y) = at[n];
-        let instances: Vec<_> = data.instances.iter().filter(|(node, ..)| node == n).collect();
-        let aborted = instances.iter().any(|(.., failed)| *failed);
-        let least = instances.iter().map(|(_, _, completed, _)| *completed).min().flatten();
-        let status = if aborted { "aborted ✗".to_string() } else { least.map(|s| format!("completed {}", s.as_str())).unwrap_or_else(|| "starting…".into()) };
-        let dots = instances.iter().take(14).enumerate().map(|(k, (_, name, completed, failed))| {
-            let failed = *failed;
-            let class = if failed { "dot dot-aborted".to_string() } else { format!("dot dot-{}", completed.map(|s| s.as_str().to_lowercase()).unwrap_or_else(|| "none".into())) };
-            let tip = format!("{name}: {}", if failed { "aborted".into() } else { completed.map(|s| s.as_str().to_string()).unwrap_or_else(|| "starting".into()) });
-            view! { <circle class=class cx=x + 14 + k as i64 * 13 cy=y + H - 14 r="5"><title>{tip}</title></circle> }
-        }).collect_view();
-        let more = (instances.len() > 14).then(|| view! { <text x=x + W - 30 y=y + H - 10 class="more">{format!("+{}", instances.len() - 14)}</text> });
-        view! {
-            <g class="graph-node" class:aborted=aborted data-node=n.clone()>
-                <rect x=x y=y width=W height=H rx="8"/>
-                <text x=x + 12 y=y + 22 class="name">{n.clone()}</text>
-                <text x=x + 12 y=y + 40 class="meta">{format!("{} instance{}", instances.len(), if instances.len() == 1 { "" } else { "s" })}</text>
-                <text x=x + 12 y=y + 56 class="meta status">{status}</text>
-                {dots}
-                {more}
-            </g>
-        }
-    }).collect_view();
-    let lines = arrows.into_iter().filter_map(|((f, t), labels)| {
-        let (&(x1, y1), &(x2, y2)) = (at.get(&f)?, at.get(&t)?);
-        let (sx, sy, ex, ey) = (x1 + W, y1 + H / 2, x2 - 4, y2 + H / 2);
-        let mid = (sx + ex) / 2;
-        let label_y = (sy + ey) / 2 - 6 - 14 * (labels.len() as i64 - 1);
-        let d = format!("M {sx} {sy} C {mid} {sy}, {mid} {ey}, {ex} {ey}");
-        Some(view! {
-            <g class="graph-link" data-link=format!("{f}->{t}")>
-                <path d=d marker-end="url(#arrow)"/>
-                <text x=mid y=label_y text-anchor="middle">
-                    {labels.into_iter().enumerate().map(|(k, l)| view! { <tspan x=mid dy=if k == 0 { "0" } else { "14" }>{l}</tspan> }).collect_view()}
-                </text>
-            </g>
+    let boxes = nodes
+        .iter()
+        .map(|n| {
+            let (x, y) = at[n];
+            let instances: Vec<_> = data.instances.iter().filter(|(node, ..)| node == n).collect();
+            let aborted = instances.iter().any(|(.., failed)| *failed);
+            let least = instances.iter().map(|(_, _, completed, _)| *completed).min().flatten();
+            let status = if aborted {
+                "aborted ✗".to_string()
+            } else {
+                least.map(|s| format!("completed {}", s.as_str())).unwrap_or_else(|| "starting…".into())
+            };
+            let dots = instances
+                .iter()
+                .take(14)
+                .enumerate()
+                .map(|(k, (_, name, completed, failed))| {
+                    let failed = *failed;
+                    let class = if failed {
+                        "dot dot-aborted".to_string()
+                    } else {
+                        format!("dot dot-{}", completed.map(|s| s.as_str().to_lowercase()).unwrap_or_else(|| "none".into()))
+                    };
+                    let tip = format!(
+                        "{name}: {}",
+                        if failed {
+                            "aborted".into()
+                        } else {
+                            completed.map(|s| s.as_str().to_string()).unwrap_or_else(|| "starting".into())
+                        }
+                    );
+                    view! {
+                        <circle class=class cx=x + 14 + k as i64 * 13 cy=y + H - 14 r="5">
+                            <title>{tip}</title>
+                        </circle>
+                    }
+                })
+                .collect_view();
+            let more = (instances.len() > 14).then(|| {
+                view! {
+                    <text x=x + W - 30 y=y + H - 10 class="more">
+                        {format!("+{}", instances.len() - 14)}
+                    </text>
+                }
+            });
+            view! {
+                <g class="graph-node" class:aborted=aborted data-node=n.clone()>
+                    <rect x=x y=y width=W height=H rx="8" />
+                    <text x=x + 12 y=y + 22 class="name">
+                        {n.clone()}
+                    </text>
+                    <text x=x + 12 y=y + 40 class="meta">
+                        {format!("{} instance{}", instances.len(), if instances.len() == 1 { "" } else { "s" })}
+                    </text>
+                    <text x=x + 12 y=y + 56 class="meta status">
+                        {status}
+                    </text>
+                    {dots}
+                    {more}
+                </g>
+            }
         })
-    }).collect_view();
+        .collect_view();
+    let lines = arrows
+        .into_iter()
+        .filter_map(|((f, t), labels)| {
+            let (&(x1, y1), &(x2, y2)) = (at.get(&f)?, at.get(&t)?);
+            let (sx, sy, ex, ey) = (x1 + W, y1 + H / 2, x2 - 4, y2 + H / 2);
+            let mid = (sx + ex) / 2;
+            let label_y = (sy + ey) / 2 - 6 - 14 * (labels.len() as i64 - 1);
+            let d = format!("M {sx} {sy} C {mid} {sy}, {mid} {ey}, {ex} {ey}");
+            Some(view! {
+                <g class="graph-link" data-link=format!("{f}->{t}")>
+                    <path d=d marker-end="url(#arrow)" />
+                    <text x=mid y=label_y text-anchor="middle">
+                        {labels
+                            .into_iter()
+                            .enumerate()
+                            .map(|(k, l)| {
+                                view! {
+                                    <tspan x=mid dy=if k == 0 { "0" } else { "14" }>
+                                        {l}
+                                    </tspan>
+                                }
+                            })
+                            .collect_view()}
+                    </text>
+                </g>
+            })
+        })
+        .collect_view();
     view! {
         <div class="graph-wrap">
-            <svg id="run-graph" class:run-aborted=run_aborted width=width height=height viewBox=format!("0 0 {width} {height}") role="img" aria-label="Deployment graph">
+            <svg
+                id="run-graph"
+                class:run-aborted=run_aborted
+                width=width
+                height=height
+                viewBox=format!("0 0 {width} {height}")
+                role="img"
+                aria-label="Deployment graph"
+            >
                 <defs>
                     <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
-                        <path d="M 0 0 L 10 5 L 0 10 z"/>
+                        <path d="M 0 0 L 10 5 L 0 10 z" />
                     </marker>
                 </defs>
                 {lines}
                 {boxes}
             </svg>
         </div>
-        <p class="legend meta">"Dots are instances: "
-            <span class="swatch dot-none"></span>" starting · "
-            <span class="swatch dot-provisioning"></span>" provisioned · "
-            <span class="swatch dot-executing"></span>" executed · "
-            <span class="swatch dot-sendingreports"></span>" reported · "
-            <span class="swatch dot-ready"></span>" ready · "
-            <span class="swatch dot-aborted"></span>" aborted (✗). Hover a dot for its name."</p>
+        <p class="legend meta">
+            "Dots are instances: " <span class="swatch dot-none"></span>" starting · " <span class="swatch dot-provisioning"></span>
+            " provisioned · " <span class="swatch dot-executing"></span>" executed · " <span class="swatch dot-sendingreports"></span>
+            " reported · " <span class="swatch dot-ready"></span>" ready · " <span class="swatch dot-aborted"></span>
+            " aborted (✗). Hover a dot for its name."
+        </p>
     }
 }
 
