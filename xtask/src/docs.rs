@@ -9,7 +9,12 @@ use crate::Result;
 
 /// Checks every tracked file; the error lists each problem as `file:line: what`.
 pub fn check(root: &Path) -> Result {
-    let listed = Command::new("git").arg("-C").arg(root).args(["ls-files", "-z"]).output().map_err(|e| format!("git ls-files: {e}"))?;
+    let listed = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .output()
+        .map_err(|e| format!("git ls-files: {e}"))?;
     if !listed.status.success() {
         return Err("git ls-files failed; the docs check needs a git checkout".into());
     }
@@ -78,7 +83,8 @@ fn broken(root: &Path, file: &Path, target: &str) -> Option<&'static str> {
     for c in Path::new(path).components() {
         match c {
             Component::ParentDir => {
-                if !resolved.pop() {
+                let inside = resolved.pop();
+                if !inside {
                     return Some("leaves the repository");
                 }
             }

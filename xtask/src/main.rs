@@ -18,6 +18,8 @@ mod docs;
 type Result<T = ()> = std::result::Result<T, String>;
 
 const SITE_NAME: &str = "site";
+/// The formatter of `view!` blocks; `leptosfmt.toml` holds its settings.
+const LEPTOSFMT_VERSION: &str = "0.1.33";
 /// Debian packages the test suite needs: browser tests, the PostgreSQL pass, and what the
 /// example modules' scripts run on the local connector (a web server and a client).
 const TEST_PACKAGES: &[&str] = &["chromium", "chromium-driver", "postgresql", "python3", "wget"];
@@ -259,8 +261,14 @@ fn lint(root: &Path) -> Result {
             step(&format!("install the {component} component"), || run(Command::new("rustup").args(["component", "add", component])))?;
         }
     }
+    if output(Command::new("leptosfmt").arg("--version")).is_none_or(|v| !v.contains(LEPTOSFMT_VERSION)) {
+        step(&format!("install leptosfmt {LEPTOSFMT_VERSION} (about a minute, once)"), || {
+            run(Command::new("cargo").args(["install", "leptosfmt", "--version", LEPTOSFMT_VERSION, "--locked"]))
+        })?;
+    }
     let target = target_dir(root);
     step("cargo fmt --check", || run(cargo(&target).args(["fmt", "--all", "--check"])))?;
+    step("leptosfmt --check (view! blocks)", || run(Command::new("leptosfmt").args(["--check", "--quiet", "app/src", "frontend/src"])))?;
     step("clippy, server side (-D warnings)", || {
         run(cargo(&target).args([
             "clippy",
