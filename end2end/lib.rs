@@ -213,3 +213,40 @@ pub async fn screenshot(c: &Client, name: &str) -> Step {
     std::fs::create_dir_all(&dir).map_err(err("artifacts dir"))?;
     std::fs::write(dir.join(format!("{name}.png")), png).map_err(err("write screenshot"))
 }
+
+/// A client of the JSON API signed up as `olivia` (the first account: the administrator), for
+/// journeys that prepare modules or runs before the browser opens.
+pub async fn api_user(base: &str) -> reqwest::Client {
+    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let r = api
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "sign-up through the API: {}", r.status());
+    api
+}
+
+/// Saves modules through the API, in order (each body names its `path`).
+pub async fn save_modules(api: &reqwest::Client, base: &str, modules: &[serde_json::Value]) {
+    for body in modules {
+        let path = body["path"].as_str().expect("a module names its path");
+        let r = api.put(format!("{base}/api/v1/modules/{path}")).json(body).send().await.unwrap();
+        assert!(r.status().is_success(), "saving {path}: {}", r.text().await.unwrap_or_default());
+    }
+}
+
+/// Launches `module` through the API (instances stopped at the end); returns the run's id.
+pub async fn launch(api: &reqwest::Client, base: &str, module: &str) -> String {
+    let r: serde_json::Value = api
+        .post(format!("{base}/api/v1/runs"))
+        .json(&serde_json::json!({"module": module, "keep_running": "never"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["id"].as_str().unwrap_or_else(|| panic!("run created: {r}")).to_string()
+}

@@ -204,26 +204,21 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
 
 #[tokio::test]
 async fn a_user_compares_two_versions_and_restores_the_first() {
-    let (_server, base) = start_server();
-    // Two versions of an image, saved through the API.
-    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    api.post(format!("{base}/api/v1/auth/register"))
-        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    for body in [
-        serde_json::json!({"kind": "project", "path": "olivia"}),
-        serde_json::json!({"kind": "image", "path": "olivia/web", "reference": "examples/images/busybox", "description": "first",
-                           "targets": {"execute": "#!/bin/sh\necho one\n"}, "comment": "v1"}),
-        serde_json::json!({"kind": "image", "path": "olivia/web", "reference": "examples/images/busybox", "description": "second",
-                           "targets": {"execute": "#!/bin/sh\necho two\n"}, "comment": "v2"}),
-    ] {
-        let path = body["path"].as_str().unwrap().to_string();
-        assert!(api.put(format!("{base}/api/v1/modules/{path}")).json(&body).send().await.unwrap().status().is_success());
-    }
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("compare", |c, base| async move {
+        // Two versions of an image, saved through the API.
+        let api = api_user(&base).await;
+        save_modules(
+            &api,
+            &base,
+            &[
+                serde_json::json!({"kind": "project", "path": "olivia"}),
+                serde_json::json!({"kind": "image", "path": "olivia/web", "reference": "examples/images/busybox", "description": "first",
+                               "targets": {"execute": "#!/bin/sh\necho one\n"}, "comment": "v1"}),
+                serde_json::json!({"kind": "image", "path": "olivia/web", "reference": "examples/images/busybox", "description": "second",
+                               "targets": {"execute": "#!/bin/sh\necho two\n"}, "comment": "v2"}),
+            ],
+        )
+        .await;
         sign_in(&c, &base, "olivia", "correct horse").await?;
         open(&c, &format!("{base}/modules/olivia/web")).await?;
         click(&c, "#versions tr[data-version='1'] a.compare").await?;
@@ -238,34 +233,27 @@ async fn a_user_compares_two_versions_and_restores_the_first() {
         wait_text(&c, "#versions", |t| t.contains("Restored version 1")).await?;
         wait_text(&c, "#target-execute", |t| t.contains("echo one")).await?;
         Ok::<(), String>(())
-    }
+    })
     .await;
-    c.close().await.ok();
-    journey.unwrap();
 }
 
 /// The Run button of an old version's page launches that version, and the form says so.
 #[tokio::test]
 async fn the_run_button_of_an_old_version_runs_that_version() {
-    let (_server, base) = start_server();
-    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    api.post(format!("{base}/api/v1/auth/register"))
-        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    for body in [
-        serde_json::json!({"kind": "project", "path": "olivia"}),
-        serde_json::json!({"kind": "image", "path": "olivia/say", "reference": "examples/images/busybox",
-                           "targets": {"execute": "#!/bin/sh\nss-display 'said by version one'\n"}}),
-        serde_json::json!({"kind": "image", "path": "olivia/say", "reference": "examples/images/busybox",
-                           "targets": {"execute": "#!/bin/sh\nss-display 'said by version two'\n"}}),
-    ] {
-        let path = body["path"].as_str().unwrap().to_string();
-        assert!(api.put(format!("{base}/api/v1/modules/{path}")).json(&body).send().await.unwrap().status().is_success());
-    }
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("old-version", |c, base| async move {
+        let api = api_user(&base).await;
+        save_modules(
+            &api,
+            &base,
+            &[
+                serde_json::json!({"kind": "project", "path": "olivia"}),
+                serde_json::json!({"kind": "image", "path": "olivia/say", "reference": "examples/images/busybox",
+                               "targets": {"execute": "#!/bin/sh\nss-display 'said by version one'\n"}}),
+                serde_json::json!({"kind": "image", "path": "olivia/say", "reference": "examples/images/busybox",
+                               "targets": {"execute": "#!/bin/sh\nss-display 'said by version two'\n"}}),
+            ],
+        )
+        .await;
         sign_in(&c, &base, "olivia", "correct horse").await?;
         open(&c, &format!("{base}/modules/olivia/say?version=1")).await?;
         wait_for(&c, "#old-version").await?;
@@ -290,52 +278,35 @@ async fn the_run_button_of_an_old_version_runs_that_version() {
             return Err("the latest version is announced as an old one".into());
         }
         Ok::<(), String>(())
-    }
+    })
     .await;
-    c.close().await.ok();
-    journey.unwrap();
 }
 
 #[tokio::test]
 async fn the_run_page_shows_what_instances_wait_for_and_terminates_the_run() {
-    let (_server, base) = start_server();
-    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    api.post(format!("{base}/api/v1/auth/register"))
-        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    for body in [
-        serde_json::json!({"kind": "project", "path": "w"}),
-        serde_json::json!({"kind": "image", "path": "w/patient", "reference": "examples/images/busybox",
-            "parameters": [{"name": "go", "category": "output"}],
-            "targets": {"execute": "#!/bin/sh\nss-get --timeout 300 go\nss-display \"got it\"\nsleep 300\n"}}),
-    ] {
-        let path = body["path"].as_str().unwrap().to_string();
-        assert!(api.put(format!("{base}/api/v1/modules/{path}")).json(&body).send().await.unwrap().status().is_success());
-    }
-    let run: serde_json::Value = api
-        .post(format!("{base}/api/v1/runs"))
-        .json(&serde_json::json!({"module": "w/patient", "keep_running": "never"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let run = run["id"].as_str().unwrap().to_string();
-    // Wait (long poll) until the run executes, then a moment for the script to block.
-    let mut st = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while st != "Executing" {
-        assert!(std::time::Instant::now() < deadline, "the run never reached Executing: {st}");
-        let from = if st.is_empty() { String::new() } else { format!("from={st}&") };
-        st = api.get(format!("{base}/api/v1/runs/{run}/state?{from}wait=10")).send().await.unwrap().text().await.unwrap();
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-
-    let (_driver, c) = start_browser().await;
-    let journey = async {
+    run_journey("run-page", |c, base| async move {
+        let api = api_user(&base).await;
+        save_modules(
+            &api,
+            &base,
+            &[
+                serde_json::json!({"kind": "project", "path": "w"}),
+                serde_json::json!({"kind": "image", "path": "w/patient", "reference": "examples/images/busybox",
+                "parameters": [{"name": "go", "category": "output"}],
+                "targets": {"execute": "#!/bin/sh\nss-get --timeout 300 go\nss-display \"got it\"\nsleep 300\n"}}),
+            ],
+        )
+        .await;
+        let run = launch(&api, &base, "w/patient").await;
+        // Wait (long poll) until the run executes, then a moment for the script to block.
+        let mut st = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while st != "Executing" {
+            assert!(std::time::Instant::now() < deadline, "the run never reached Executing: {st}");
+            let from = if st.is_empty() { String::new() } else { format!("from={st}&") };
+            st = api.get(format!("{base}/api/v1/runs/{run}/state?{from}wait=10")).send().await.unwrap().text().await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         sign_in(&c, &base, "olivia", "correct horse").await?;
         open(&c, &format!("{base}/runs/{run}")).await?;
         wait_text(&c, "#waiting", |t| t.contains("machine.1:go") && t.contains("1 reader")).await?;
@@ -350,8 +321,6 @@ async fn the_run_page_shows_what_instances_wait_for_and_terminates_the_run() {
         click(&c, "#terminate").await?;
         wait_text(&c, sel::RUN_STATE, |t| t.contains("Cancelled")).await?;
         Ok::<(), String>(())
-    }
+    })
     .await;
-    c.close().await.ok();
-    journey.unwrap();
 }

@@ -5,29 +5,6 @@
 
 use end2end::*;
 
-async fn api_user(base: &str) -> reqwest::Client {
-    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    api.post(format!("{base}/api/v1/auth/register"))
-        .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    api
-}
-
-async fn launch(api: &reqwest::Client, base: &str, module: &str) -> String {
-    let r: serde_json::Value = api
-        .post(format!("{base}/api/v1/runs"))
-        .json(&serde_json::json!({"module": module, "keep_running": "never"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["id"].as_str().unwrap_or_else(|| panic!("run created: {r}")).to_string()
-}
-
 /// Waits (up to 2 minutes) until no run of the user is active.
 async fn all_finished(api: &reqwest::Client, base: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

@@ -165,14 +165,7 @@ impl Engine {
         .execute(&self.db.pool)
         .await?;
         if done.rows_affected() == 0 {
-            let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2")
-                .bind(run)
-                .bind(instance)
-                .fetch_optional(&self.db.pool)
-                .await?;
-            if exists.is_none() {
-                return Err(Error::NotFound(format!("run `{run}` has no instance `{instance}`")));
-            }
+            self.require_instance(run, instance).await?;
         } else {
             self.drive(run, Event::Completed).await?;
         }

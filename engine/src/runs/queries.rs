@@ -42,6 +42,16 @@ impl Engine {
         }
     }
 
+    /// `NotFound` naming the instance unless the run has it.
+    pub(crate) async fn require_instance(&self, run: &str, instance: &str) -> Result<()> {
+        let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2")
+            .bind(run)
+            .bind(instance)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        exists.map(|_| ()).ok_or_else(|| Error::NotFound(format!("run `{run}` has no instance `{instance}`")))
+    }
+
     pub(crate) async fn run_owner(&self, run: &str) -> Result<String> {
         Ok(sqlx::query("SELECT owner FROM runs WHERE id = $1").bind(run).fetch_one(&self.db.pool).await?.try_get("owner")?)
     }

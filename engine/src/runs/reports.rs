@@ -21,14 +21,7 @@ impl Engine {
     /// Stores a report bundle an agent uploaded.
     pub async fn store_report(&self, run: &str, instance: &str, file: &str, bytes: &[u8]) -> Result<()> {
         let path = self.report_path(run, instance, file)?;
-        let exists = sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND name = $2")
-            .bind(run)
-            .bind(instance)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(Error::NotFound(format!("run `{run}` has no instance `{instance}`")));
-        }
+        self.require_instance(run, instance).await?;
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(|e| Error::Internal(e.to_string()))?;
         }
