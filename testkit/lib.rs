@@ -87,6 +87,8 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// A fixed port; default: a free one chosen by the server.
     pub port: Option<u16>,
+    /// More `slipstream serve` arguments (`--connector docker=docker:unix://…`).
+    pub args: Vec<String>,
 }
 
 /// The `slipstream` binary serving on loopback; stopped on drop.
@@ -111,6 +113,11 @@ impl TestServer {
     /// `url` + `/api/v1` + `path`.
     pub fn api(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.url)
+    }
+
+    /// The server's identity (connectors label what they make with it).
+    pub fn server_id(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server-id")).map(|s| s.trim().to_string()).unwrap_or_default()
     }
 
     /// Ends the server with SIGKILL, as a crash would.
@@ -150,6 +157,7 @@ fn launch(options: &ServerOptions, data_dir: &Path) -> (Proc, String) {
     if options.no_examples {
         cmd.arg("--no-examples");
     }
+    cmd.args(&options.args);
     let log_path = data_dir.join("server.log");
     let mut proc = Proc::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::inherit())).expect("the server starts");
     let stdout = proc.child().stdout.take().expect("piped");

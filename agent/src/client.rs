@@ -59,6 +59,15 @@ fn env(name: &str) -> Result<String, String> {
 }
 
 impl Client {
+    /// The local address this host uses to reach the server (a UDP "connect" only picks the
+    /// route; nothing is sent).
+    pub fn own_address(&self) -> Option<String> {
+        let host_port = self.base.split("://").nth(1)?.split('/').next()?;
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+        socket.connect(host_port).ok()?;
+        Some(socket.local_addr().ok()?.ip().to_string())
+    }
+
     pub fn from_env() -> Result<Self, String> {
         let retry_for = std::env::var("SLIPSTREAM_RETRY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
         Ok(Self {

@@ -83,8 +83,14 @@ impl Executor {
             match state {
                 RunState::Initializing | RunState::Ready => {}
                 RunState::Provisioning => {
-                    let hostname = std::env::var("SLIPSTREAM_HOSTNAME").unwrap_or_else(|_| "127.0.0.1".into());
-                    let id = std::env::var("SLIPSTREAM_INSTANCEID").unwrap_or_else(|_| self.c.instance.clone());
+                    // Connectors that know the address before the agent starts say so; a
+                    // container learns its own: the address it reaches the server from.
+                    let hostname =
+                        std::env::var("SLIPSTREAM_HOSTNAME").ok().or_else(|| self.c.own_address()).unwrap_or_else(|| "127.0.0.1".into());
+                    let id = std::env::var("SLIPSTREAM_INSTANCEID")
+                        .ok()
+                        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()))
+                        .unwrap_or_else(|| self.c.instance.clone());
                     self.publish("hostname", &hostname)?;
                     self.publish("instanceid", &id)?;
                     self.complete(state)?;

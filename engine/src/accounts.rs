@@ -164,4 +164,19 @@ impl Engine {
         }
         Ok(())
     }
+
+    /// What a connector gets of the user's account when it starts their instances.
+    pub(crate) async fn account_for(&self, user_name: &str, connector: &str) -> Result<crate::connector::Account> {
+        let row = sqlx::query("SELECT settings, credential FROM connector_accounts WHERE user_name = $1 AND connector = $2")
+            .bind(user_name)
+            .bind(connector)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        let Some(row) = row else { return Ok(crate::connector::Account::default()) };
+        let credential: String = row.try_get("credential")?;
+        Ok(crate::connector::Account {
+            settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)?,
+            credential: (!credential.is_empty()).then_some(credential),
+        })
+    }
 }

@@ -1,18 +1,90 @@
-//! Connectors: where node instances run. Each implements [`Connector`]: required `start`,
-//! `inspect`, `stop`, `recover`; optional features are announced by [`Capabilities`]
-//! (all off by default). After a server restart the engine calls `recover` for every live
-//! instance and re-attaches instead of starting it again.
+//! Connectors: where node instances run. A server has **configured connectors** — each a name
+//! (what modules and launch requests say: `local`, `lab`, …), a kind (`local`, `docker`) and the
+//! kind's options — built from [`ConnectorConfig`]s by [`crate::connectors::build`]. Each
+//! implements [`Connector`]; `engine/src/connectors/README.md` is the checklist for adding one.
 //!
-//! Adding a connector: implement the trait in `connectors/<name>.rs`, register it in
-//! [`crate::Engine::connector`], give the example base image an image id for it, and add its
-//! test bed to `cargo xtask test`.
+//! Every call can fail with an error that says why: a connector that cannot be reached answers
+//! `Error::Unavailable`, which is not the same as an instance that is gone.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::Result;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A configured connector, from the server's settings (`--connector NAME=KIND[:ENDPOINT]` or
+/// the `connectors:` section of the settings file).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    #[serde(default)]
+    pub name: String,
+    pub kind: String,
+    /// Where the connector's engine is (`unix:///run/docker.sock`); the kind's default if absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Kind-specific options (`memory = 512m`, `cpus = 1.5`, `pids = 512`, …).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl ConnectorConfig {
+    /// Parses `NAME=KIND[:ENDPOINT]`, e.g. `lab=docker:unix:///run/slipstream-docker.sock`.
+    pub fn parse(spec: &str) -> std::result::Result<Self, String> {
+        let (name, rest) = spec.split_once('=').ok_or_else(|| format!("`{spec}` is not NAME=KIND[:ENDPOINT]"))?;
+        let name = name.trim();
+        model::validate::check_connector_name(name)?;
+        let (kind, endpoint) = match rest.split_once(':') {
+            Some((k, e)) if !e.is_empty() => (k.trim(), Some(e.trim().to_string())),
+            Some((k, _)) => (k.trim(), None),
+            None => (rest.trim(), None),
+        };
+        if kind.is_empty() {
+            return Err(format!("`{spec}` names no connector kind (local or docker)"));
+        }
+        Ok(Self { name: name.into(), kind: kind.into(), endpoint, options: BTreeMap::new() })
+    }
+}
+
+/// The environment the engine builds once for every instance, whatever its connector; the
+/// connector adds what only it knows (the instance's address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentEnv {
+    /// Where the agent reaches the server (the connector's own agent address when it has one).
+    pub service_url: String,
+    pub run: String,
+    pub instance: String,
+    /// The run's agent token (a secret: never logged).
+    pub token: String,
+}
+
+impl AgentEnv {
+    /// The variables the agent reads, in a fixed order.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SLIPSTREAM_SERVICEURL", self.service_url.clone()),
+            ("SLIPSTREAM_DIID", self.run.clone()),
+            ("SLIPSTREAM_NODE_INSTANCE_NAME", self.instance.clone()),
+            ("SLIPSTREAM_RUN_TOKEN", self.token.clone()),
+        ]
+    }
+}
+
+/// The user's account on a connector: settings and the write-only credential from the profile.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    pub settings: BTreeMap<String, String>,
+    pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The credential never reaches a log line.
+        f.debug_struct("Account").field("settings", &self.settings).field("credential", &self.credential.as_ref().map(|_| "…")).finish()
+    }
+}
 
 /// What a connector needs to start one instance with the agent.
 #[derive(Clone, Debug)]
@@ -21,15 +93,13 @@ pub struct StartSpec {
     pub instance: String,
     /// The image id on this connector (`host` for the local connector).
     pub image: String,
-    /// Where the agent reaches the server.
-    pub service_url: String,
-    /// The agent's token, valid for this run only.
-    pub token: String,
+    pub env: AgentEnv,
+    pub account: Account,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Started {
-    /// Opaque to the engine; given back to `inspect`, `stop`, `recover`.
+    /// Opaque to the engine; given back to `inspect`, `stop`, `destroy`, `recover`.
     pub handle: String,
     /// The instance's `hostname`.
     pub address: String,
@@ -51,17 +121,73 @@ pub struct Capabilities {
 }
 
 pub trait Connector: Send + Sync {
-    fn name(&self) -> &'static str;
+    /// The configured name (`local`, `lab`).
+    fn name(&self) -> &str;
+    /// The kind (`local`, `docker`).
+    fn kind(&self) -> &'static str;
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
     }
+    /// Where this connector's instances reach the server, when not at the server's own URL
+    /// (containers cannot reach the host's loopback).
+    fn agent_url(&self) -> Option<String> {
+        None
+    }
+    /// An address of this host on which the server must listen for this connector's agents
+    /// (only the agent endpoints are served there); `None`: they reach the server's own URL.
+    fn agent_address<'a>(&'a self) -> BoxFuture<'a, Result<Option<std::net::IpAddr>>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Tells the connector where the server listens for its agents (after `agent_address`).
+    fn set_agent_url(&self, _url: &str) {}
+    /// Makes what a run's instances share on this connector (a network); called once per run
+    /// before its instances start here.
+    fn prepare_run<'a>(&'a self, _run: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     fn start<'a>(&'a self, spec: &'a StartSpec) -> BoxFuture<'a, Result<Started>>;
-    fn inspect<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Health>;
-    /// Stops the instance and everything it started. Returns at once; stragglers are killed
-    /// in the background.
-    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, ()>;
+    fn inspect<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<Health>>;
+    /// Stops the instance and everything it started (what ignores the request is killed).
+    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Removes what is left of a stopped instance (a container); idempotent.
+    fn destroy<'a>(&'a self, _handle: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Removes what `prepare_run` made, once the run's instances here are destroyed.
+    fn release_run<'a>(&'a self, _run: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Re-attaches to an instance after a server restart; `false` if it is gone.
-    fn recover<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, bool> {
-        Box::pin(async move { self.inspect(handle).await == Health::Running })
+    fn recover<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { Ok(self.inspect(handle).await? == Health::Running) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_specs_are_parsed() {
+        /// (name, kind, endpoint) of a parsed spec.
+        type Parsed = std::result::Result<(String, String, Option<String>), ()>;
+        let ok = |s: &str| ConnectorConfig::parse(s).map(|c| (c.name, c.kind, c.endpoint));
+        let table: [(&str, Parsed); 6] = [
+            ("local=local", Ok(("local".into(), "local".into(), None))),
+            ("lab=docker", Ok(("lab".into(), "docker".into(), None))),
+            ("lab=docker:unix:///run/d.sock", Ok(("lab".into(), "docker".into(), Some("unix:///run/d.sock".into())))),
+            ("far=docker:tcp://10.0.0.5:2376", Ok(("far".into(), "docker".into(), Some("tcp://10.0.0.5:2376".into())))),
+            ("Lab=docker", Err(())),
+            ("docker", Err(())),
+        ];
+        for (spec, want) in table {
+            assert_eq!(ok(spec).map_err(|_| ()), want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn an_account_never_shows_its_credential() {
+        let a = Account { settings: BTreeMap::new(), credential: Some("s3cret".into()) };
+        assert!(!format!("{a:?}").contains("s3cret"));
     }
 }

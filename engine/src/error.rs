@@ -28,6 +28,9 @@ pub enum Error {
     /// A blocking read reached its deadline (408).
     #[error("{0}")]
     Timeout(String),
+    /// A connector or another service the engine needs cannot be reached right now (503).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -17,7 +17,7 @@
 //! - [`runs`]: runs: planning (pure), creation, the driver, barriers, timeouts, recovery, logs, reports, events
 //! - [`params`]: the runtime-parameter store with blocking reads, links and abort
 //! - [`waits`]: register-then-read-then-wait notifications (no lost wake-ups, no polling)
-//! - [`connector`], [`connectors`]: where instances run (the local connector first)
+//! - [`connector`], [`connectors`]: where instances run (configured connectors: local, docker)
 //! - [`testing`]: fresh SQLite and PostgreSQL databases for tests
 
 pub mod access;
@@ -43,14 +43,19 @@ pub use db::Db;
 pub use error::{Error, Result};
 pub use model::{ApiToken, ModuleSummary, Profile, User, VersionInfo};
 
-/// Where runs keep their files and which agent the connectors install.
+/// Where runs keep their files, which agent the connectors install, and which connectors
+/// this server has.
 #[derive(Clone, Debug, Default)]
 pub struct RunConfig {
     /// Instances' working directories and report bundles live under it.
     pub data_dir: std::path::PathBuf,
     /// The static `slipstream-agent` binary.
     pub agent_bin: Option<std::path::PathBuf>,
+    /// The configured connectors; none: one `local` connector.
+    pub connectors: Vec<connector::ConnectorConfig>,
 }
+
+type ConnectorMap = std::collections::BTreeMap<String, std::sync::Arc<dyn connector::Connector>>;
 
 /// The engine: cheap to clone, shared by every request.
 #[derive(Clone)]
@@ -66,7 +71,7 @@ pub(crate) struct Runtime {
     pub service_url: std::sync::OnceLock<String>,
     /// Per-run locks and agent tokens of live runs.
     pub runs: runs::registry::RunRegistry,
-    pub local: connectors::local::Local,
+    pub connectors: ConnectorMap,
     pub live: tokio::sync::broadcast::Sender<runs::LiveEvent>,
 }
 
@@ -74,24 +79,36 @@ impl Engine {
     /// Connects to the database named by `url`, applies the migrations of its backend and
     /// returns the engine. Fails (and the server refuses to start) if a migration fails.
     pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with(url, RunConfig { data_dir: std::env::temp_dir().join("slipstream-engine"), agent_bin: None }).await
+        Self::open_with(url, RunConfig { data_dir: std::env::temp_dir().join("slipstream-engine"), ..Default::default() }).await
     }
 
+    /// [`Engine::open`] with the run settings; builds the configured connectors.
     pub async fn open_with(url: &str, config: RunConfig) -> Result<Self> {
-        let db = Db::connect(url).await?;
         // Loopback addresses are handed out from a random point of a 4-million-address range:
         // several servers on one host (or one restarted next to live instances) do not meet.
         let mut seed = [0u8; 4];
         getrandom::fill(&mut seed).expect("the OS random source is available");
         let first_address = u64::from(u32::from_le_bytes(seed) % connectors::local::ADDRESS_SPACE);
-        let local = connectors::local::Local::new(config.data_dir.clone(), config.agent_bin.clone(), first_address);
+        let cx = connectors::Context {
+            data_dir: config.data_dir.clone(),
+            agent_bin: config.agent_bin.clone(),
+            first_address,
+            server_id: server_id(&config.data_dir)?,
+        };
+        let built = connectors::build(&config.connectors, &cx).map_err(|e| Error::invalid("", "connectors", e))?;
+        Self::open_with_connectors(url, config, built).await
+    }
+
+    /// [`Engine::open_with`] with connectors built by the caller (tests script their own).
+    pub async fn open_with_connectors(url: &str, config: RunConfig, connectors: ConnectorMap) -> Result<Self> {
+        let db = Db::connect(url).await?;
         let (live, _) = tokio::sync::broadcast::channel(4096);
         let rt = Runtime {
             waits: waits::Waits::default(),
             config,
             service_url: std::sync::OnceLock::new(),
             runs: Default::default(),
-            local,
+            connectors,
             live,
         };
         Ok(Self { db, rt: std::sync::Arc::new(rt) })
@@ -104,10 +121,12 @@ impl Engine {
 
     /// The connector named `name`, if this server has it.
     pub fn connector(&self, name: &str) -> Option<&dyn connector::Connector> {
-        match name {
-            "local" => Some(&self.rt.local),
-            _ => None,
-        }
+        self.rt.connectors.get(name).map(|c| c.as_ref())
+    }
+
+    /// Every configured connector.
+    pub fn connectors(&self) -> impl Iterator<Item = &dyn connector::Connector> {
+        self.rt.connectors.values().map(|c| c.as_ref())
     }
 
     /// The parameter keys of a run that readers are blocked on right now, with reader counts.
@@ -117,8 +136,24 @@ impl Engine {
 
     /// The names of the connectors this server has.
     pub fn connector_names(&self) -> Vec<String> {
-        vec!["local".to_string()]
+        self.rt.connectors.keys().cloned().collect()
     }
+}
+
+/// This server's identity, kept in `<data-dir>/server-id`: connectors label what they make
+/// with it, so a server finds its own containers again and never touches another's.
+fn server_id(data_dir: &std::path::Path) -> Result<String> {
+    let path = data_dir.join("server-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::Internal(format!("{}: {e}", data_dir.display())))?;
+    let id = users::random_hex(8);
+    std::fs::write(&path, &id).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    Ok(id)
 }
 
 /// Milliseconds since the Unix epoch.

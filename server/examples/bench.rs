@@ -23,6 +23,7 @@ async fn main() {
         site_root: "target/site".into(),
         load_examples: true,
         agent_bin: Some(agent.into()),
+        connectors: Vec::new(),
     };
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://{}/api/v1", app.addr());

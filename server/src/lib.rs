@@ -38,6 +38,9 @@ impl FromRef<AppState> for LeptosOptions {
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
+    /// Listeners for agents that cannot reach `listener` (containers), serving `agent_router`.
+    agent_listeners: Vec<tokio::net::TcpListener>,
+    agent_router: Router,
     pub engine: Engine,
 }
 
@@ -48,7 +51,11 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| format!("cannot create the data directory {}: {e}", settings.data_dir.display()))?;
         let url = settings.database_url();
-        let config = engine::RunConfig { data_dir: settings.data_dir.clone(), agent_bin: settings.agent_bin.clone() };
+        let config = engine::RunConfig {
+            data_dir: settings.data_dir.clone(),
+            agent_bin: settings.agent_bin.clone(),
+            connectors: settings.connectors.clone(),
+        };
         let engine = Engine::open_with(&url, config).await.map_err(|e| e.to_string())?;
         if settings.load_examples {
             engine.load_examples().await.map_err(|e| format!("loading the example modules failed: {e}"))?;
@@ -59,6 +66,7 @@ impl Application {
         // Agents on this host reach the server on loopback even when it listens on all addresses.
         let reach = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
         engine.set_service_url(&format!("http://{reach}"));
+        let agent_listeners = agent_listeners(&engine, addr.port()).await?;
         let recovered = engine.recover_runs().await.map_err(|e| format!("recovering runs failed: {e}"))?;
         if recovered > 0 {
             tracing::info!(recovered, "runs re-attached after a restart");
@@ -69,18 +77,59 @@ impl Application {
         leptos.site_root = settings.site_root.display().to_string().into();
         leptos.site_addr = addr;
         let state = AppState { engine: engine.clone(), leptos: leptos.clone() };
+        let agent_router = api::agent_routes().with_state(state.clone());
         let router = router(state);
-        Ok(Self { listener, router, engine })
+        Ok(Self { listener, router, agent_listeners, agent_router, engine })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound socket has an address")
     }
 
+    /// Where the server listens for the agents of connectors that need it.
+    pub fn agent_addrs(&self) -> Vec<SocketAddr> {
+        self.agent_listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
     /// Serves until `shutdown` completes; in-flight requests finish first.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        let mut agents = Vec::new();
+        for l in self.agent_listeners {
+            let router = self.agent_router.clone();
+            agents.push(tokio::spawn(async move { axum::serve(l, router).await }));
+        }
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        for a in agents {
+            a.abort();
+        }
+        served
     }
+}
+
+/// One listener per connector that asks for one (its instances cannot reach the server's own
+/// address): on the address it names, at the server's port when that is free there. A
+/// connector that cannot be reached now is logged; its runs fail with that reason.
+async fn agent_listeners(engine: &Engine, port: u16) -> Result<Vec<tokio::net::TcpListener>, String> {
+    let mut out = Vec::new();
+    for c in engine.connectors() {
+        match c.agent_address().await {
+            Ok(None) => {}
+            Ok(Some(ip)) => {
+                let listener = match tokio::net::TcpListener::bind((ip, port)).await {
+                    Ok(l) => l,
+                    Err(_) => tokio::net::TcpListener::bind((ip, 0))
+                        .await
+                        .map_err(|e| format!("cannot listen for the agents of connector `{}` on {ip}: {e}", c.name()))?,
+                };
+                let at = listener.local_addr().map_err(|e| e.to_string())?;
+                c.set_agent_url(&format!("http://{at}"));
+                tracing::info!(connector = c.name(), %at, "listening for agents");
+                out.push(listener);
+            }
+            Err(e) => tracing::warn!(connector = c.name(), error = %e, "connector unavailable; its runs fail until the server restarts"),
+        }
+    }
+    Ok(out)
 }
 
 /// The whole HTTP surface: API routes, then the pages and server functions, then static files.

@@ -47,6 +47,13 @@ struct Store {
     /// `sqlite:FILE` or `postgres://USER:PASSWORD@HOST/DB` (default: SQLite in the data dir).
     #[arg(long, env = "SLIPSTREAM_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// A connector, `NAME=KIND[:ENDPOINT]` (repeatable), e.g.
+    /// `lab=docker:unix:///run/slipstream-docker.sock`. None at all: one `local` connector.
+    #[arg(long = "connector", env = "SLIPSTREAM_CONNECTORS", value_delimiter = ',')]
+    connectors: Vec<String>,
+    /// A settings file (YAML) with a `connectors:` section (names, kinds, endpoints, options).
+    #[arg(long, env = "SLIPSTREAM_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +99,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 site_root: site_root.unwrap_or_else(Settings::default_site_root),
                 load_examples: !no_examples,
                 agent_bin: agent_bin.or_else(Settings::default_agent_bin),
+                connectors: server::settings::connectors(store.config.as_deref(), &store.connectors)?,
             };
             let app = Application::build(&settings).await?;
             println!("Slipstream listening on http://{}", app.addr());
@@ -100,6 +108,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             match &settings.agent_bin {
                 Some(a) => println!("  agent:    {}", a.display()),
                 None => println!("  agent:    none found; runs cannot start instances (set SLIPSTREAM_AGENT_BIN)"),
+            }
+            for c in app.engine.connectors() {
+                println!(
+                    "  connector {} ({}){}",
+                    c.name(),
+                    c.kind(),
+                    c.agent_url().map(|u| format!(", agents at {u}")).unwrap_or_default()
+                );
             }
             app.run(shutdown_signal()).await.map_err(|e| e.to_string())?;
             println!("Slipstream stopped");
@@ -142,6 +158,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 /// The engine on the store the flags name, for one-shot commands (no examples, no server).
 async fn open_store(store: Store) -> Result<engine::Engine, String> {
     std::fs::create_dir_all(&store.data_dir).map_err(|e| e.to_string())?;
+    let connectors = server::settings::connectors(store.config.as_deref(), &store.connectors)?;
     let settings = Settings {
         listen: String::new(),
         data_dir: store.data_dir,
@@ -149,8 +166,11 @@ async fn open_store(store: Store) -> Result<engine::Engine, String> {
         site_root: PathBuf::new(),
         load_examples: false,
         agent_bin: None,
+        connectors: connectors.clone(),
     };
-    engine::Engine::open(&settings.database_url()).await.map_err(|e| e.to_string())
+    // The same connectors as the server, so quotas name the connectors it has.
+    let config = engine::RunConfig { data_dir: settings.data_dir.clone(), agent_bin: None, connectors };
+    engine::Engine::open_with(&settings.database_url(), config).await.map_err(|e| e.to_string())
 }
 
 /// Ctrl-C or SIGTERM.

@@ -15,6 +15,33 @@ pub struct Settings {
     pub load_examples: bool,
     /// The static node agent the connectors install (default: found next to this binary).
     pub agent_bin: Option<PathBuf>,
+    /// The configured connectors (none: one `local` connector).
+    pub connectors: Vec<engine::connector::ConnectorConfig>,
+}
+
+/// The settings file (`--config FILE`, YAML): today its `connectors` section.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    #[serde(default)]
+    connectors: std::collections::BTreeMap<String, engine::connector::ConnectorConfig>,
+}
+
+/// The connectors of the settings file (if any), then those given as `NAME=KIND[:ENDPOINT]`.
+pub fn connectors(file: Option<&std::path::Path>, specs: &[String]) -> Result<Vec<engine::connector::ConnectorConfig>, String> {
+    let mut out = Vec::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("settings file {}: {e}", path.display()))?;
+        let parsed: SettingsFile = serde_yaml::from_str(&text).map_err(|e| format!("settings file {}: {e}", path.display()))?;
+        for (name, mut c) in parsed.connectors {
+            c.name = name;
+            out.push(c);
+        }
+    }
+    for spec in specs {
+        out.push(engine::connector::ConnectorConfig::parse(spec).map_err(|e| format!("--connector: {e}"))?);
+    }
+    Ok(out)
 }
 
 impl Settings {
@@ -40,5 +67,23 @@ impl Settings {
             .and_then(|exe| exe.parent().and_then(|p| p.parent()).map(|t| t.join("site")))
             .filter(|p| p.join("pkg").is_dir())
             .unwrap_or_else(|| PathBuf::from("target/site"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn connectors_come_from_the_file_then_the_command_line() {
+        let dir = std::env::temp_dir().join(format!("slipstream-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("slipstream.yaml");
+        std::fs::write(&file, "connectors:\n  lab:\n    kind: docker\n    endpoint: unix:///run/d.sock\n    options: {memory: 512m}\n")
+            .unwrap();
+        let got = super::connectors(Some(&file), &["local=local".to_string()]).unwrap();
+        assert_eq!(got.iter().map(|c| (c.name.as_str(), c.kind.as_str())).collect::<Vec<_>>(), [("lab", "docker"), ("local", "local")]);
+        assert_eq!(got[0].options["memory"], "512m");
+        std::fs::write(&file, "connectors:\n  lab:\n    kind: docker\n    colour: blue\n").unwrap();
+        assert!(super::connectors(Some(&file), &[]).unwrap_err().contains("colour"));
+        assert!(super::connectors(None, &["nonsense".to_string()]).unwrap_err().contains("--connector"));
     }
 }

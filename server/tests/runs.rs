@@ -2,128 +2,14 @@
 //! `cargo xtask test`) and the local connector. No mocks: every instance is an agent process
 //! running the modules' scripts on its own loopback address.
 
-use std::io::Read;
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, StatusCode};
+use common::*;
+use reqwest::Client;
 use serde_json::{json, Value};
 use testkit::{ServerOptions, TestServer};
-
-fn agent_bin() -> PathBuf {
-    let p = std::env::var_os("SLIPSTREAM_AGENT_BIN")
-        .map(PathBuf::from)
-        .expect("SLIPSTREAM_AGENT_BIN must name the static agent (cargo xtask test builds it and sets it)");
-    assert!(p.is_file(), "no agent at {}", p.display());
-    p
-}
-
-struct Server {
-    base: String,
-    c: Client,
-    _server: TestServer,
-}
-
-async fn spawn(url: String) -> Server {
-    agent_bin();
-    let server = TestServer::start(ServerOptions { database_url: Some(url), ..Default::default() });
-    let base = server.url.clone();
-    let c = Client::builder().cookie_store(true).build().unwrap();
-    let r =
-        c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    Server { base, c, _server: server }
-}
-
-async fn sqlite() -> Server {
-    spawn(engine::testing::sqlite_url()).await
-}
-
-impl Server {
-    fn api(&self, p: &str) -> String {
-        format!("{}/api/v1{p}", self.base)
-    }
-
-    async fn save(&self, module: Value) {
-        let path = module["path"].as_str().unwrap().to_string();
-        let r = self.c.put(self.api(&format!("/modules/{path}"))).json(&module).send().await.unwrap();
-        assert!(r.status().is_success(), "saving {path}: {}", r.text().await.unwrap());
-    }
-
-    async fn launch(&self, req: Value) -> String {
-        let r = self.c.post(self.api("/runs")).json(&req).send().await.unwrap();
-        let status = r.status();
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    /// Follows the run's state with the long-poll endpoint until `done` says so (60 s at most).
-    async fn wait_state(&self, run: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let mut state = String::new();
-        loop {
-            let from = if state.is_empty() { String::new() } else { format!("from={state}&") };
-            state = self.c.get(self.api(&format!("/runs/{run}/state?{from}wait=10"))).send().await.unwrap().text().await.unwrap();
-            if done(&state) {
-                return state;
-            }
-            assert!(Instant::now() < deadline, "run {run} is still {state}: {}", self.detail(run).await);
-        }
-    }
-
-    async fn finished(&self, run: &str) -> String {
-        self.wait_state(run, |s| ["Done", "Aborted", "Cancelled"].contains(&s)).await
-    }
-
-    /// Stopping is asynchronous (SIGTERM, SIGKILL 3 s later): waits until no instance runs.
-    async fn wait_stopped(&self, run: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let d = self.detail(run).await;
-            if d["instances"].as_array().unwrap().iter().all(|i| i["running"] == false) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "instances still running: {d}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn detail(&self, run: &str) -> Value {
-        self.c.get(self.api(&format!("/runs/{run}"))).send().await.unwrap().json().await.unwrap()
-    }
-
-    async fn report_file(&self, run: &str, instance: &str, name: &str) -> String {
-        let reports: Value = self.c.get(self.api(&format!("/runs/{run}/reports"))).send().await.unwrap().json().await.unwrap();
-        let file = reports
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["instance"] == instance)
-            .unwrap_or_else(|| panic!("no report from {instance}: {reports}"))["file"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let bytes = self.c.get(self.api(&format!("/runs/{run}/reports/{instance}/{file}"))).send().await.unwrap().bytes().await.unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            if entry.path().unwrap().ends_with(name) {
-                let mut s = String::new();
-                entry.read_to_string(&mut s).unwrap();
-                return s;
-            }
-        }
-        panic!("{file} has no {name}");
-    }
-}
-
-fn statecustom(detail: &Value, instance: &str) -> String {
-    detail["instances"].as_array().unwrap().iter().find(|i| i["name"] == instance).unwrap()["statecustom"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
 
 #[tokio::test]
 async fn hello_world_reaches_done_with_the_fetched_text_and_both_reports() {
@@ -134,10 +20,7 @@ async fn hello_world_reaches_done_with_the_fetched_text_and_both_reports() {
         let d = s.detail(&run).await;
         assert_eq!(statecustom(&d, "testclient1.1"), "OK: Hello from Apache deployed by SlipStream!", "{db}: {d}");
         assert_eq!(s.report_file(&run, "testclient1.1", "data.txt").await.trim(), "Hello from Apache deployed by SlipStream!", "{db}");
-        assert!(
-            s.report_file(&run, "apache1.1", "httpd.log").await.contains("GET /data.txt"),
-            "{db}: the server log shows the client's fetch"
-        );
+        assert!(s.report_file(&run, "apache1.1", "httpd.log").await.contains("/data.txt"), "{db}: the server log shows the client's fetch");
         let events: Value = s.c.get(s.api(&format!("/runs/{run}/events"))).send().await.unwrap().json().await.unwrap();
         let states: Vec<&str> =
             events.as_array().unwrap().iter().filter(|e| e["kind"] == "state").map(|e| e["message"].as_str().unwrap()).collect();

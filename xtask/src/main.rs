@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod docker;
 mod docs;
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -22,7 +23,7 @@ const SITE_NAME: &str = "site";
 const LEPTOSFMT_VERSION: &str = "0.1.33";
 /// Debian packages the test suite needs: browser tests, the PostgreSQL pass, and what the
 /// example modules' scripts run on the local connector (a web server and a client).
-const TEST_PACKAGES: &[&str] = &["chromium", "chromium-driver", "postgresql", "python3", "wget"];
+const TEST_PACKAGES: &[&str] = &["chromium", "chromium-driver", "postgresql", "python3", "wget", "docker.io", "iptables", "busybox-static"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,9 +34,10 @@ fn main() -> ExitCode {
         Some("serve") => serve(&root, &args[1..]),
         Some("test") => test(&root),
         Some("lint") => lint(&root),
+        Some("with-docker") => with_docker(&args[1..]),
         Some("bench") => bench(&root),
         _ => {
-            eprintln!("usage: cargo xtask build [--release] | serve [--release] [-- SERVE-ARGS] | test | lint | bench");
+            eprintln!("usage: cargo xtask build [--release] | serve [--release] [-- SERVE-ARGS] | test | lint | bench | with-docker CMD…");
             return ExitCode::from(2);
         }
     };
@@ -50,6 +52,12 @@ fn main() -> ExitCode {
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// `$HOME/.cache/slipstream` when `$HOME/.cache` exists: what CI keeps between fresh clones.
+fn cache_dir() -> Option<PathBuf> {
+    let cache = Path::new(&std::env::var_os("HOME")?).join(".cache");
+    cache.is_dir().then(|| cache.join("slipstream"))
 }
 
 /// Where cargo builds: `$CARGO_TARGET_DIR`, else a cache under `$HOME/.cache` when there is
@@ -298,6 +306,7 @@ fn test(root: &Path) -> Result {
     // Every test puts its files under one folder; empty it so runs do not pile up.
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join("slipstream-tests"));
     let pg = step("start PostgreSQL", Postgres::start)?;
+    let docker = step("start the Docker test bed (dockerd, busybox image)", || docker::DockerBed::start(cache_dir().as_deref()))?;
     let mut tally = Tally::default();
     let result = (|| {
         step("unit, store and API tests (SQLite and PostgreSQL)", || {
@@ -321,6 +330,7 @@ fn test(root: &Path) -> Result {
                         "app/ssr",
                     ])
                     .env("SLIPSTREAM_TEST_PG_URL", &pg.url)
+                    .env("SLIPSTREAM_TEST_DOCKER", &docker.endpoint)
                     .env("SLIPSTREAM_AGENT_BIN", &built.agent)
                     .env("SLIPSTREAM_BIN", &built.server),
             )
@@ -335,10 +345,22 @@ fn test(root: &Path) -> Result {
             )
         })
     })();
+    drop(docker);
     drop(pg);
     eprintln!("==> cargo xtask test: {} in {:.0} s", if result.is_ok() { "passed" } else { "FAILED" }, t.elapsed().as_secs_f64());
     // One closing line for the whole suite, whatever cargo printed last.
     println!("tests: {} passed, {} failed", tally.passed, tally.failed);
+    result
+}
+
+/// Runs a command with the Docker test bed up (`SLIPSTREAM_TEST_DOCKER` names it), then stops
+/// the bed: `cargo xtask with-docker cargo test -p server --test docker`.
+fn with_docker(cmd: &[String]) -> Result {
+    let (program, args) = cmd.split_first().ok_or("usage: cargo xtask with-docker CMD [ARGS…]")?;
+    ensure_debian_packages(&["docker.io", "iptables", "busybox-static"])?;
+    let bed = step("start the Docker test bed", || docker::DockerBed::start(cache_dir().as_deref()))?;
+    let result = run(Command::new(program).args(args).env("SLIPSTREAM_TEST_DOCKER", &bed.endpoint));
+    drop(bed);
     result
 }
 

@@ -19,6 +19,7 @@ pub const AGENT_COMMANDS: [&str; 7] = ["ss-get", "ss-set", "ss-abort", "ss-displ
 pub const ADDRESS_SPACE: u32 = 1 << 22;
 
 pub struct Local {
+    name: String,
     data_dir: PathBuf,
     agent: Option<PathBuf>,
     next_address: AtomicU64,
@@ -26,8 +27,8 @@ pub struct Local {
 
 impl Local {
     /// `first_address`: where in [`ADDRESS_SPACE`] to start handing out addresses.
-    pub fn new(data_dir: PathBuf, agent: Option<PathBuf>, first_address: u64) -> Self {
-        Self { data_dir, agent, next_address: AtomicU64::new(first_address) }
+    pub fn new(name: &str, data_dir: PathBuf, agent: Option<PathBuf>, first_address: u64) -> Self {
+        Self { name: name.into(), data_dir, agent, next_address: AtomicU64::new(first_address) }
     }
 
     fn address(n: u64) -> String {
@@ -58,10 +59,7 @@ impl Local {
         cmd.arg("run")
             .current_dir(&dir)
             .env("PATH", path)
-            .env("SLIPSTREAM_SERVICEURL", &spec.service_url)
-            .env("SLIPSTREAM_DIID", &spec.run)
-            .env("SLIPSTREAM_NODE_INSTANCE_NAME", &spec.instance)
-            .env("SLIPSTREAM_RUN_TOKEN", &spec.token)
+            .envs(spec.env.vars())
             .env("SLIPSTREAM_HOSTNAME", &address)
             .env("SLIPSTREAM_INSTANCEID", &instance_id)
             .stdin(std::process::Stdio::null())
@@ -111,7 +109,11 @@ fn signal_session(sid: i32, signal: i32) {
 }
 
 impl Connector for Local {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
         "local"
     }
 
@@ -123,20 +125,22 @@ impl Connector for Local {
         Box::pin(async move { self.start_blocking(spec) })
     }
 
-    fn inspect<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Health> {
+    fn inspect<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<Health>> {
         Box::pin(async move {
-            match handle.parse::<i32>() {
+            Ok(match handle.parse::<i32>() {
                 Ok(sid) if sid > 1 && session_alive(sid) => Health::Running,
                 _ => Health::Gone,
-            }
+            })
         })
     }
 
-    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, ()> {
+    /// Signals every process of the instance's session; what ignores SIGTERM for 3 s is
+    /// killed in the background. Returns at once.
+    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let Ok(sid) = handle.parse::<i32>() else { return };
+            let Ok(sid) = handle.parse::<i32>() else { return Ok(()) };
             if sid <= 1 {
-                return;
+                return Ok(());
             }
             signal_session(sid, libc::SIGTERM);
             tokio::spawn(async move {
@@ -149,6 +153,7 @@ impl Connector for Local {
                 // What ignored SIGTERM for 3 s is killed.
                 signal_session(sid, libc::SIGKILL);
             });
+            Ok(())
         })
     }
 }

@@ -1,3 +1,52 @@
-//! Connector implementations.
+//! The connector kinds, and building a server's configured connectors from its settings.
+//!
+//! - [`local`]: instances are processes on the server's own host
+//! - [`docker`]: instances are containers on a Docker Engine (or Podman's compatible service)
+//! - [`mock`] (feature `mock-connector`): a scripted connector for driver tests without processes
 
+pub mod docker;
 pub mod local;
+#[cfg(any(test, feature = "mock-connector"))]
+pub mod mock;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::connector::{Connector, ConnectorConfig};
+
+/// What every connector may need from the server.
+pub struct Context {
+    pub data_dir: PathBuf,
+    pub agent_bin: Option<PathBuf>,
+    /// Where in the local connector's address space to start (random per server).
+    pub first_address: u64,
+    /// Labels every resource this server makes, so it can find them again.
+    pub server_id: String,
+}
+
+/// The configured connectors by name; with none configured, one `local` connector.
+pub fn build(configs: &[ConnectorConfig], cx: &Context) -> Result<BTreeMap<String, Arc<dyn Connector>>, String> {
+    let defaults = [ConnectorConfig { name: "local".into(), kind: "local".into(), ..Default::default() }];
+    let configs = if configs.is_empty() { &defaults[..] } else { configs };
+    let mut out: BTreeMap<String, Arc<dyn Connector>> = BTreeMap::new();
+    for c in configs {
+        model::validate::check_connector_name(&c.name).map_err(|e| format!("connector `{}`: {e}", c.name))?;
+        let built: Arc<dyn Connector> = match c.kind.as_str() {
+            "local" => {
+                if let Some(bad) = c.options.keys().next() {
+                    return Err(format!("connector `{}`: the local connector has no option `{bad}`", c.name));
+                }
+                Arc::new(local::Local::new(&c.name, cx.data_dir.clone(), cx.agent_bin.clone(), cx.first_address))
+            }
+            "docker" => Arc::new(docker::Docker::new(c, cx).map_err(|e| format!("connector `{}`: {e}", c.name))?),
+            #[cfg(any(test, feature = "mock-connector"))]
+            "mock" => Arc::new(mock::Mock::new(c)),
+            other => return Err(format!("connector `{}`: unknown kind `{other}` (local or docker)", c.name)),
+        };
+        if out.insert(c.name.clone(), built).is_some() {
+            return Err(format!("connector `{}` is configured twice", c.name));
+        }
+    }
+    Ok(out)
+}

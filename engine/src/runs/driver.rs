@@ -8,10 +8,26 @@ use sqlx::Row;
 
 use super::rows::parse_state;
 use super::RunCaller;
-use crate::connector::{BoxFuture, StartSpec};
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+
+use crate::connector::{Account, AgentEnv, BoxFuture, StartSpec, Started};
 use crate::orchestrator::{self, Action, Event, RunView};
 use crate::runs::LiveEvent;
 use crate::{now_ms, Engine, Error, Result};
+
+/// What a user reads of an error: the message, without the "internal error" prefix.
+fn reason(e: &Error) -> String {
+    match e {
+        Error::Internal(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// How many instances of a run start at once; how many stop at once.
+const START_CONCURRENCY: usize = 8;
+const STOP_CONCURRENCY: usize = 16;
 
 impl Engine {
     /// Loads the run, asks the orchestrator, carries out its actions — in a task of its own,
@@ -97,56 +113,139 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts the run's instances that have not started, a few at a time, each on its node's
+    /// connector: the connector prepares the run first (a network), and gets the owner's
+    /// account there. Each handle is recorded as soon as its instance runs; an instance that
+    /// cannot be started raises the abort naming it, its connector and why.
     async fn start_instances(&self, run: &str) -> Result<()> {
         let service_url = self.service_url()?;
         let Some(token) = self.rt.runs.token(run) else {
             return Err(Error::Internal(format!("run `{run}` lost its agent token before its instances started")));
         };
+        let owner = self.run_owner(run).await?;
         let plan = self.plan_of(run).await?;
-        let rows = sqlx::query("SELECT name, node, connector FROM run_instances WHERE run_id = $1 ORDER BY node, idx")
-            .bind(run)
-            .fetch_all(&self.db.pool)
-            .await?;
-        for r in rows {
+        let rows = sqlx::query(
+            "SELECT name, node, connector FROM run_instances WHERE run_id = $1 AND handle = '' AND start_failed = 0 ORDER BY node, idx",
+        )
+        .bind(run)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut pending = Vec::with_capacity(rows.len());
+        for r in &rows {
             let (name, node, connector): (String, String, String) = (r.try_get("name")?, r.try_get("node")?, r.try_get("connector")?);
-            let image = plan.get(&node).map(|n| n.image_id.clone()).unwrap_or_default();
-            let spec = StartSpec { run: run.into(), instance: name.clone(), image, service_url: service_url.clone(), token: token.clone() };
-            let started = match self.connector(&connector) {
-                Some(c) => c.start(&spec).await,
-                None => Err(Error::Internal(format!("connector `{connector}` is not available"))),
-            };
-            match started {
-                Ok(s) => {
-                    sqlx::query("UPDATE run_instances SET handle = $1, address = $2 WHERE run_id = $3 AND name = $4")
-                        .bind(&s.handle)
-                        .bind(&s.address)
-                        .bind(run)
-                        .bind(&name)
-                        .execute(&self.db.pool)
-                        .await?;
-                }
-                Err(e) => {
-                    sqlx::query("UPDATE run_instances SET start_failed = 1 WHERE run_id = $1 AND name = $2")
-                        .bind(run)
-                        .bind(&name)
-                        .execute(&self.db.pool)
-                        .await?;
-                    self.raise_abort_locked(run, &name, &format!("Provisioning failed for {name} on connector {connector}: {e}")).await?;
-                }
+            pending.push((name, node, connector));
+        }
+        // Each connector the run uses: prepared once, with the owner's account there.
+        let mut ready: BTreeMap<String, std::result::Result<Account, String>> = BTreeMap::new();
+        for (_, _, name) in &pending {
+            if ready.contains_key(name) {
+                continue;
             }
+            let outcome = match self.connector(name) {
+                None => Err(format!("connector `{name}` is not configured on this server")),
+                Some(c) => match c.prepare_run(run).await {
+                    Ok(()) => self.account_for(&owner, name).await.map_err(|e| reason(&e)),
+                    Err(e) => Err(reason(&e)),
+                },
+            };
+            ready.insert(name.clone(), outcome);
+        }
+        let (ready, plan, token, service_url) = (&ready, &plan, &token, &service_url);
+        let outcomes: Vec<Result<bool>> = futures::stream::iter(pending)
+            .map(|(name, node, connector)| async move {
+                let started = match (self.connector(&connector), &ready[&connector]) {
+                    (Some(c), Ok(account)) => {
+                        let env = AgentEnv {
+                            service_url: c.agent_url().unwrap_or_else(|| service_url.clone()),
+                            run: run.into(),
+                            instance: name.clone(),
+                            token: token.clone(),
+                        };
+                        let image = plan.get(&node).map(|n| n.image_id.clone()).unwrap_or_default();
+                        let spec = StartSpec { run: run.into(), instance: name.clone(), image, env, account: account.clone() };
+                        c.start(&spec).await.map_err(|e| reason(&e))
+                    }
+                    (_, Err(why)) => Err(why.clone()),
+                    (None, Ok(_)) => Err(format!("connector `{connector}` is not configured on this server")),
+                };
+                self.record_start(run, &name, &connector, started).await
+            })
+            .buffer_unordered(START_CONCURRENCY)
+            .collect()
+            .await;
+        let started = outcomes.into_iter().collect::<Result<Vec<bool>>>()?;
+        let failed = started.contains(&false);
+        if failed {
+            // Instances that failed to start hold back no barrier: once this decision is
+            // done, look at the barrier again (it may be met with nobody left to complete it).
+            let engine = self.clone();
+            let run = run.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = engine.drive(&run, Event::Completed).await {
+                    tracing::error!(run, error = %e, "re-checking the barrier after failed starts failed");
+                }
+            });
         }
         Ok(())
     }
 
+    /// Records how a start went; `true` if the instance runs.
+    async fn record_start(&self, run: &str, name: &str, connector: &str, started: std::result::Result<Started, String>) -> Result<bool> {
+        match started {
+            Ok(s) => {
+                sqlx::query("UPDATE run_instances SET handle = $1, address = $2 WHERE run_id = $3 AND name = $4")
+                    .bind(&s.handle)
+                    .bind(&s.address)
+                    .bind(run)
+                    .bind(name)
+                    .execute(&self.db.pool)
+                    .await?;
+                Ok(true)
+            }
+            Err(why) => {
+                sqlx::query("UPDATE run_instances SET start_failed = 1 WHERE run_id = $1 AND name = $2")
+                    .bind(run)
+                    .bind(name)
+                    .execute(&self.db.pool)
+                    .await?;
+                tracing::warn!(run, instance = name, connector, why, "an instance could not be started");
+                self.raise_abort_locked(run, name, &format!("Provisioning failed for {name} on connector {connector}: {why}")).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Stops and removes every started instance, a few at a time, then lets each connector
+    /// remove what the run had there. A connector that fails is logged; the run still ends.
     async fn stop_instances(&self, run: &str) -> Result<()> {
         let rows = sqlx::query("SELECT connector, handle FROM run_instances WHERE run_id = $1 AND handle <> ''")
             .bind(run)
             .fetch_all(&self.db.pool)
             .await?;
-        for r in rows {
-            let (connector, handle): (String, String) = (r.try_get("connector")?, r.try_get("handle")?);
-            if let Some(c) = self.connector(&connector) {
-                c.stop(&handle).await;
+        let mut started = Vec::with_capacity(rows.len());
+        for r in &rows {
+            started.push((r.try_get::<String, _>("connector")?, r.try_get::<String, _>("handle")?));
+        }
+        futures::stream::iter(started)
+            .for_each_concurrent(STOP_CONCURRENCY, |(connector, handle)| async move {
+                let Some(c) = self.connector(&connector) else { return };
+                if let Err(e) = c.stop(&handle).await.and(c.destroy(&handle).await) {
+                    tracing::error!(run, connector, handle, error = %e, "stopping an instance failed");
+                }
+            })
+            .await;
+        let used: Vec<String> = sqlx::query("SELECT DISTINCT connector FROM run_instances WHERE run_id = $1")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("connector"))
+            .collect::<std::result::Result<_, _>>()?;
+        for name in used {
+            if let Some(c) = self.connector(&name) {
+                if let Err(e) = c.release_run(run).await {
+                    tracing::error!(run, connector = name, error = %e, "removing the run's resources failed");
+                }
             }
         }
         Ok(())
@@ -184,3 +283,7 @@ impl Engine {
         self.run_summary(run).await
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

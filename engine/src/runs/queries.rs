@@ -172,7 +172,7 @@ impl Engine {
             let connector: String = r.try_get("connector")?;
             let handle: String = r.try_get("handle")?;
             let running = match self.connector(&connector) {
-                Some(c) if !handle.is_empty() => c.inspect(&handle).await == crate::connector::Health::Running,
+                Some(c) if !handle.is_empty() => matches!(c.inspect(&handle).await, Ok(crate::connector::Health::Running)),
                 _ => false,
             };
             instances.push(InstanceView {

@@ -25,10 +25,15 @@ impl Engine {
             let mut alive = 0;
             for i in &instances {
                 let (connector, handle): (String, String) = (i.try_get("connector")?, i.try_get("handle")?);
-                if let Some(c) = self.connector(&connector) {
-                    if c.recover(&handle).await {
-                        alive += 1;
-                    }
+                let Some(c) = self.connector(&connector) else {
+                    tracing::warn!(run = id, connector, "the run has instances on a connector this server no longer has");
+                    continue;
+                };
+                match c.recover(&handle).await {
+                    Ok(true) => alive += 1,
+                    Ok(false) => {}
+                    // Not reachable now: its agent retries, and the state's timeout stays armed.
+                    Err(e) => tracing::warn!(run = id, connector, error = %e, "cannot check an instance after the restart"),
                 }
             }
             tracing::info!(run = id, state = state.as_str(), alive, of = instances.len(), "run recovered");

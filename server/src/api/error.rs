@@ -43,6 +43,7 @@ impl IntoResponse for ApiError {
             TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
             Timeout(m) => (StatusCode::REQUEST_TIMEOUT, json!({"error": m})),
             QuotaExceeded(m) => (StatusCode::TOO_MANY_REQUESTS, json!({"error": m})),
+            Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
             Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error; the server log has the details"}))

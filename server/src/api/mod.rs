@@ -65,6 +65,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/ws"),
 ];
 
+/// What the node agents call, and nothing else: served on the extra listeners the server opens
+/// for connectors whose instances cannot reach its own address (containers on a bridge).
+pub fn agent_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/runs/{id}/state", get(runs::state))
+        .route("/api/v1/runs/{id}/params/{key}", get(runs::get_param).put(runs::put_param))
+        .route("/api/v1/runs/{id}/abort", post(runs::abort).delete(runs::cancel_abort))
+        .route("/api/v1/runs/{id}/logs", post(runs::post_logs))
+        .route("/api/v1/runs/{id}/reports/{instance}/{file}", put(runs::put_report))
+        .route("/api/v1/runs/{id}/instances/{instance}/complete", post(runs::complete))
+        .route("/api/v1/runs/{id}/instances/{instance}/plan", get(runs::plan))
+        .fallback(not_found)
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/register", post(auth::register))

@@ -1,0 +1,148 @@
+//! The driver against the scripted mock connector: start failures, slow starts with bounded
+//! concurrency, vanished instances — no processes. The test plays the agents: it completes
+//! each started instance's states itself.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::run::{KeepRunning, RunRequest};
+use model::{Module, ModuleKind, Node, RunState, User};
+
+use crate::connector::{Connector, ConnectorConfig};
+use crate::connectors::mock::Mock;
+use crate::{Engine, RunConfig};
+
+/// An engine whose only connector is a mock scripted by `options`, and a signed-up user with
+/// a deployment of `count` instances of node `web` on it.
+async fn engine_with(options: &[(&str, &str)], count: i64) -> (Engine, Arc<Mock>, User) {
+    let config = ConnectorConfig {
+        name: "mock".into(),
+        kind: "mock".into(),
+        endpoint: None,
+        options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    };
+    let mock = Arc::new(Mock::new(&config));
+    let connectors: BTreeMap<String, Arc<dyn Connector>> = [("mock".to_string(), mock.clone() as Arc<dyn Connector>)].into();
+    let run_config = RunConfig { data_dir: crate::testing::temp_dir("mock"), ..Default::default() };
+    let engine = Engine::open_with_connectors(&crate::testing::sqlite_url(), run_config, connectors).await.unwrap();
+    engine.set_service_url("http://127.0.0.1:9");
+    let user = engine.register("olivia", "correct horse").await.unwrap();
+    let modules = [
+        Module { kind: ModuleKind::Project, path: "p".into(), ..Default::default() },
+        Module {
+            kind: ModuleKind::Image,
+            path: "p/img".into(),
+            native: true,
+            images: [("mock".to_string(), "img".to_string())].into(),
+            ..Default::default()
+        },
+        Module {
+            kind: ModuleKind::Deployment,
+            path: "p/d".into(),
+            nodes: [(
+                "web".to_string(),
+                Node { image: "p/img".into(), multiplicity: count, connector: Some("mock".into()), ..Default::default() },
+            )]
+            .into(),
+            ..Default::default()
+        },
+    ];
+    for m in modules {
+        engine.save_module(Some(&user), m).await.unwrap();
+    }
+    (engine, mock, user)
+}
+
+async fn launch(engine: &Engine, user: &User) -> String {
+    let req = RunRequest { module: "p/d".into(), keep_running: Some(KeepRunning::Never), ..Default::default() };
+    engine.create_run(Some(user), req).await.unwrap().id
+}
+
+async fn state_after(engine: &Engine, run: &str, from: RunState) -> RunState {
+    engine.wait_state(run, Some(from), Duration::from_secs(10)).await.unwrap()
+}
+
+/// Completes `state` for every started instance, as their agents would.
+async fn complete_all(engine: &Engine, mock: &Mock, run: &str, state: RunState) {
+    let started = mock.started.lock().unwrap().clone();
+    for instance in started {
+        engine.complete_state(run, &instance, state).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_instance_that_cannot_start_aborts_the_run_and_holds_back_no_barrier() {
+    let (engine, mock, user) = engine_with(&[("fail", "web.2")], 3).await;
+    let run = launch(&engine, &user).await;
+    assert_eq!(state_after(&engine, &run, RunState::Initializing).await, RunState::Provisioning);
+    let abort = loop {
+        if let Some(a) = engine.abort_message(&run).await.unwrap() {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(abort.contains("web.2") && abort.contains("mock") && abort.contains("scripted failure"), "{abort}");
+    // web.1 and web.3 started and go on; web.2 holds nothing back.
+    for state in [RunState::Provisioning, RunState::Executing, RunState::SendingReports] {
+        complete_all(&engine, &mock, &run, state).await;
+    }
+    let mut state = engine.run_state(&run).await.unwrap();
+    while !state.is_terminal() {
+        state = state_after(&engine, &run, state).await;
+    }
+    assert_eq!(state, RunState::Aborted);
+    let mut started = mock.started.lock().unwrap().clone();
+    started.sort();
+    assert_eq!(started, ["web.1", "web.3"]);
+    let mut destroyed = mock.destroyed.lock().unwrap().clone();
+    destroyed.sort();
+    assert_eq!(destroyed, ["web.1", "web.3"], "every started instance is stopped and removed");
+    assert_eq!(mock.released.lock().unwrap().as_slice(), std::slice::from_ref(&run), "the run's resources are released once");
+    let summary = engine.run_summary(&run).await.unwrap();
+    assert_eq!(summary.instance_states.get("start-failed"), Some(&1));
+}
+
+#[tokio::test]
+async fn when_no_instance_starts_the_run_still_ends() {
+    let (engine, mock, user) = engine_with(&[("fail", "web.1,web.2")], 2).await;
+    let run = launch(&engine, &user).await;
+    let mut state = RunState::Initializing;
+    while !state.is_terminal() {
+        state = state_after(&engine, &run, state).await;
+    }
+    assert_eq!(state, RunState::Aborted);
+    assert!(mock.started.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn slow_starts_run_a_few_at_a_time() {
+    let (engine, mock, user) = engine_with(&[("delay_ms", "50")], 24).await;
+    let run = launch(&engine, &user).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while mock.started.lock().unwrap().len() < 24 {
+        assert!(tokio::time::Instant::now() < deadline, "not every instance started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let most = mock.most_in_flight.load(Ordering::SeqCst);
+    assert!((2..=8).contains(&most), "{most} starts at once (bounded, but more than one)");
+    complete_all(&engine, &mock, &run, RunState::Provisioning).await;
+    assert_eq!(engine.run_state(&run).await.unwrap(), RunState::Executing);
+}
+
+#[tokio::test]
+async fn a_vanished_instance_shows_as_not_running() {
+    let (engine, mock, user) = engine_with(&[("vanish", "web.2")], 2).await;
+    let run = launch(&engine, &user).await;
+    // Started, and recorded (each handle is written as its instance comes up).
+    let detail = loop {
+        let d = engine.run_detail(&run).await.unwrap();
+        if mock.started.lock().unwrap().len() == 2 && d.instances.iter().all(|i| !i.address.is_empty()) {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let running: Vec<(String, bool)> = detail.instances.iter().map(|i| (i.name.clone(), i.running)).collect();
+    assert_eq!(running, [("web.1".to_string(), true), ("web.2".to_string(), false)]);
+}

@@ -1,0 +1,132 @@
+//! What the run tests share: the real server (through `testkit`) with a signed-up user, and
+//! helpers that launch runs and follow them over the API.
+
+#![allow(dead_code)] // each test file uses its own part of it
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use testkit::{ServerOptions, TestServer};
+
+pub fn agent_bin() -> PathBuf {
+    let p = std::env::var_os("SLIPSTREAM_AGENT_BIN")
+        .map(PathBuf::from)
+        .expect("SLIPSTREAM_AGENT_BIN must name the static agent (cargo xtask test builds it and sets it)");
+    assert!(p.is_file(), "no agent at {}", p.display());
+    p
+}
+
+pub struct Server {
+    pub base: String,
+    pub c: Client,
+    pub server: TestServer,
+}
+
+pub async fn spawn(url: String) -> Server {
+    spawn_with(ServerOptions { database_url: Some(url), ..Default::default() }).await
+}
+
+/// The server started with `options`, and `olivia` signed up (the administrator).
+pub async fn spawn_with(options: ServerOptions) -> Server {
+    agent_bin();
+    let server = TestServer::start(options);
+    let base = server.url.clone();
+    let c = Client::builder().cookie_store(true).build().unwrap();
+    let r =
+        c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    Server { base, c, server }
+}
+
+pub async fn sqlite() -> Server {
+    spawn(engine::testing::sqlite_url()).await
+}
+
+impl Server {
+    pub fn api(&self, p: &str) -> String {
+        format!("{}/api/v1{p}", self.base)
+    }
+
+    pub async fn save(&self, module: Value) {
+        let path = module["path"].as_str().unwrap().to_string();
+        let r = self.c.put(self.api(&format!("/modules/{path}"))).json(&module).send().await.unwrap();
+        assert!(r.status().is_success(), "saving {path}: {}", r.text().await.unwrap());
+    }
+
+    pub async fn launch(&self, req: Value) -> String {
+        let r = self.c.post(self.api("/runs")).json(&req).send().await.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Follows the run's state with the long-poll endpoint until `done` says so (60 s at most).
+    pub async fn wait_state(&self, run: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut state = String::new();
+        loop {
+            let from = if state.is_empty() { String::new() } else { format!("from={state}&") };
+            state = self.c.get(self.api(&format!("/runs/{run}/state?{from}wait=10"))).send().await.unwrap().text().await.unwrap();
+            if done(&state) {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "run {run} is still {state}: {}", self.detail(run).await);
+        }
+    }
+
+    pub async fn finished(&self, run: &str) -> String {
+        self.wait_state(run, |s| ["Done", "Aborted", "Cancelled"].contains(&s)).await
+    }
+
+    /// Stopping is asynchronous (SIGTERM, SIGKILL 3 s later): waits until no instance runs.
+    pub async fn wait_stopped(&self, run: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = self.detail(run).await;
+            if d["instances"].as_array().unwrap().iter().all(|i| i["running"] == false) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "instances still running: {d}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn detail(&self, run: &str) -> Value {
+        self.c.get(self.api(&format!("/runs/{run}"))).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn report_file(&self, run: &str, instance: &str, name: &str) -> String {
+        let reports: Value = self.c.get(self.api(&format!("/runs/{run}/reports"))).send().await.unwrap().json().await.unwrap();
+        let file = reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["instance"] == instance)
+            .unwrap_or_else(|| panic!("no report from {instance}: {reports}"))["file"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let bytes = self.c.get(self.api(&format!("/runs/{run}/reports/{instance}/{file}"))).send().await.unwrap().bytes().await.unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().ends_with(name) {
+                let mut s = String::new();
+                entry.read_to_string(&mut s).unwrap();
+                return s;
+            }
+        }
+        panic!("{file} has no {name}");
+    }
+}
+
+pub fn statecustom(detail: &Value, instance: &str) -> String {
+    detail["instances"].as_array().unwrap().iter().find(|i| i["name"] == instance).unwrap()["statecustom"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}

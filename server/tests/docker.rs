@@ -1,0 +1,222 @@
+//! Runs on the Docker connector, end to end: the real server, the real static agent in real
+//! containers on the dockerd that `cargo xtask test` starts (`SLIPSTREAM_TEST_DOCKER`), the
+//! examples' base image `slipstream/busybox:latest` imported there. After every run, nothing of
+//! it is left on the engine: the test lists containers and networks by the server's label.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use testkit::ServerOptions;
+
+fn endpoint() -> String {
+    std::env::var("SLIPSTREAM_TEST_DOCKER").expect(
+        "SLIPSTREAM_TEST_DOCKER must name the test bed's Docker engine (cargo xtask test starts one), e.g. unix:///tmp/slipstream-docker/docker.sock",
+    )
+}
+
+/// A server whose connectors are `local` and `docker` (the examples' image ids name both).
+async fn docker_server() -> Server {
+    let args = vec!["--connector".into(), "local=local".into(), "--connector".into(), format!("docker=docker:{}", endpoint())];
+    spawn_with(ServerOptions { args, ..Default::default() }).await
+}
+
+fn docker_ids(what: &[&str], server_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["-H", &endpoint()])
+        .args(what)
+        .args(["--filter", &format!("label=io.slipstream.server={server_id}"), "-q"])
+        .output()
+        .expect("the docker client runs");
+    assert!(out.status.success(), "docker {what:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+}
+
+/// Waits (a few seconds at most: stopping is asynchronous) until the server has no container
+/// and no network left on the engine.
+async fn nothing_left(s: &Server) {
+    let id = s.server.server_id();
+    assert!(!id.is_empty(), "the server has an id");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (containers, networks) = (docker_ids(&["ps", "-a"], &id), docker_ids(&["network", "ls"], &id));
+        if containers.is_empty() && networks.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind: containers {containers:?}, networks {networks:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn on_docker(nodes: &[&str]) -> Value {
+    Value::Object(nodes.iter().map(|n| (n.to_string(), json!("docker"))).collect())
+}
+
+#[tokio::test]
+async fn hello_world_runs_in_containers_that_reach_each_other_by_address() {
+    let s = docker_server().await;
+    let run = s
+        .launch(json!({"module": "examples/tutorials/hello/client_server", "keep_running": "never",
+                       "connectors": on_docker(&["apache1", "testclient1"])}))
+        .await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let d = s.detail(&run).await;
+    assert_eq!(statecustom(&d, "testclient1.1"), "OK: Hello from Apache deployed by SlipStream!", "{d}");
+    let web = d["params"]["apache1.1:hostname"].as_str().unwrap().to_string();
+    assert!(web.starts_with("10.200."), "the server's address is its container's on the run network: {web}");
+    assert!(s.report_file(&run, "apache1.1", "httpd.log").await.contains("/data.txt"), "the client's fetch reached the container");
+    let instances = d["instances"].as_array().unwrap();
+    assert!(instances.iter().all(|i| i["connector"] == "docker"), "{d}");
+    nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn three_clients_and_the_cluster_run_on_docker() {
+    let s = docker_server().await;
+    let run = s
+        .launch(json!({"module": "examples/tutorials/performance/deployment", "keep_running": "never",
+                       "multiplicity": {"testsuite": 3}, "connectors": on_docker(&["apache", "testsuite"])}))
+        .await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let d = s.detail(&run).await;
+    for i in 1..=3 {
+        assert_eq!(statecustom(&d, &format!("testsuite.{i}")), "OK: Hello from Apache deployed by SlipStream!", "{d}");
+    }
+    let run = s
+        .launch(json!({"module": "examples/cluster/cluster", "keep_running": "never", "multiplicity": {"worker": 3},
+                       "connectors": on_docker(&["master", "worker"])}))
+        .await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let d = s.detail(&run).await;
+    let master = statecustom(&d, "master.1");
+    for i in 1..=3 {
+        let addr = d["params"][format!("worker.{i}:hostname")].as_str().unwrap().to_string();
+        assert!(master.contains(&addr), "master lists worker.{i} ({addr}): {master}");
+        assert_eq!(statecustom(&d, &format!("worker.{i}")), "Joined with a 1024-byte key");
+    }
+    nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn one_run_spans_docker_and_the_local_connector() {
+    let s = docker_server().await;
+    // The web server in a container, the client a local process: the host reaches the
+    // container's address on the run network.
+    let run = s
+        .launch(json!({"module": "examples/tutorials/hello/client_server", "keep_running": "never",
+                       "connectors": {"apache1": "docker", "testclient1": "local"}}))
+        .await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let d = s.detail(&run).await;
+    assert_eq!(statecustom(&d, "testclient1.1"), "OK: Hello from Apache deployed by SlipStream!", "{d}");
+    let connectors = &d["connectors"];
+    assert_eq!((connectors["docker"].as_u64(), connectors["local"].as_u64()), (Some(1), Some(1)), "{d}");
+    nothing_left(&s).await;
+}
+
+/// Test images on the busybox base: one that aborts, one that fails, one that waits.
+async fn save_test_images(s: &Server) {
+    s.save(json!({"kind": "project", "path": "d"})).await;
+    s.save(json!({"kind": "image", "path": "d/aborter", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\nsleep 1\nss-abort \"reason from the aborter\"\n",
+                    "report": "#!/bin/sh\necho reported > \"$SLIPSTREAM_REPORT_DIR/aborter.txt\"\n"}}))
+        .await;
+    s.save(json!({"kind": "image", "path": "d/broken", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\necho 'the disk is full' >&2\nexit 3\n"}}))
+        .await;
+    s.save(json!({"kind": "image", "path": "d/waiter", "reference": "examples/images/busybox",
+        "parameters": [{"name": "go", "category": "output"}],
+        "targets": {"execute": "#!/bin/sh\nss-get --timeout 300 go\n"}}))
+        .await;
+    s.save(json!({"kind": "deployment", "path": "d/abort", "nodes": {
+        "aborter": {"image": "d/aborter", "connector": "docker"}, "waiter": {"image": "d/waiter", "multiplicity": 2, "connector": "docker"}}}))
+        .await;
+}
+
+#[tokio::test]
+async fn abort_failure_keep_running_and_terminate_leave_nothing_behind() {
+    let s = docker_server().await;
+    save_test_images(&s).await;
+
+    // ss-abort in one container releases the others; reports still come; all is removed.
+    let run = s.launch(json!({"module": "d/abort", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    assert_eq!(s.detail(&run).await["abort"], "reason from the aborter");
+    assert_eq!(s.report_file(&run, "aborter.1", "aborter.txt").await.trim(), "reported");
+    nothing_left(&s).await;
+
+    // A failing script aborts naming the instance, the exit code and its last stderr line.
+    let run = s.launch(json!({"module": "d/broken", "keep_running": "never", "connectors": {"machine": "docker"}})).await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
+    for part in ["d/broken", "machine.1", "exit code 3", "the disk is full"] {
+        assert!(abort.contains(part), "`{part}` in: {abort}");
+    }
+    nothing_left(&s).await;
+
+    // Kept on error: the containers stay up after the abort until the run is terminated.
+    let run = s.launch(json!({"module": "d/abort", "keep_running": "on-error"})).await;
+    s.wait_state(&run, |st| st == "Ready").await;
+    let d = s.detail(&run).await;
+    assert!(d["instances"].as_array().unwrap().iter().all(|i| i["running"] == true), "kept running: {d}");
+    assert_eq!(docker_ids(&["ps"], &s.server.server_id()).len(), 3, "three running containers");
+    let r = s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(s.finished(&run).await, "Aborted");
+    nothing_left(&s).await;
+
+    // Terminated while executing: Cancelled, and removed.
+    let run = s.launch(json!({"module": "d/waiter", "keep_running": "never", "connectors": {"machine": "docker"}})).await;
+    s.wait_state(&run, |st| st == "Executing").await;
+    s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    assert_eq!(s.finished(&run).await, "Cancelled");
+    nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn an_image_the_engine_does_not_have_aborts_the_run_naming_it() {
+    let s = docker_server().await;
+    s.save(json!({"kind": "project", "path": "m"})).await;
+    s.save(json!({"kind": "image", "path": "m/nowhere", "native": true, "images": {"docker": "slipstream/not-imported:1"},
+                  "targets": {"execute": "#!/bin/sh\ntrue\n"}}))
+        .await;
+    let run = s.launch(json!({"module": "m/nowhere", "keep_running": "never", "connectors": {"machine": "docker"}})).await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
+    for part in ["machine.1", "docker", "slipstream/not-imported:1", "not on connector"] {
+        assert!(abort.contains(part), "`{part}` in: {abort}");
+    }
+    nothing_left(&s).await;
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_run_comes_back_to_its_containers_and_cleans_up() {
+    let mut s = docker_server().await;
+    s.save(json!({"kind": "project", "path": "k"})).await;
+    s.save(json!({"kind": "image", "path": "k/writer", "reference": "examples/images/busybox",
+        "parameters": [{"name": "step1", "category": "output"}, {"name": "step2", "category": "output"}],
+        "targets": {"execute": "#!/bin/sh -e\nss-set step1 done\nsleep 3\nss-set step2 done\n"}}))
+        .await;
+    s.save(json!({"kind": "image", "path": "k/reader", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh -e\nv=$(ss-get --timeout 120 writer:step2)\nss-display \"got $v\"\n"}}))
+        .await;
+    s.save(json!({"kind": "deployment", "path": "k/d", "nodes": {
+        "writer": {"image": "k/writer", "connector": "docker"}, "reader": {"image": "k/reader", "multiplicity": 2, "connector": "docker"}}}))
+        .await;
+    let run = s.launch(json!({"module": "k/d", "keep_running": "never"})).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.c.get(s.api(&format!("/runs/{run}/params/writer.1:step1?wait=5"))).send().await.unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "step1 was never written");
+    }
+    s.server.kill_9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.server.restart();
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let d = s.detail(&run).await;
+    assert_eq!(d["params"]["writer.1:step2"], "done", "written while the server was down: retried");
+    assert_eq!(statecustom(&d, "reader.2"), "got done");
+    nothing_left(&s).await;
+}

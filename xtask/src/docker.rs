@@ -1,0 +1,173 @@
+//! The Docker test bed of `cargo xtask test`: Debian's dockerd started with a config of its own
+//! (socket, exec-root and pid file under `/tmp/slipstream-docker`, data-root cached under
+//! `$HOME/.cache/slipstream/docker` when there is one, addresses from `10.200.x`), and the base
+//! image the examples use, `slipstream/busybox:latest`, made from Debian's `busybox-static` and
+//! `docker import`ed (nothing is pulled from a registry). Stopped by its PID; what it leaves on
+//! the host (bridges, iptables chains, `ip_forward`) is put back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{output, run, step, Result};
+
+/// Where the bed's socket and runtime files live (a short path: sockets have a length limit).
+const RUN_DIR: &str = "/tmp/slipstream-docker";
+pub const BUSYBOX_IMAGE: &str = "slipstream/busybox:latest";
+
+pub struct DockerBed {
+    /// `unix:///tmp/slipstream-docker/docker.sock`.
+    pub endpoint: String,
+    daemon: Child,
+    ip_forward: Option<String>,
+    links_before: Vec<String>,
+    /// `iptables-save` before dockerd added its chains; restored exactly afterwards.
+    iptables_before: Option<String>,
+}
+
+fn docker(endpoint: &str) -> Command {
+    let mut c = Command::new("docker");
+    c.args(["-H", endpoint]);
+    c
+}
+
+/// The network interfaces of the host, by name.
+fn links() -> Vec<String> {
+    output(Command::new("ip").args(["-o", "link", "show"]))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or("").to_string()))
+        .collect()
+}
+
+impl DockerBed {
+    pub fn start(cache: Option<&Path>) -> Result<Self> {
+        let run_dir = PathBuf::from(RUN_DIR);
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+        // A daemon a crashed earlier test run left behind, found by its own pid file.
+        let pidfile = run_dir.join("dockerd.pid");
+        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        let data_root = cache.map(|c| c.join("docker")).unwrap_or_else(|| run_dir.join("data"));
+        let config = serde_json_like(&[
+            ("data-root", data_root.display().to_string()),
+            ("exec-root", run_dir.join("exec").display().to_string()),
+            ("pidfile", pidfile.display().to_string()),
+        ]);
+        let config_path = run_dir.join("daemon.json");
+        std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok();
+        let links_before = links();
+        let iptables_before = output(&mut Command::new("iptables-save"));
+        let log = std::fs::File::create(run_dir.join("dockerd.log")).map_err(|e| e.to_string())?;
+        let daemon = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(&config_path)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start dockerd: {e}"))?;
+        let endpoint = format!("unix://{}", run_dir.join("docker.sock").display());
+        let bed = DockerBed { endpoint, daemon, ip_forward, links_before, iptables_before };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while output(docker(&bed.endpoint).args(["version", "--format", "{{.Server.Version}}"])).is_none() {
+            if Instant::now() > deadline {
+                return Err(format!("dockerd did not answer within 30 s; see {RUN_DIR}/dockerd.log"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bed.remove_leftovers();
+        bed.ensure_busybox(&run_dir)?;
+        Ok(bed)
+    }
+
+    /// Containers and networks of Slipstream servers from an earlier, interrupted test run.
+    fn remove_leftovers(&self) {
+        let filter = "label=io.slipstream.server";
+        let ids = output(docker(&self.endpoint).args(["ps", "-aq", "--filter", filter])).unwrap_or_default();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = docker(&self.endpoint).args(["rm", "-f"]).args(&ids).stdout(Stdio::null()).status();
+        }
+        let _ = docker(&self.endpoint).args(["network", "prune", "-f", "--filter", filter]).stdout(Stdio::null()).status();
+    }
+
+    /// `slipstream/busybox:latest` from the host's static busybox (2 MB, made once, then cached
+    /// in the data-root).
+    fn ensure_busybox(&self, run_dir: &Path) -> Result {
+        if output(docker(&self.endpoint).args(["image", "inspect", BUSYBOX_IMAGE])).is_some() {
+            return Ok(());
+        }
+        step(&format!("import {BUSYBOX_IMAGE} from busybox-static"), || {
+            let root = run_dir.join("busybox-rootfs");
+            let _ = std::fs::remove_dir_all(&root);
+            for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+                std::fs::create_dir_all(root.join(d)).map_err(|e| e.to_string())?;
+            }
+            std::fs::copy("/bin/busybox", root.join("bin/busybox")).map_err(|e| format!("/bin/busybox (busybox-static): {e}"))?;
+            let applets = output(Command::new("/bin/busybox").arg("--list")).ok_or("busybox --list failed")?;
+            for a in applets.lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
+                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(a));
+            }
+            std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").map_err(|e| e.to_string())?;
+            std::fs::write(root.join("etc/group"), "root:x:0:\n").map_err(|e| e.to_string())?;
+            run(Command::new("chmod").arg("1777").arg(root.join("tmp")))?;
+            let tar = run_dir.join("busybox-rootfs.tar");
+            run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."))?;
+            run(docker(&self.endpoint)
+                .args(["import", "-c", "CMD [\"/bin/sh\"]", "-c", "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"])
+                .arg(&tar)
+                .arg(BUSYBOX_IMAGE)
+                .stdout(Stdio::null()))
+        })
+    }
+}
+
+/// The daemon's config: ours, with the fixed parts (socket, 10.200.x pools, cgroupfs).
+fn serde_json_like(paths: &[(&str, String)]) -> String {
+    let mut fields: Vec<String> = paths.iter().map(|(k, v)| format!("\"{k}\": \"{v}\"")).collect();
+    fields.push(format!("\"hosts\": [\"unix://{RUN_DIR}/docker.sock\"]"));
+    fields.push("\"bip\": \"10.200.70.1/24\"".into());
+    fields.push("\"default-address-pools\": [{\"base\": \"10.200.128.0/17\", \"size\": 24}]".into());
+    fields.push("\"storage-driver\": \"overlay2\"".into());
+    fields.push("\"exec-opts\": [\"native.cgroupdriver=cgroupfs\"]".into());
+    format!("{{ {} }}\n", fields.join(",\n  "))
+}
+
+impl Drop for DockerBed {
+    fn drop(&mut self) {
+        self.remove_leftovers();
+        let pid = self.daemon.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.daemon.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        // What the daemon left on the host: its bridges, its iptables chains, forwarding.
+        for link in links().into_iter().filter(|l| !self.links_before.contains(l)) {
+            if link == "docker0" || link.starts_with("br-") || link.starts_with("veth") {
+                let _ = Command::new("ip").args(["link", "del", &link]).stderr(Stdio::null()).status();
+            }
+        }
+        if let Some(saved) = &self.iptables_before {
+            use std::io::Write;
+            if let Ok(mut restore) = Command::new("iptables-restore").stdin(Stdio::piped()).spawn() {
+                if let Some(mut stdin) = restore.stdin.take() {
+                    let _ = stdin.write_all(saved.as_bytes());
+                }
+                let _ = restore.wait();
+            }
+        }
+        if let Some(before) = &self.ip_forward {
+            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", before.trim());
+        }
+    }
+}
