@@ -250,3 +250,23 @@ pub async fn launch(api: &reqwest::Client, base: &str, module: &str) -> String {
         .unwrap();
     r["id"].as_str().unwrap_or_else(|| panic!("run created: {r}")).to_string()
 }
+
+/// A client of the JSON API signed in as an existing account.
+pub async fn api_login(base: &str, name: &str, password: &str) -> reqwest::Client {
+    let api = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let r =
+        api.post(format!("{base}/api/v1/auth/login")).json(&serde_json::json!({"name": name, "password": password})).send().await.unwrap();
+    assert!(r.status().is_success(), "sign-in through the API: {}", r.status());
+    api
+}
+
+/// An administrator lets `user` use a restricted connector (the local one).
+pub async fn allow_connector(admin: &reqwest::Client, base: &str, user: &str, connector: &str) {
+    let r = admin
+        .put(format!("{base}/api/v1/users/{user}/connectors/{connector}"))
+        .json(&serde_json::json!({"allowed": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "allowing {user} on {connector}: {}", r.status());
+}

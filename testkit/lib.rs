@@ -89,6 +89,8 @@ pub struct ServerOptions {
     pub port: Option<u16>,
     /// More `slipstream serve` arguments (`--connector docker=docker:unix://…`).
     pub args: Vec<String>,
+    /// More environment variables for the server.
+    pub env: Vec<(String, String)>,
 }
 
 /// The `slipstream` binary serving on loopback; stopped on drop.
@@ -157,7 +159,7 @@ fn launch(options: &ServerOptions, data_dir: &Path) -> (Proc, String) {
     if options.no_examples {
         cmd.arg("--no-examples");
     }
-    cmd.args(&options.args);
+    cmd.args(&options.args).envs(options.env.iter().map(|(k, v)| (k, v)));
     let log_path = data_dir.join("server.log");
     let mut proc = Proc::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::inherit())).expect("the server starts");
     let stdout = proc.child().stdout.take().expect("piped");

@@ -169,14 +169,9 @@ async fn a_user_sets_profile_defaults_and_tokens_and_deploys_from_the_catalog() 
         click(&c, sel::SIGN_OUT).await?;
         wait_text(&c, "nav.top", |t| t.contains("Sign in")).await?;
         sign_up(&c, &base, "oscar", "battery staple").await?;
-        // The administrator (olivia, the first account) gives oscar a quota on `local`.
-        let admin = reqwest::Client::builder().cookie_store(true).build().unwrap();
-        admin
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&serde_json::json!({"name": "olivia", "password": "correct horse"}))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        // The administrator (olivia, the first account) lets oscar use `local`, with a quota.
+        let admin = api_login(&base, "olivia", "correct horse").await;
+        allow_connector(&admin, &base, "oscar", "local").await;
         let r = admin
             .put(format!("{base}/api/v1/users/oscar/quotas/local"))
             .json(&serde_json::json!({"quota": 10}))

@@ -431,6 +431,9 @@ async fn a_published_deployment_is_found_in_the_catalog_and_deployed_by_another_
 
         // Another user deploys it from the catalog's form.
         sign_up(&c, &base, "oscar", "battery staple").await?;
+        // The local connector runs scripts on the server's host: its administrator allows oscar.
+        let admin = api_login(&base, "olivia", "correct horse").await;
+        allow_connector(&admin, &base, "oscar", "local").await;
         // Shared for reading and deploying, not for writing: Run is offered, Edit is not.
         open(&c, &format!("{base}/modules/shop/hello")).await?;
         wait_for(&c, sel::RUN_BUTTON).await?;

@@ -27,10 +27,12 @@ impl Engine {
 
     /// The user's account on every connector of this server, with the instances in use.
     pub async fn connector_accounts(&self, user: &User) -> Result<Vec<ConnectorAccount>> {
-        let rows = sqlx::query("SELECT connector, settings, credential, quota, updated_at FROM connector_accounts WHERE user_name = $1")
-            .bind(&user.name)
-            .fetch_all(&self.db.pool)
-            .await?;
+        let defaults = self.default_quotas().await?;
+        let rows =
+            sqlx::query("SELECT connector, settings, credential, quota, allowed, updated_at FROM connector_accounts WHERE user_name = $1")
+                .bind(&user.name)
+                .fetch_all(&self.db.pool)
+                .await?;
         let mut stored = BTreeMap::new();
         for r in &rows {
             let settings: String = r.try_get("settings")?;
@@ -42,6 +44,7 @@ impl Engine {
                     !credential.is_empty(),
                     r.try_get::<Option<i64>, _>("quota")?,
                     r.try_get::<i64, _>("updated_at")?,
+                    r.try_get::<i64, _>("allowed")? != 0,
                 ),
             );
         }
@@ -50,13 +53,28 @@ impl Engine {
             .connector_names()
             .into_iter()
             .map(|c| {
-                let (settings, credential_set, quota, updated_at) = match stored.remove(&c) {
-                    Some((s, set, q, at)) => (s, set, q, Some(at)),
-                    None => (BTreeMap::new(), false, None, None),
+                let (settings, credential_set, quota, updated_at, allowed) = match stored.remove(&c) {
+                    Some((s, set, q, at, allowed)) => (s, set, q, Some(at), allowed),
+                    None => (BTreeMap::new(), false, None, None, false),
                 };
-                ConnectorAccount { in_use: in_use.get(&c).copied().unwrap_or(0), connector: c, settings, credential_set, quota, updated_at }
+                let restricted = self.connector(&c).is_some_and(|c| c.restricted());
+                ConnectorAccount {
+                    in_use: in_use.get(&c).copied().unwrap_or(0),
+                    quota: quota.or_else(|| defaults.get(&c).copied()),
+                    may_use: !restricted || allowed || user.is_admin,
+                    connector: c,
+                    settings,
+                    credential_set,
+                    updated_at,
+                }
             })
             .collect())
+    }
+
+    /// The administrators' default quotas, per connector.
+    async fn default_quotas(&self) -> Result<BTreeMap<String, i64>> {
+        let rows = sqlx::query("SELECT connector, quota FROM connector_defaults WHERE quota IS NOT NULL").fetch_all(&self.db.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get::<String, _>("connector")?, r.try_get::<i64, _>("quota")?))).collect()
     }
 
     /// Saves the user's settings (replacing them) and, when given, the credential.
@@ -102,18 +120,24 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("no connector `{connector}`")))
     }
 
-    /// Sets (or, with `None`, lifts) a user's quota on a connector. Administrators only.
-    pub async fn set_quota(&self, actor: &User, user_name: &str, connector: &str, quota: Option<i64>) -> Result<()> {
+    /// An administrator acting on an existing user's account on a known connector.
+    async fn admin_on(&self, actor: &User, user_name: &str, connector: &str) -> Result<()> {
         if !actor.is_admin {
-            return Err(Error::Forbidden("only an administrator sets quotas".into()));
+            return Err(Error::Forbidden("only an administrator sets quotas and connector access".into()));
         }
         self.known_connector(connector)?;
-        if quota.is_some_and(|q| q < 0) {
-            return Err(Error::invalid("", "quota", "must be 0 or more instances"));
-        }
         let exists = sqlx::query("SELECT 1 AS one FROM users WHERE name = $1").bind(user_name).fetch_optional(&self.db.pool).await?;
         if exists.is_none() {
             return Err(Error::NotFound(format!("no user `{user_name}`")));
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, lifts) a user's quota on a connector. Administrators only.
+    pub async fn set_quota(&self, actor: &User, user_name: &str, connector: &str, quota: Option<i64>) -> Result<()> {
+        self.admin_on(actor, user_name, connector).await?;
+        if quota.is_some_and(|q| q < 0) {
+            return Err(Error::invalid("", "quota", "must be 0 or more instances"));
         }
         sqlx::query(
             "INSERT INTO connector_accounts (user_name, connector, quota, updated_at) VALUES ($1, $2, $3, $4) \
@@ -131,37 +155,100 @@ impl Engine {
 
     /// Instances of the user's unfinished runs, per connector.
     pub(crate) async fn instances_in_use(&self, user_name: &str) -> Result<BTreeMap<String, i64>> {
-        let rows = sqlx::query(
-            "SELECT i.connector AS connector, COUNT(*) AS n FROM run_instances i JOIN runs r ON r.id = i.run_id \
-             WHERE r.owner = $1 AND r.ended_at IS NULL GROUP BY i.connector",
-        )
-        .bind(user_name)
-        .fetch_all(&self.db.pool)
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get::<String, _>("connector")?, r.try_get::<i64, _>("n")?))).collect()
+        let mut conn = self.db.pool.acquire().await?;
+        in_use(&mut conn, user_name).await
     }
 
-    /// Refuses a run that would take the user over a quota: `wanted` instances per connector.
-    pub(crate) async fn check_quota(&self, user_name: &str, wanted: &BTreeMap<String, i64>) -> Result<()> {
-        let rows = sqlx::query("SELECT connector, quota FROM connector_accounts WHERE user_name = $1 AND quota IS NOT NULL")
-            .bind(user_name)
-            .fetch_all(&self.db.pool)
-            .await?;
+    /// Refuses a run that would take the user over a quota (their own, else the connector's
+    /// default): `wanted` instances per connector. Runs inside the transaction that inserts
+    /// the run, under the launch lock, so two launches cannot both pass the same quota.
+    pub(crate) async fn check_quota(&self, conn: &mut sqlx::AnyConnection, user_name: &str, wanted: &BTreeMap<String, i64>) -> Result<()> {
+        let rows = sqlx::query(
+            "SELECT d.connector AS connector, d.quota AS quota FROM connector_defaults d WHERE d.quota IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM connector_accounts a WHERE a.user_name = $1 AND a.connector = d.connector AND a.quota IS NOT NULL) \
+             UNION ALL SELECT connector, quota FROM connector_accounts WHERE user_name = $1 AND quota IS NOT NULL",
+        )
+        .bind(user_name)
+        .fetch_all(&mut *conn)
+        .await?;
         if rows.is_empty() {
             return Ok(());
         }
-        let in_use = self.instances_in_use(user_name).await?;
+        let used_now = in_use(conn, user_name).await?;
         for r in &rows {
             let connector: String = r.try_get("connector")?;
             let quota: i64 = r.try_get("quota")?;
             let want = wanted.get(&connector).copied().unwrap_or(0);
-            let used = in_use.get(&connector).copied().unwrap_or(0);
+            let used = used_now.get(&connector).copied().unwrap_or(0);
             if want > 0 && used + want > quota {
                 return Err(Error::QuotaExceeded(format!(
                     "this run needs {want} instance(s) on `{connector}`, and {used} of your quota of {quota} are in use"
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Refuses a connector restricted to trusted users (the local one) to anyone but
+    /// administrators and the users they allowed there.
+    pub(crate) async fn check_allowed(&self, user: &User, connectors: impl Iterator<Item = &String>) -> Result<()> {
+        if user.is_admin {
+            return Ok(());
+        }
+        for name in connectors {
+            if !self.connector(name).is_some_and(|c| c.restricted()) {
+                continue;
+            }
+            let row = sqlx::query("SELECT allowed FROM connector_accounts WHERE user_name = $1 AND connector = $2")
+                .bind(&user.name)
+                .bind(name)
+                .fetch_optional(&self.db.pool)
+                .await?;
+            if row.map(|r| r.try_get::<i64, _>("allowed")).transpose()?.unwrap_or(0) == 0 {
+                return Err(Error::Forbidden(format!(
+                    "connector `{name}` runs scripts on the server's own host; only administrators and the users they allow may use it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets a user use a restricted connector, or not. Administrators only.
+    pub async fn set_allowed(&self, actor: &User, user_name: &str, connector: &str, allowed: bool) -> Result<()> {
+        self.admin_on(actor, user_name, connector).await?;
+        sqlx::query(
+            "INSERT INTO connector_accounts (user_name, connector, allowed, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_name, connector) DO UPDATE SET allowed = $3, updated_at = $4",
+        )
+        .bind(user_name)
+        .bind(connector)
+        .bind(allowed as i64)
+        .bind(now_ms())
+        .execute(&self.db.pool)
+        .await?;
+        tracing::info!(admin = actor.name, user = user_name, connector, allowed, "connector access set");
+        Ok(())
+    }
+
+    /// Sets (or lifts) the quota of every user without one of their own on a connector.
+    pub async fn set_default_quota(&self, actor: &User, connector: &str, quota: Option<i64>) -> Result<()> {
+        if !actor.is_admin {
+            return Err(Error::Forbidden("only an administrator sets quotas".into()));
+        }
+        self.known_connector(connector)?;
+        if quota.is_some_and(|q| q < 0) {
+            return Err(Error::invalid("", "quota", "must be 0 or more instances"));
+        }
+        sqlx::query(
+            "INSERT INTO connector_defaults (connector, quota, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (connector) DO UPDATE SET quota = $2, updated_at = $3",
+        )
+        .bind(connector)
+        .bind(quota)
+        .bind(now_ms())
+        .execute(&self.db.pool)
+        .await?;
+        tracing::info!(admin = actor.name, connector, quota, "default quota set");
         Ok(())
     }
 
@@ -179,4 +266,17 @@ impl Engine {
             credential: (!credential.is_empty()).then_some(credential),
         })
     }
+}
+
+/// Instances of the user's unfinished runs, per connector, read on `conn` (inside a
+/// transaction when checking a quota).
+async fn in_use(conn: &mut sqlx::AnyConnection, user_name: &str) -> Result<BTreeMap<String, i64>> {
+    let rows = sqlx::query(
+        "SELECT i.connector AS connector, COUNT(*) AS n FROM run_instances i JOIN runs r ON r.id = i.run_id \
+         WHERE r.owner = $1 AND r.ended_at IS NULL GROUP BY i.connector",
+    )
+    .bind(user_name)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get::<String, _>("connector")?, r.try_get::<i64, _>("n")?))).collect()
 }

@@ -128,6 +128,11 @@ pub trait Connector: Send + Sync {
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
     }
+    /// Whether only administrators and the users they allow may use it (its instances are not
+    /// isolated from the server).
+    fn restricted(&self) -> bool {
+        false
+    }
     /// Where this connector's instances reach the server, when not at the server's own URL
     /// (containers cannot reach the host's loopback).
     fn agent_url(&self) -> Option<String> {
@@ -156,6 +161,11 @@ pub trait Connector: Send + Sync {
     /// Removes what `prepare_run` made, once the run's instances here are destroyed.
     fn release_run<'a>(&'a self, _run: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
+    }
+    /// Keeps a (stopped or running) instance's file system as an image named `image` (a build);
+    /// returns the image id. Connectors without `build_images` refuse.
+    fn commit<'a>(&'a self, _handle: &'a str, _image: &'a str) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move { Err(crate::Error::Unavailable(format!("connector `{}` cannot build images", self.name()))) })
     }
     /// Re-attaches to an instance after a server restart; `false` if it is gone.
     fn recover<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<bool>> {

@@ -22,7 +22,7 @@ impl Engine {
             d.comment = Some("Example shipped with Slipstream".into());
         }
         let plan = self.plan(&system, docs, true).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // The marker is written with the modules: a crash leaves neither or both.
         let marker = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(LOADED_KEY)

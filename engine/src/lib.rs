@@ -73,6 +73,8 @@ pub(crate) struct Runtime {
     pub runs: runs::registry::RunRegistry,
     pub connectors: ConnectorMap,
     pub live: tokio::sync::broadcast::Sender<runs::LiveEvent>,
+    /// Held while a launch checks quotas and writes its run.
+    pub launches: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -110,6 +112,7 @@ impl Engine {
             runs: Default::default(),
             connectors,
             live,
+            launches: Default::default(),
         };
         Ok(Self { db, rt: std::sync::Arc::new(rt) })
     }

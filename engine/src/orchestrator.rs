@@ -20,6 +20,8 @@ pub struct RunView {
     pub keep_running: KeepRunning,
     /// Per instance: the state it last completed.
     pub completed: Vec<Option<RunState>>,
+    /// A build: at Ready, unless aborted, its instance is kept as an image before it stops.
+    pub build: bool,
 }
 
 impl RunView {
@@ -56,6 +58,8 @@ pub enum Action {
     StartInstances,
     StopInstances,
     RaiseAbort(String),
+    /// Keep the build instance's file system as the image's built image.
+    CommitImage,
 }
 
 /// The transitional states and their successors.
@@ -118,6 +122,9 @@ fn advance(run: &RunView) -> Vec<Action> {
         out.push(Action::SetState(to));
         view.state = to;
         if to == RunState::Ready {
+            if view.build && !view.aborted {
+                out.push(Action::CommitImage);
+            }
             if !view.keep_running.keeps(view.aborted) {
                 out.extend(finalize(&view));
             }
@@ -138,7 +145,7 @@ mod tests {
     use RunState::*;
 
     fn view(state: RunState, aborted: bool, keep: KeepRunning, completed: &[Option<RunState>]) -> RunView {
-        RunView { state, aborted, keep_running: keep, completed: completed.to_vec() }
+        RunView { state, aborted, keep_running: keep, completed: completed.to_vec(), build: false }
     }
 
     #[test]
@@ -232,6 +239,18 @@ mod tests {
                 vec![SetState(Finalizing), StopInstances, SetState(Aborted)],
             ),
             ("Ready never times out", view(Ready, false, Always, &[r]), timeout, vec![]),
+            (
+                "a build keeps its image at Ready, then stops",
+                RunView { build: true, ..view(SendingReports, false, Never, &[r]) },
+                Event::Completed,
+                vec![SetState(Ready), CommitImage, SetState(Finalizing), StopInstances, SetState(Done)],
+            ),
+            (
+                "an aborted build keeps nothing",
+                RunView { build: true, ..view(SendingReports, true, Never, &[r]) },
+                Event::Completed,
+                vec![SetState(Ready), SetState(Finalizing), StopInstances, SetState(Aborted)],
+            ),
         ];
         for (what, run, event, want) in cases {
             assert_eq!(next(&run, &event), want, "{what}");

@@ -115,7 +115,7 @@ impl Engine {
                 return Err(Self::aborted_error(run, &msg));
             }
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let done = sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3")
             .bind(value)
             .bind(run)

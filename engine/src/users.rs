@@ -86,7 +86,7 @@ impl Engine {
         check_user_name(name)?;
         check_password(password)?;
         let hash = hash_password(password.to_string()).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         if sqlx::query("SELECT name FROM users WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?.is_some() {
             return Err(Error::Conflict(format!("the user name `{name}` is taken")));
         }

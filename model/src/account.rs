@@ -34,11 +34,20 @@ pub struct ConnectorAccount {
     pub settings: std::collections::BTreeMap<String, String>,
     /// Whether a credential is stored (it is never sent back).
     pub credential_set: bool,
-    /// Most instances the user may have at once on this connector; `None`: no cap.
+    /// Most instances the user may have at once on this connector (their own quota, else the
+    /// connector's default); `None`: no cap.
     pub quota: Option<i64>,
+    /// Whether the user may start instances there (restricted connectors: administrators and
+    /// the users they allow).
+    #[serde(default = "yes")]
+    pub may_use: bool,
     /// Instances of the user's unfinished runs on this connector right now.
     pub in_use: i64,
     pub updated_at: Option<i64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What a user saves for a connector. `credential`: `None` keeps the stored one, `Some("")`

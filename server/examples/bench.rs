@@ -3,6 +3,8 @@
 //! `SLIPSTREAM_AGENT_BIN=… cargo run --release -p server --example bench`.
 //!
 //! - time from launch to Done for 1, 10, 100 and 500 trivial instances (local connector);
+//! - with `SLIPSTREAM_TEST_DOCKER` (`cargo xtask bench` starts the Docker test bed): launch to
+//!   Done for 1, 10 and 100 containers, and containers started per second;
 //! - latency from a set to the return of 1,000 blocked reads of that key (p50/p99);
 //! - parameter set and get throughput over HTTP (sequential and 8 concurrent clients).
 
@@ -23,7 +25,13 @@ async fn main() {
         site_root: "target/site".into(),
         load_examples: true,
         agent_bin: Some(agent.into()),
-        connectors: Vec::new(),
+        connectors: match std::env::var("SLIPSTREAM_TEST_DOCKER") {
+            Ok(endpoint) => vec![
+                engine::connector::ConnectorConfig::parse("local=local").unwrap(),
+                engine::connector::ConnectorConfig::parse(&format!("docker=docker:{endpoint}")).unwrap(),
+            ],
+            Err(_) => Vec::new(),
+        },
     };
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://{}/api/v1", app.addr());
@@ -46,6 +54,25 @@ async fn main() {
         let run = launch(&c, &base, json!({"module": "bench/many", "keep_running": "never", "multiplicity": {"n": n}})).await;
         let state = wait_end(&c, &base, &run).await;
         println!("  {n:>4} instances: {:>7.2} s ({state})", t.elapsed().as_secs_f64());
+    }
+
+    if std::env::var("SLIPSTREAM_TEST_DOCKER").is_ok() {
+        println!("launch to Done (Docker connector, trivial containers):");
+        for n in [1, 10, 100] {
+            let t = Instant::now();
+            let req = json!({"module": "bench/many", "keep_running": "never", "multiplicity": {"n": n}, "connectors": {"n": "docker"}});
+            let run = launch(&c, &base, req).await;
+            // Executing: every container started and its agent reported in.
+            let mut state = String::new();
+            while !["Executing", "SendingReports", "Ready", "Done", "Aborted", "Cancelled"].contains(&state.as_str()) {
+                let from = if state.is_empty() { String::new() } else { format!("from={state}&") };
+                state = c.get(format!("{base}/runs/{run}/state?{from}wait=30")).send().await.unwrap().text().await.unwrap();
+            }
+            let started = t.elapsed().as_secs_f64();
+            let end = wait_end(&c, &base, &run).await;
+            let total = t.elapsed().as_secs_f64();
+            println!("  {n:>4} containers: {total:>7.2} s ({end}); all started in {started:.2} s = {:.1} containers/s", n as f64 / started);
+        }
     }
 
     // One instance kept in Ready: its parameters stay writable.

@@ -67,6 +67,24 @@ enum AdminCommand {
         #[command(flatten)]
         store: Store,
     },
+    /// Let USER use CONNECTOR (`yes`) or not (`no`), for connectors restricted to trusted
+    /// users (the local one).
+    Allow {
+        user: String,
+        connector: String,
+        /// `yes` or `no`.
+        allowed: String,
+        #[command(flatten)]
+        store: Store,
+    },
+    /// The quota of every user without one of their own on CONNECTOR (`none` lifts it).
+    DefaultQuota {
+        connector: String,
+        /// A number of instances, or `none`.
+        quota: String,
+        #[command(flatten)]
+        store: Store,
+    },
     /// Cap how many instances USER may have at once on CONNECTOR (`none` lifts the cap).
     Quota {
         user: String,
@@ -121,15 +139,31 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("Slipstream stopped");
             Ok(())
         }
-        Command::Admin { command: AdminCommand::Quota { user, connector, quota, store } } => {
-            let quota = match quota.as_str() {
-                "none" => None,
-                n => Some(n.parse::<i64>().map_err(|_| format!("quota: `{n}` is not a number of instances or `none`"))?),
+        Command::Admin { command: AdminCommand::Allow { user, connector, allowed, store } } => {
+            let allowed = match allowed.as_str() {
+                "yes" => true,
+                "no" => false,
+                other => return Err(format!("allow: `{other}` is not `yes` or `no`")),
             };
             let engine = open_store(store).await?;
-            // The command line stands for an administrator: whoever can run it owns the database.
-            let root = model::User { name: "(command line)".into(), is_admin: true };
-            engine.set_quota(&root, &user, &connector, quota).await.map_err(|e| e.to_string())?;
+            engine.set_allowed(&command_line(), &user, &connector, allowed).await.map_err(|e| e.to_string())?;
+            println!("{user} {} use {connector}", if allowed { "may" } else { "may not" });
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::DefaultQuota { connector, quota, store } } => {
+            let quota = parse_quota(&quota)?;
+            let engine = open_store(store).await?;
+            engine.set_default_quota(&command_line(), &connector, quota).await.map_err(|e| e.to_string())?;
+            match quota {
+                Some(q) => println!("users without a quota of their own may have {q} instance(s) at once on {connector}"),
+                None => println!("{connector} has no default quota"),
+            }
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Quota { user, connector, quota, store } } => {
+            let quota = parse_quota(&quota)?;
+            let engine = open_store(store).await?;
+            engine.set_quota(&command_line(), &user, &connector, quota).await.map_err(|e| e.to_string())?;
             match quota {
                 Some(q) => println!("{user} may have {q} instance(s) at once on {connector}"),
                 None => println!("{user} has no quota on {connector}"),
@@ -152,6 +186,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{} is an administrator", admin.name);
             Ok(())
         }
+    }
+}
+
+/// The command line stands for an administrator: whoever can run it owns the database.
+fn command_line() -> model::User {
+    model::User { name: "(command line)".into(), is_admin: true }
+}
+
+/// `N` or `none`.
+fn parse_quota(quota: &str) -> Result<Option<i64>, String> {
+    match quota {
+        "none" => Ok(None),
+        n => n.parse::<i64>().map(Some).map_err(|_| format!("quota: `{n}` is not a number of instances or `none`")),
     }
 }
 

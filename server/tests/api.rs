@@ -335,6 +335,19 @@ async fn connector_credentials_are_write_only_and_quotas_refuse_runs_over_them()
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{db}: unknown connector");
         assert_eq!(r.json::<Value>().await.unwrap()["field"], "connector", "{db}");
 
+        // The local connector runs scripts on the server's host: administrators and the
+        // users they allow only.
+        let r = olivia.post(url("runs")).json(&json!({"module": "examples/tutorials/hello/client_server"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{db}");
+        let msg = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains("`local`") && msg.contains("administrators"), "{db}: {msg}");
+        let list: Value = olivia.get(url("profile/connectors")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(list[0]["may_use"], false, "{db}");
+        let r = olivia.put(url("users/olivia/connectors/local")).json(&json!({"allowed": true})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{db}: users cannot allow themselves");
+        let r = admin.put(url("users/olivia/connectors/local")).json(&json!({"allowed": true})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{db}");
+
         // Only an administrator sets quotas.
         let r = olivia.put(url("users/olivia/quotas/local")).json(&json!({"quota": 100})).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{db}");
@@ -355,5 +368,36 @@ async fn connector_credentials_are_write_only_and_quotas_refuse_runs_over_them()
         assert_eq!(r.status(), StatusCode::NO_CONTENT, "{db}");
         let r = olivia.post(url("runs")).json(&json!({"module": "examples/tutorials/hello/client_server"})).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::CREATED, "{db}");
+
+        // Two launches at the same instant against a quota of one: exactly one passes.
+        let sleeper = json!({"kind": "image", "path": "olivia/sleeper", "reference": "examples/images/busybox",
+                             "targets": {"execute": "#!/bin/sh\nsleep 60\n"}});
+        let r = olivia.put(url("modules/olivia")).json(&json!({"kind": "project"})).send().await.unwrap();
+        assert!(r.status().is_success(), "{db}: {}", r.text().await.unwrap());
+        let r = olivia.put(url("modules/olivia/sleeper")).json(&sleeper).send().await.unwrap();
+        assert!(r.status().is_success(), "{db}: {}", r.text().await.unwrap());
+        let r = admin.put(url("users/olivia/quotas/local")).json(&json!({"quota": 3})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{db}");
+        let launch = || olivia.post(url("runs")).json(&json!({"module": "olivia/sleeper", "keep_running": "never"})).send();
+        let (a, b) = tokio::join!(launch(), launch());
+        let mut statuses = [a.unwrap().status(), b.unwrap().status()];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS], "{db}: 2 in use + 1 + 1 > 3");
+
+        // A default quota covers users without one of their own.
+        admin.put(url("users/olivia/quotas/local")).json(&json!({"quota": null})).send().await.unwrap();
+        let r = olivia.put(url("connectors/local/quota")).json(&json!({"quota": 0})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{db}");
+        let r = admin.put(url("connectors/local/quota")).json(&json!({"quota": 0})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{db}");
+        let list: Value = olivia.get(url("profile/connectors")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(list[0]["quota"], 0, "{db}: {list}");
+        let r = olivia.post(url("runs")).json(&json!({"module": "olivia/sleeper"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{db}");
+        // Stop what is still running.
+        let runs: Value = olivia.get(url("runs?active=true")).send().await.unwrap().json().await.unwrap();
+        for run in runs.as_array().unwrap() {
+            olivia.delete(url(&format!("runs/{}", run["id"].as_str().unwrap()))).send().await.unwrap();
+        }
     }
 }

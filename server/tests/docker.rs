@@ -220,3 +220,57 @@ async fn a_server_killed_mid_run_comes_back_to_its_containers_and_cleans_up() {
     assert_eq!(statecustom(&d, "reader.2"), "got done");
     nothing_left(&s).await;
 }
+
+#[tokio::test]
+async fn an_image_built_once_skips_its_recipes_until_they_change() {
+    let s = docker_server().await;
+    s.save(json!({"kind": "project", "path": "b"})).await;
+    // The recipe leaves a mark in the image; execute counts the marks it finds.
+    let image = |recipe: &str, execute: &str| {
+        json!({"kind": "image", "path": "b/baked", "reference": "examples/images/busybox",
+               "recipe": format!("#!/bin/sh -e\n{recipe}\n"),
+               "targets": {"execute": format!("#!/bin/sh -e\n{execute}\n")}})
+    };
+    let count = "ss-display \"marks=$(cat /marks 2>/dev/null | wc -l) flavour=$(cat /flavour 2>/dev/null)\"";
+    s.save(image("echo baked >> /marks; echo vanilla > /flavour", count)).await;
+
+    // The local connector keeps no image: it cannot build.
+    let r = s.c.post(s.api("/modules/b/baked/build?connector=local")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("cannot build images"));
+
+    // Build on Docker: a build run, shown like any run, ends Done with the image kept.
+    let r = s.c.post(s.api("/modules/b/baked/build?connector=docker")).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let build = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(s.finished(&build).await, "Done", "{}", s.detail(&build).await);
+    let builds: Value = s.c.get(s.api("/modules/b/baked/builds")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(builds.as_array().map(Vec::len), Some(1), "{builds}");
+    assert_eq!((builds[0]["connector"].as_str(), builds[0]["current"].as_bool()), (Some("docker"), Some(true)), "{builds}");
+    let tag = builds[0]["image"].as_str().unwrap().to_string();
+    let inspected = Command::new("docker").args(["-H", &endpoint(), "image", "inspect", &tag]).output().unwrap();
+    assert!(inspected.status.success(), "the built image {tag} is on the engine");
+    nothing_left(&s).await;
+
+    // A run on the built image skips the recipe: one mark, from the build.
+    let on_docker = json!({"module": "b/baked", "keep_running": "never", "connectors": {"machine": "docker"}});
+    let run = s.launch(on_docker.clone()).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    assert_eq!(statecustom(&s.detail(&run).await, "machine.1"), "marks=1 flavour=vanilla");
+
+    // A new version that changes only execute keeps the built image.
+    s.save(image("echo baked >> /marks; echo vanilla > /flavour", &format!("{count}; true"))).await;
+    let run = s.launch(on_docker.clone()).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    assert_eq!(statecustom(&s.detail(&run).await, "machine.1"), "marks=1 flavour=vanilla");
+
+    // One that changes the recipe has no built image: the recipe runs at deploy time.
+    s.save(image("echo baked >> /marks; echo chocolate > /flavour", count)).await;
+    let builds: Value = s.c.get(s.api("/modules/b/baked/builds")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(builds[0]["current"], false, "{builds}");
+    let run = s.launch(on_docker.clone()).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    assert_eq!(statecustom(&s.detail(&run).await, "machine.1"), "marks=1 flavour=chocolate", "built from the base at deploy time");
+    nothing_left(&s).await;
+    let _ = Command::new("docker").args(["-H", &endpoint(), "image", "rm", &tag]).output();
+}

@@ -170,6 +170,8 @@ async fn deploying_needs_the_deploy_right() {
     save_test_images(&s).await;
     let other = Client::builder().cookie_store(true).build().unwrap();
     other.post(s.api("/auth/register")).json(&json!({"name": "oscar", "password": "battery staple"})).send().await.unwrap();
+    // The local connector is for administrators and the users they allow.
+    s.c.put(s.api("/users/oscar/connectors/local")).json(&json!({"allowed": true})).send().await.unwrap();
     let r = other.post(s.api("/runs")).json(&json!({"module": "t/waiter"})).send().await.unwrap();
     assert_eq!(r.status(), 403, "private module");
     s.c.patch(s.api("/modules/t/waiter")).json(&json!({"public": {"read": true}})).send().await.unwrap();
@@ -386,4 +388,20 @@ async fn the_websocket_streams_every_state_change_and_a_reconnect_misses_none() 
     assert_eq!(replayed, ["Provisioning", "Executing", "SendingReports", "Ready", "Finalizing", "Done"]);
     let r = Client::new().get(s.api("/ws")).send().await.unwrap();
     assert_eq!(r.status(), 401, "anonymous visitors get nothing");
+}
+
+#[tokio::test]
+async fn local_instances_get_none_of_the_servers_own_environment() {
+    let db = format!("sqlite:{}", testkit::temp_dir("env").join("s.db").display());
+    let env = vec![("SLIPSTREAM_PROBE_SECRET".to_string(), "do-not-leak".to_string()), ("SLIPSTREAM_DATABASE_URL".to_string(), db)];
+    let s = spawn_with(ServerOptions { env, ..Default::default() }).await;
+    s.save(json!({"kind": "project", "path": "e"})).await;
+    s.save(json!({"kind": "image", "path": "e/env", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\nenv > \"$SLIPSTREAM_REPORT_DIR/env.txt\"\n"}}))
+        .await;
+    let run = s.launch(json!({"module": "e/env", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done");
+    let env = s.report_file(&run, "machine.1", "env.txt").await;
+    assert!(!env.contains("do-not-leak") && !env.contains("DATABASE_URL"), "the server's environment leaked: {env}");
+    assert!(env.contains("SLIPSTREAM_NODE_INSTANCE_NAME=machine.1") && env.contains("SLIPSTREAM_REPORT_DIR="), "{env}");
 }

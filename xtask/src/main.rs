@@ -369,9 +369,16 @@ fn bench(root: &Path) -> Result {
     ensure_rust_tools(root)?;
     let target = target_dir(root);
     let agent = build_agent(&target, true)?;
-    step("benchmark", || {
-        run(cargo(&target).args(["run", "--release", "-p", "server", "--example", "bench"]).env("SLIPSTREAM_AGENT_BIN", &agent))
-    })
+    ensure_debian_packages(&["docker.io", "iptables", "busybox-static"])?;
+    let bed = step("start the Docker test bed", || docker::DockerBed::start(cache_dir().as_deref()))?;
+    let result = step("benchmark", || {
+        run(cargo(&target)
+            .args(["run", "--release", "-p", "server", "--example", "bench"])
+            .env("SLIPSTREAM_AGENT_BIN", &agent)
+            .env("SLIPSTREAM_TEST_DOCKER", &bed.endpoint))
+    });
+    drop(bed);
+    result
 }
 
 /// Counts what `cargo test` runs report, passing their output through.

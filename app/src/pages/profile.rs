@@ -213,10 +213,19 @@ fn Connectors() -> impl IntoView {
                                         a.connector.clone(),
                                     );
                                     let set = a.credential_set;
+                                    let restricted = (!a.may_use)
+                                        .then(|| {
+                                            view! {
+                                                <p class="notice connector-restricted">
+                                                    "Only administrators and the users they allow may run instances here."
+                                                </p>
+                                            }
+                                        });
                                     view! {
                                         <ActionForm action=save attr:class="launch connector-form" attr:data-connector=c1>
                                             <h3>{c2}</h3>
                                             <p class="meta quota">{quota}</p>
+                                            {restricted}
                                             <input type="hidden" name="connector" value=c3 />
                                             <label>
                                                 "Settings (one " <code>"name = value"</code> " per line)"

@@ -56,8 +56,13 @@ impl Local {
         let log = std::fs::File::create(dir.join(".slipstream").join("agent.log")).map_err(|e| Error::Internal(e.to_string()))?;
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
         let mut cmd = std::process::Command::new(bin.join("slipstream-agent"));
+        // An allow-listed environment: nothing of the server's own (database URL, tokens,
+        // settings) reaches the scripts.
         cmd.arg("run")
             .current_dir(&dir)
+            .env_clear()
+            .envs(inherited_env())
+            .env("HOME", &dir)
             .env("PATH", path)
             .envs(spec.env.vars())
             .env("SLIPSTREAM_HOSTNAME", &address)
@@ -81,6 +86,13 @@ impl Local {
         });
         Ok(Started { handle: pid.to_string(), address, instance_id })
     }
+}
+
+/// The variables of the server's environment an instance gets: locale and time zone only.
+const INHERITED: [&str; 4] = ["LANG", "LC_ALL", "LC_CTYPE", "TZ"];
+
+fn inherited_env() -> Vec<(&'static str, String)> {
+    INHERITED.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))).collect()
 }
 
 /// The processes of session `sid` (from `/proc/<pid>/stat`: pid (comm) state ppid pgrp session …).
@@ -115,6 +127,11 @@ impl Connector for Local {
 
     fn kind(&self) -> &'static str {
         "local"
+    }
+
+    /// Its instances run on the server's own host, as the server's user.
+    fn restricted(&self) -> bool {
+        true
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -45,7 +45,7 @@ impl Engine {
         if children > 0 {
             return Err(Error::Conflict(format!("project `{p}` still holds {children} module(s); delete them first")));
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query("DELETE FROM module_versions WHERE path = $1").bind(p.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM modules WHERE path = $1").bind(p.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -79,7 +79,7 @@ impl Engine {
 
     /// Writes a plan in one transaction; returns each module's path and new version.
     pub(crate) async fn write_plan(&self, user: &User, plan: &[Planned]) -> Result<Vec<(String, u32)>> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let written = write_planned(&mut tx, user, plan).await?;
         tx.commit().await?;
         for (path, version) in &written {

@@ -14,6 +14,9 @@ use crate::orchestrator::Event;
 use crate::users::random_hex;
 use crate::{now_ms, Engine, Error, Result};
 
+/// The `kind` of a build run in the runs table (others have their module's kind).
+pub(crate) const BUILD_KIND: &str = "build";
+
 /// Longest a run may stay in one transitional state.
 const MAX_TIMEOUT_SECONDS: i64 = 7 * 24 * 3600;
 
@@ -21,6 +24,11 @@ impl Engine {
     /// Deploys a module: resolves it at the requested version, creates the run, its instances
     /// and parameters, and starts it. Returns once the run is stored; provisioning goes on.
     pub async fn create_run(&self, actor: Option<&User>, req: RunRequest) -> Result<RunSummary> {
+        self.launch_run(actor, req, false).await
+    }
+
+    /// [`Engine::create_run`], or with `build` a build run of an image (see `builds.rs`).
+    pub(crate) async fn launch_run(&self, actor: Option<&User>, req: RunRequest, build: bool) -> Result<RunSummary> {
         let user = actor.ok_or_else(|| Error::Unauthorized("sign in to deploy".into()))?;
         let path = ModulePath::parse(&req.module).map_err(|e| Error::invalid("", "module", e))?;
         let meta = self.meta(path.as_str()).await?.ok_or_else(|| Error::NotFound(format!("module `{path}` does not exist")))?;
@@ -44,6 +52,7 @@ impl Engine {
         for spec in &nodes {
             images.insert(spec.name.clone(), self.resolve_image(actor, &spec.node.image).await?);
         }
+        let built = if build { BTreeMap::new() } else { self.built_for(&nodes, &images, &req).await? };
         let connectors = self.connector_names();
         let plan = plan_run(&PlanInput {
             module: path.as_str(),
@@ -52,12 +61,15 @@ impl Engine {
             images: &images,
             request: &req,
             connectors: &connectors,
+            build,
+            built: &built,
         })?;
-        self.check_quota(&user.name, &plan.instances_per_connector()).await?;
+        self.check_allowed(user, plan.nodes.values().map(|n| &n.connector)).await?;
 
         let id = uuid::Uuid::new_v4().to_string();
         let token = format!("ssr_{}", random_hex(24));
-        let stored = StoredRun { id: &id, owner: &user.name, module: path.as_str(), version, kind: module.kind.as_str() };
+        let kind = if build { BUILD_KIND } else { module.kind.as_str() };
+        let stored = StoredRun { id: &id, owner: &user.name, module: path.as_str(), version, kind };
         self.insert_run(&stored, keep_running, timeout, &req.tags, &sha256_hex(&token), &plan).await?;
         // The token only lives in memory until the instances start (it is not stored in clear).
         self.rt.runs.keep_token(&id, token);
@@ -84,7 +96,14 @@ impl Engine {
         plan: &RunPlan,
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.db.pool.begin().await?;
+        // The quota check and the insert are one step: launches of one server wait for each
+        // other here, and on PostgreSQL the user's row is locked against other servers.
+        let _one_at_a_time = self.rt.launches.lock().await;
+        let mut tx = self.db.begin_write().await?;
+        if self.db.backend == crate::db::Backend::Postgres {
+            sqlx::query("SELECT name FROM users WHERE name = $1 FOR UPDATE").bind(run.owner).fetch_optional(&mut *tx).await?;
+        }
+        self.check_quota(&mut tx, run.owner, &plan.instances_per_connector()).await?;
         sqlx::query(
             "INSERT INTO runs (id, owner, module, module_version, kind, state, keep_running, timeout_seconds, tags, token_hash, plan, \
              created_at, state_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",

@@ -56,7 +56,7 @@ impl Engine {
     }
 
     async fn run_view(&self, run: &str) -> Result<RunView> {
-        let row = sqlx::query("SELECT state, keep_running FROM runs WHERE id = $1")
+        let row = sqlx::query("SELECT state, keep_running, kind FROM runs WHERE id = $1")
             .bind(run)
             .fetch_optional(&self.db.pool)
             .await?
@@ -70,7 +70,8 @@ impl Engine {
             .fetch_all(&self.db.pool)
             .await?;
         let completed = rows.iter().map(|r| Ok(RunState::parse(&r.try_get::<String, _>("completed")?))).collect::<Result<Vec<_>>>()?;
-        Ok(RunView { state, aborted, keep_running, completed })
+        let build = row.try_get::<String, _>("kind")? == super::create::BUILD_KIND;
+        Ok(RunView { state, aborted, keep_running, completed, build })
     }
 
     async fn apply(&self, run: &str, action: Action) -> Result<()> {
@@ -79,12 +80,13 @@ impl Engine {
             Action::RaiseAbort(message) => self.raise_abort_locked(run, "ss", &message).await.map(|_| ()),
             Action::StartInstances => self.start_instances(run).await,
             Action::StopInstances => self.stop_instances(run).await,
+            Action::CommitImage => self.commit_build(run).await,
         }
     }
 
     async fn set_state(&self, run: &str, state: RunState) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE runs SET state = $1, state_changed_at = $2, ended_at = $3 WHERE id = $4")
             .bind(state.as_str())
             .bind(now)

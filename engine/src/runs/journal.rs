@@ -54,7 +54,7 @@ impl Engine {
     /// Stores the lines of output an agent sent, in one transaction, then publishes them.
     pub async fn add_logs(&self, run: &str, lines: Vec<PostedLogLine>) -> Result<()> {
         let owner = self.run_owner(run).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let mut out = Vec::with_capacity(lines.len());
         for posted in lines {
             let l = LogLine {

@@ -8,6 +8,7 @@
 //! One concern per file:
 //! - [`plan`]: the module tree → nodes, instances, parameters, links, scripts (pure, table-tested)
 //! - [`create`]: launching a run (reads the modules, plans, checks quotas, writes it in one transaction)
+//! - [`builds`]: image builds: a build run, keeping its result, finding built images for a deploy
 //! - [`driver`]: carrying out the orchestrator's decisions, barriers, terminate
 //! - [`timeouts`]: one sleeping task per transitional state
 //! - [`recovery`]: re-attaching to live runs after a restart
@@ -20,6 +21,7 @@
 
 pub mod plan;
 
+mod builds;
 mod create;
 mod driver;
 mod journal;

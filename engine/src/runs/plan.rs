@@ -60,6 +60,11 @@ pub struct PlanInput<'a> {
     pub request: &'a RunRequest,
     /// The connectors this server has.
     pub connectors: &'a [String],
+    /// A build run: only the image-creation scripts run, and the result is kept.
+    pub build: bool,
+    /// Node name → the image built from its image's recipes on its connector, if any: the
+    /// instances start from it and skip those recipes.
+    pub built: &'a BTreeMap<String, String>,
 }
 
 /// The resolved node of a run, stored in the run's plan.
@@ -71,6 +76,9 @@ pub struct PlannedNode {
     pub image_id: String,
     pub multiplicity: u32,
     pub targets: BTreeMap<String, Vec<PlannedScript>>,
+    /// What a build of this node's image on its connector is keyed by ([`build_key`]).
+    #[serde(default)]
+    pub build_key: String,
 }
 
 /// One instance of a node (`worker.3`).
@@ -170,33 +178,38 @@ pub fn plan_run(input: &PlanInput<'_>) -> Result<RunPlan> {
             .ok_or_else(|| Error::Internal(format!("the image of node `{name}` was not resolved before planning")))?;
         let image_path = image.chain.last().map(|l| l.path.clone()).unwrap_or_default();
         let image_version = image.chain.last().map(|l| l.version).unwrap_or(0);
-        let image_id = image.images.get(&connector).cloned().ok_or_else(|| {
+        let base_id = image.images.get(&connector).cloned().ok_or_else(|| {
             Error::invalid(
                 module,
                 format!("connectors.{name}"),
                 format!("image `{image_path}` has no image id for connector `{connector}`"),
             )
         })?;
-        let mut targets: BTreeMap<String, Vec<PlannedScript>> = image
-            .targets
-            .iter()
-            .map(|(t, scripts)| {
-                (
-                    t.clone(),
-                    scripts
-                        .iter()
-                        .map(|s| PlannedScript { module: s.module.clone(), version: s.version, script: s.script.clone() })
-                        .collect(),
-                )
-            })
-            .collect();
-        // Image creation, root first. No connector here keeps built images yet, so the
-        // recipes of every level run at deploy time.
-        add_build_recipes(&mut targets, &image.chain, &image_path, image_version);
-        plan.nodes.insert(
-            name.clone(),
-            PlannedNode { image: image_path.clone(), image_version, connector: connector.clone(), image_id, multiplicity, targets },
-        );
+        let key = build_key(&image.chain, &base_id);
+        let mut targets: BTreeMap<String, Vec<PlannedScript>> = BTreeMap::new();
+        if !input.build {
+            for (t, scripts) in &image.targets {
+                let scripts =
+                    scripts.iter().map(|s| PlannedScript { module: s.module.clone(), version: s.version, script: s.script.clone() });
+                targets.insert(t.clone(), scripts.collect());
+            }
+        }
+        // Image creation, root first: at build time, or at deploy time unless built already.
+        let built = if input.build { None } else { input.built.get(name).cloned() };
+        if built.is_none() {
+            add_build_recipes(&mut targets, &image.chain, &image_path, image_version);
+        }
+        let image_id = built.unwrap_or(base_id);
+        let node = PlannedNode {
+            image: image_path.clone(),
+            image_version,
+            connector: connector.clone(),
+            image_id,
+            multiplicity,
+            targets,
+            build_key: key,
+        };
+        plan.nodes.insert(name.clone(), node);
         plan.params.push(initial(&format!("{name}:multiplicity"), Some(multiplicity.to_string())));
         plan.params.push(initial(&format!("{name}:ids"), Some((1..=multiplicity).map(|i| i.to_string()).collect::<Vec<_>>().join(","))));
         for index in 1..=multiplicity {
@@ -235,6 +248,27 @@ pub fn plan_run(input: &PlanInput<'_>) -> Result<RunPlan> {
     }
     deliver_known_outputs(&mut plan);
     Ok(plan)
+}
+
+/// What a build of an image on a connector is keyed by: a digest of every level's path,
+/// packages, prerecipe and recipe, and the base image id. Versions that change none of these
+/// (a new `execute`) share it.
+pub fn build_key(chain: &[Level], base_image: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(base_image.as_bytes());
+    for l in chain {
+        for part in [l.path.as_str(), &l.module.packages.join(" "), &l.module.prerecipe, &l.module.recipe] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether an image's chain has anything to build (packages or recipes at some level).
+pub fn has_recipes(chain: &[Level]) -> bool {
+    chain.iter().any(|l| !l.module.packages.is_empty() || !l.module.prerecipe.trim().is_empty() || !l.module.recipe.trim().is_empty())
 }
 
 fn initial(key: &str, value: Option<String>) -> InitialParam {

@@ -57,6 +57,7 @@ fn hello_nodes(clients: i64) -> Vec<NodeSpec> {
 fn plan(nodes: &[NodeSpec], request: RunRequest) -> Result<RunPlan> {
     let images: BTreeMap<String, ResolvedImage> = [("client".to_string(), client()), ("web".to_string(), web())].into();
     let connectors = vec!["local".to_string()];
+    let built = BTreeMap::new();
     plan_run(&PlanInput {
         module: "p/hello",
         kind: ModuleKind::Deployment,
@@ -64,6 +65,8 @@ fn plan(nodes: &[NodeSpec], request: RunRequest) -> Result<RunPlan> {
         images: &images,
         request: &request,
         connectors: &connectors,
+        build: false,
+        built: &built,
     })
 }
 
@@ -156,6 +159,7 @@ fn a_single_image_runs_as_one_machine_node_with_bare_overrides() {
     let connectors = vec!["local".to_string()];
     for key in ["greeting", "machine:greeting"] {
         let request = RunRequest { params: [(key.to_string(), "hello".to_string())].into(), ..Default::default() };
+        let built = BTreeMap::new();
         let input = PlanInput {
             module: "p/client",
             kind: ModuleKind::Image,
@@ -163,10 +167,63 @@ fn a_single_image_runs_as_one_machine_node_with_bare_overrides() {
             images: &images,
             request: &request,
             connectors: &connectors,
+            build: false,
+            built: &built,
         };
         let p = plan_run(&input).unwrap();
         assert_eq!(value(&p, "machine.1:greeting"), Some(Some("hello".into())), "{key}");
     }
     let project = Module { kind: ModuleKind::Project, path: "p".into(), ..Default::default() };
     assert_eq!(NodeSpec::of_module(&project, 1).map(|_| ()).map_err(field_of), Err("module".to_string()));
+}
+
+#[test]
+fn a_build_runs_only_image_creation_and_a_built_image_skips_it() {
+    let nodes = NodeSpec::of_module(&Module { kind: ModuleKind::Image, path: "p/web".into(), ..Default::default() }, 3).unwrap();
+    let images: BTreeMap<String, ResolvedImage> = [("machine".to_string(), web())].into();
+    let connectors = vec!["local".to_string()];
+    let request = RunRequest::default();
+    let plan_with = |build: bool, built: &BTreeMap<String, String>| {
+        plan_run(&PlanInput {
+            module: "p/web",
+            kind: ModuleKind::Image,
+            nodes: &nodes,
+            images: &images,
+            request: &request,
+            connectors: &connectors,
+            build,
+            built,
+        })
+        .unwrap()
+    };
+    let none = BTreeMap::new();
+    let build = plan_with(true, &none);
+    assert_eq!(build.nodes["machine"].targets.keys().collect::<Vec<_>>(), ["packages", "recipe"], "a build runs no targets");
+    assert_eq!(build.nodes["machine"].image_id, "host", "a build starts from the base image");
+    let deploy = plan_with(false, &none);
+    assert_eq!(deploy.nodes["machine"].targets.keys().collect::<Vec<_>>(), ["execute", "packages", "recipe"]);
+    let built: BTreeMap<String, String> = [("machine".to_string(), "sha256:built".to_string())].into();
+    let on_built = plan_with(false, &built);
+    assert_eq!(on_built.nodes["machine"].targets.keys().collect::<Vec<_>>(), ["execute"], "recipes baked in are skipped");
+    assert_eq!(on_built.nodes["machine"].image_id, "sha256:built");
+    assert_eq!(build.nodes["machine"].build_key, on_built.nodes["machine"].build_key);
+}
+
+#[test]
+fn the_build_key_follows_what_a_build_runs() {
+    let level = |recipe: &str, execute: &str| Level {
+        path: "p/web".into(),
+        version: 1,
+        module: Module {
+            kind: ModuleKind::Image,
+            recipe: recipe.into(),
+            targets: model::Targets { execute: execute.into(), ..Default::default() },
+            ..Default::default()
+        },
+    };
+    let key = |recipe: &str, execute: &str, base: &str| build_key(&[level(recipe, execute)], base);
+    assert_eq!(key("make", "run", "b"), key("make", "run again", "b"), "a new execute keeps the build");
+    assert_ne!(key("make", "run", "b"), key("make install", "run", "b"), "a new recipe needs a new build");
+    assert_ne!(key("make", "run", "b"), key("make", "run", "other base"), "another base image too");
+    assert!(has_recipes(&[level("make", "")]) && !has_recipes(&[level("", "run")]));
 }

@@ -132,3 +132,37 @@ pub async fn put_quota(
     s.engine.set_quota(&admin, &name, &connector, q.quota).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessUpdate {
+    /// Whether the user may use a connector restricted to trusted users (the local one).
+    allowed: bool,
+}
+
+/// Lets a user use a restricted connector, or not (administrators only).
+pub async fn put_connector_access(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((name, connector)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let admin = signed_in(caller)?;
+    let a: AccessUpdate = parse_json("", &body)?;
+    s.engine.set_allowed(&admin, &name, &connector, a.allowed).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the default quota of a connector: every user without a quota of their own there
+/// (administrators only).
+pub async fn put_default_quota(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(connector): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let admin = signed_in(caller)?;
+    let q: QuotaUpdate = parse_json("", &body)?;
+    s.engine.set_default_quota(&admin, &connector, q.quota).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -33,6 +33,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/profile/connectors"),
     ("put", "/api/v1/profile/connectors/{connector}"),
     ("put", "/api/v1/users/{name}/quotas/{connector}"),
+    ("put", "/api/v1/users/{name}/connectors/{connector}"),
+    ("put", "/api/v1/connectors/{connector}/quota"),
     ("get", "/api/v1/modules"),
     ("get", "/api/v1/modules/{path}"),
     ("put", "/api/v1/modules/{path}"),
@@ -40,6 +42,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/modules/{path}"),
     ("get", "/api/v1/modules/{path}/versions"),
     ("post", "/api/v1/modules/{path}/versions/{version}/restore"),
+    ("post", "/api/v1/modules/{path}/build"),
+    ("get", "/api/v1/modules/{path}/builds"),
     ("post", "/api/v1/import"),
     ("get", "/api/v1/export/{path}"),
     ("get", "/api/v1/catalog"),
@@ -91,6 +95,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/profile/connectors", get(auth::list_connector_accounts))
         .route("/api/v1/profile/connectors/{connector}", put(auth::put_connector_account))
         .route("/api/v1/users/{name}/quotas/{connector}", put(auth::put_quota))
+        .route("/api/v1/users/{name}/connectors/{connector}", put(auth::put_connector_access))
+        .route("/api/v1/connectors/{connector}/quota", put(auth::put_default_quota))
         .route("/api/v1/modules", get(modules::list))
         .route(
             "/api/v1/modules/{*path}",

@@ -49,6 +49,9 @@ pub async fn get(
     if let Some(module) = path.strip_suffix("/versions") {
         return Ok(Json(s.engine.history(actor, module).await?).into_response());
     }
+    if let Some(module) = path.strip_suffix("/builds") {
+        return Ok(Json(s.engine.builds(actor, module).await?).into_response());
+    }
     let version = match q.get("version") {
         None => None,
         Some(v) => Some(
@@ -115,9 +118,29 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(path): Path<
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `…/<path>/versions/<N>/restore`: a new version with version N's content.
-pub async fn post(State(s): State<AppState>, caller: Caller, Path(path): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let not_found = || ApiError(engine::Error::NotFound("POST on a module path only supports …/versions/<N>/restore".into()));
+/// `…/<path>/versions/<N>/restore`: a new version with version N's content;
+/// `…/<path>/build?connector=NAME[&version=N]`: a build run of the image on that connector.
+pub async fn post(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(path): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<axum::response::Response, ApiError> {
+    if let Some(module) = path.strip_suffix("/build") {
+        let connector = q.get("connector").ok_or_else(|| ApiError::invalid(module, "connector", "name the connector to build on"))?;
+        let version = match q.get("version") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|v| *v >= 1)
+                    .ok_or_else(|| ApiError::invalid(module, "version", format!("`{v}` is not a version number")))?,
+            ),
+        };
+        let run = s.engine.create_build(caller.user(), module, version, connector).await?;
+        return Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/runs/{}", run.id))], Json(run)).into_response());
+    }
+    let not_found = || ApiError(engine::Error::NotFound("POST on a module path only supports …/versions/<N>/restore and …/build".into()));
     let rest = path.strip_suffix("/restore").ok_or_else(not_found)?;
     let (module, version) = rest.rsplit_once("/versions/").ok_or_else(not_found)?;
     let version: u32 = version
@@ -125,7 +148,7 @@ pub async fn post(State(s): State<AppState>, caller: Caller, Path(path): Path<St
         .ok()
         .filter(|v| *v >= 1)
         .ok_or_else(|| ApiError::invalid(module, "version", format!("`{version}` is not a version number")))?;
-    Ok(Json(s.engine.restore(caller.user(), module, version).await?))
+    Ok(Json(s.engine.restore(caller.user(), module, version).await?).into_response())
 }
 
 /// Imports a multi-document YAML bundle; all or nothing.
