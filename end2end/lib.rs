@@ -169,7 +169,17 @@ where
     F: FnOnce(Client, String) -> Fut,
     Fut: std::future::Future<Output = Step>,
 {
-    let (_server, base) = start_server();
+    run_journey_with(name, ServerOptions::default(), steps).await
+}
+
+/// [`run_journey`] on a server started with `options` (e.g. more connectors).
+pub async fn run_journey_with<F, Fut>(name: &str, options: ServerOptions, steps: F)
+where
+    F: FnOnce(Client, String) -> Fut,
+    Fut: std::future::Future<Output = Step>,
+{
+    let server = TestServer::start(options);
+    let base = server.url.clone();
     let (_driver, c) = start_browser().await;
     let result = steps(c.clone(), base).await;
     if result.is_err() {
@@ -269,4 +279,15 @@ pub async fn allow_connector(admin: &reqwest::Client, base: &str, user: &str, co
         .await
         .unwrap();
     assert!(r.status().is_success(), "allowing {user} on {connector}: {}", r.status());
+}
+
+/// Server options with the local connector and the test bed's Docker engine as `docker`
+/// (`SLIPSTREAM_TEST_DOCKER`, set by `cargo xtask test`).
+pub fn with_docker() -> ServerOptions {
+    let endpoint =
+        std::env::var("SLIPSTREAM_TEST_DOCKER").expect("SLIPSTREAM_TEST_DOCKER names the test bed's Docker engine (cargo xtask test)");
+    ServerOptions {
+        args: vec!["--connector".into(), "local=local".into(), "--connector".into(), format!("docker=docker:{endpoint}")],
+        ..Default::default()
+    }
 }

@@ -174,6 +174,34 @@ pub async fn launch_form(module: String, version: Option<u32>) -> Result<LaunchS
     engine.launch_spec(user.as_ref(), &module, version).await.map_err(ssr::fail)
 }
 
+/// What the image page shows about builds: the images built from it, the connectors that can
+/// build, and why building is not offered when it is not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BuildsPage {
+    pub builds: Vec<model::run::BuiltImage>,
+    pub connectors: Vec<String>,
+    pub unavailable: Option<String>,
+}
+
+#[server]
+pub async fn image_builds(path: String) -> Result<BuildsPage, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let builds = engine.builds(user.as_ref(), &path).await.map_err(ssr::fail)?;
+    let connectors = engine.build_connectors();
+    let unavailable = connectors.is_empty().then(|| {
+        "No connector of this server can build images: the local connector keeps no image of its instances; a Docker connector does."
+            .to_string()
+    });
+    Ok(BuildsPage { builds, connectors, unavailable })
+}
+
+/// Starts a build of the image on `connector`; returns the build run's id.
+#[server]
+pub async fn build_image(path: String, connector: String) -> Result<String, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    Ok(engine.create_build(user.as_ref(), &path, None, &connector).await.map_err(ssr::fail)?.id)
+}
+
 /// Launches a run from the launch form (`request`: a `RunRequest` as JSON); returns its id.
 #[server]
 pub async fn launch(request: String) -> Result<String, ServerFnError> {

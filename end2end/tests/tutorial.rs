@@ -514,3 +514,48 @@ async fn a_native_image_edited_twice_keeps_every_field() {
     })
     .await;
 }
+
+/// Building an image, as the original's "Faster deployments" tutorial does: Build on Docker,
+/// watch the build run, then deploy on the built image, whose recipe is skipped.
+#[tokio::test]
+async fn an_image_built_in_the_browser_is_deployed_on_docker_without_its_recipe() {
+    run_journey_with("build", with_docker(), |c, base| async move {
+        sign_up(&c, &base, "olivia", "correct horse").await?;
+        let api = api_login(&base, "olivia", "correct horse").await;
+        save_modules(
+            &api,
+            &base,
+            &[
+                serde_json::json!({"kind": "project", "path": "fast"}),
+                serde_json::json!({"kind": "image", "path": "fast/baked", "reference": "examples/images/busybox",
+                    "recipe": "#!/bin/sh -e\necho baked >> /marks\n",
+                    "targets": {"execute": "#!/bin/sh -e\nss-display \"marks=$(wc -l < /marks)\"\n"}}),
+            ],
+        )
+        .await;
+        open(&c, &format!("{base}/modules/fast/baked")).await?;
+        wait_text(&c, "#builds", |t| t.contains("Not built yet")).await?;
+        select(&c, "#build-connector", "docker").await?;
+        click(&c, "#build-button").await?;
+        // The build is a run like any other: its page follows it live to Done.
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        wait_text(&c, sel::EVENTS, |t| t.contains("Built fast/baked@1 on docker")).await?;
+        screenshot(&c, "build-run").await?;
+        open(&c, &format!("{base}/modules/fast/baked")).await?;
+        wait_text(&c, "#build-list", |t| t.contains("docker") && t.contains("✓ yes")).await?;
+        screenshot(&c, "built-images").await?;
+        // Deploy it on Docker: the form says the recipe is skipped, and it is.
+        click(&c, sel::RUN_BUTTON).await?;
+        select(&c, "#connector-machine", "docker").await?;
+        wait_text(&c, ".build-note[data-built='yes']", |t| t.contains("built on docker")).await?;
+        select(&c, "#connector-machine", "local").await?;
+        wait_text(&c, ".build-note[data-built='no']", |t| t.contains("deploy time")).await?;
+        select(&c, "#connector-machine", "docker").await?;
+        select(&c, sel::KEEP_RUNNING, "never").await?;
+        click(&c, sel::LAUNCH).await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
+        wait_text(&c, sel::INSTANCES, |t| t.contains("marks=1")).await?;
+        Ok::<(), String>(())
+    })
+    .await;
+}

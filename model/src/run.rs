@@ -186,6 +186,21 @@ pub struct NodeLink {
     pub label: String,
 }
 
+/// An image built on a connector, as the image page and the API list them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltImage {
+    pub connector: String,
+    /// The image's name on the connector (`slipstream-build/<path>:v<version>-<key>`).
+    pub image: String,
+    pub image_id: String,
+    /// The module version that was built.
+    pub version: u32,
+    pub run: String,
+    pub built_at: i64,
+    /// Whether the latest version uses it (nothing it builds from changed since).
+    pub current: bool,
+}
+
 /// What the launch form offers for one module version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LaunchSpec {
@@ -207,6 +222,15 @@ pub struct LaunchNode {
     pub multiplicity: i64,
     pub connector: String,
     pub inputs: Vec<LaunchInput>,
+    /// The node's image (its path), for the Build link.
+    #[serde(default)]
+    pub image: String,
+    /// Whether the image has recipes (packages, prerecipe, recipe) at some level.
+    #[serde(default)]
+    pub has_recipes: bool,
+    /// The connectors where the image is built with its current recipes (runs there skip them).
+    #[serde(default)]
+    pub built_on: Vec<String>,
 }
 
 /// One input of a node, as the launch form offers it.

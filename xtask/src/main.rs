@@ -339,6 +339,7 @@ fn test(root: &Path) -> Result {
             tally.run(
                 cargo(&target)
                     .args(["test", "-p", "end2end"])
+                    .env("SLIPSTREAM_TEST_DOCKER", &docker.endpoint)
                     .env("SLIPSTREAM_BIN", &built.server)
                     .env("SLIPSTREAM_SITE_ROOT", &built.site)
                     .env("SLIPSTREAM_AGENT_BIN", &built.agent),

@@ -179,6 +179,35 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
                     view! {
                         <section class="panel" data-node=node.clone()>
                             <h2>"Node " {node.clone()}</h2>
+                            {n
+                                .has_recipes
+                                .then(|| {
+                                    let (built_on, image) = (n.built_on.clone(), n.image.clone());
+                                    move || {
+                                        let on = chosen.get();
+                                        if built_on.contains(&on) {
+                                            view! {
+                                                <p class="meta build-note" data-built="yes">
+                                                    "Starts from the image built on "
+                                                    {on}
+                                                    ": its recipes are skipped."
+                                                </p>
+                                            }
+                                                .into_any()
+                                        } else {
+                                            view! {
+                                                <p class="meta build-note" data-built="no">
+                                                    "Its recipes run on every instance at deploy time (not built on "
+                                                    {on}
+                                                    "). "
+                                                    <a href=format!("/modules/{image}")>"Build it"</a>
+                                                    " to skip them."
+                                                </p>
+                                            }
+                                                .into_any()
+                                        }
+                                    }
+                                })}
                             <label>
                                 "Multiplicity" <input type="number" min="0" max="1000" id=format!("multiplicity-{node}") bind:value=mult />
                             </label>

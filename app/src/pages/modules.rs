@@ -6,7 +6,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use model::{Module, ModuleKind, ModuleSummary, VersionInfo};
 
-use crate::api::{compare_versions, module_page, search_modules, ModulePageData, NewProject, RestoreVersion};
+use crate::api::{build_image, compare_versions, image_builds, module_page, search_modules, ModulePageData, NewProject, RestoreVersion};
 use crate::{error_text, format_time};
 use model::diff::LineChange;
 
@@ -166,7 +166,14 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
                 }
                     .into_any()
             }
-            ModuleKind::Image => view! { <ImageView m=m.clone() /> }.into_any(),
+            ModuleKind::Image => {
+                let builds = (!m.native && can_deploy).then(|| view! { <Builds path=path.clone() /> });
+                view! {
+                    <ImageView m=m.clone() />
+                    {builds}
+                }
+                    .into_any()
+            }
             ModuleKind::Deployment => view! { <NodesView m=m.clone() /> }.into_any(),
         }}
         <Versions path history shown can_write />
@@ -757,6 +764,140 @@ fn Compare(path: String, from: u32, to: Option<u32>) -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The images built from an image, and a Build button: a build run on a connector that can
+/// build, followed on its run page. Where none can, the page says why.
+#[component]
+fn Builds(path: String) -> impl IntoView {
+    let p = path.clone();
+    let data = Resource::new(move || p.clone(), image_builds);
+    let chosen = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let navigate = leptos_router::hooks::use_navigate();
+    let start = move |_| {
+        let (path, connector, navigate) = (path.clone(), chosen.get_untracked(), navigate.clone());
+        leptos::task::spawn_local(async move {
+            match build_image(path, connector).await {
+                Ok(run) => navigate(&format!("/runs/{run}"), Default::default()),
+                Err(e) => error.set(Some(error_text(&e))),
+            }
+        });
+    };
+    view! {
+        <section class="panel" id="builds">
+            <h2>"Built images"</h2>
+            <Suspense fallback=|| {
+                view! { <p>"Loading…"</p> }
+            }>
+                {move || {
+                    let start = start.clone();
+                    Suspend::new(async move {
+                        match data.await {
+                            Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                            Ok(b) => {
+                                if chosen.get_untracked().is_empty() {
+                                    chosen.set(b.connectors.first().cloned().unwrap_or_default());
+                                }
+                                let list = if b.builds.is_empty() {
+                                    view! {
+                                        <p class="meta" id="no-builds">
+                                            "Not built yet: its recipes run on every instance at deploy time."
+                                        </p>
+                                    }
+                                        .into_any()
+                                } else {
+                                    view! {
+                                        <table class="list" id="build-list">
+                                            <thead>
+                                                <tr>
+                                                    <th>"Connector"</th>
+                                                    <th>"Image"</th>
+                                                    <th>"Version"</th>
+                                                    <th>"Built"</th>
+                                                    <th>"Used by the latest version"</th>
+                                                </tr>
+                                            </thead>
+                                            <tbody>
+                                                {b
+                                                    .builds
+                                                    .iter()
+                                                    .map(|i| {
+                                                        view! {
+                                                            <tr data-connector=i.connector.clone()>
+                                                                <td>{i.connector.clone()}</td>
+                                                                <td>
+                                                                    <code>{i.image.clone()}</code>
+                                                                </td>
+                                                                <td>{i.version}</td>
+                                                                <td>{format_time(i.built_at)}</td>
+                                                                <td>
+                                                                    {if i.current { "✓ yes" } else { "✗ no: built from older recipes" }}
+                                                                </td>
+                                                            </tr>
+                                                        }
+                                                    })
+                                                    .collect_view()}
+                                            </tbody>
+                                        </table>
+                                    }
+                                        .into_any()
+                                };
+                                let form = match &b.unavailable {
+                                    Some(why) => {
+                                        view! {
+                                            <p class="actions-bar">
+                                                <button id="build-button" disabled=true>
+                                                    "Build"
+                                                </button>
+                                                <span class="meta" id="build-unavailable">
+                                                    {why.clone()}
+                                                </span>
+                                            </p>
+                                        }
+                                            .into_any()
+                                    }
+                                    None => {
+                                        view! {
+                                            <p class="actions-bar">
+                                                <select id="build-connector" bind:value=chosen aria-label="Connector to build on">
+                                                    {b
+                                                        .connectors
+                                                        .iter()
+                                                        .map(|c| view! { <option value=c.clone()>{c.clone()}</option> })
+                                                        .collect_view()}
+                                                </select>
+                                                <button id="build-button" on:click=start>
+                                                    "Build"
+                                                </button>
+                                            </p>
+                                        }
+                                            .into_any()
+                                    }
+                                };
+                                view! {
+                                    {list}
+                                    {form}
+                                }
+                                    .into_any()
+                            }
+                        }
+                    })
+                }}
+            </Suspense>
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p class="error" id="build-error">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
+        </section>
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use model::run::{KeepRunning, RunRequest, RunSummary};
+use model::run::{BuiltImage, KeepRunning, RunRequest, RunSummary};
 use model::{ModuleKind, ModulePath, User};
 use sqlx::Row;
 
@@ -13,21 +13,6 @@ use super::plan::{build_key, has_recipes, NodeSpec, DEFAULT_CONNECTOR, IMAGE_NOD
 use crate::access::{self, Op};
 use crate::inherit::ResolvedImage;
 use crate::{now_ms, Engine, Error, Result};
-
-/// An image built on a connector, as the image page and the API list them.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BuiltImage {
-    pub connector: String,
-    /// The image's name on the connector (`slipstream-build/<path>:v<version>-<key>`).
-    pub image: String,
-    pub image_id: String,
-    /// The module version that was built.
-    pub version: u32,
-    pub run: String,
-    pub built_at: i64,
-    /// Whether the latest version uses it (nothing it builds from changed since).
-    pub current: bool,
-}
 
 /// What a built image is called: repository names are lower case.
 fn image_name(module: &str, version: u32, key: &str) -> String {
@@ -69,6 +54,11 @@ impl Engine {
             ..Default::default()
         };
         self.launch_run(actor, req, true).await
+    }
+
+    /// The connectors that can build images.
+    pub fn build_connectors(&self) -> Vec<String> {
+        self.connectors().filter(|c| c.capabilities().build_images).map(|c| c.name().to_string()).collect()
     }
 
     /// Keeps a finished build's instance as the image's built image on its connector.
@@ -144,6 +134,27 @@ impl Engine {
                 .await?;
             if let Some(r) = row {
                 out.insert(spec.name.clone(), r.try_get("image_id")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The connectors on which `image` is built with exactly its current recipes.
+    pub(crate) async fn built_connectors(&self, image: &ResolvedImage) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let Some(level) = image.chain.last() else { return Ok(out) };
+        if !has_recipes(&image.chain) {
+            return Ok(out);
+        }
+        for (connector, base) in &image.images {
+            let row = sqlx::query("SELECT 1 AS one FROM built_images WHERE module = $1 AND build_key = $2 AND connector = $3")
+                .bind(&level.path)
+                .bind(build_key(&image.chain, base))
+                .bind(connector)
+                .fetch_optional(&self.db.pool)
+                .await?;
+            if row.is_some() {
+                out.push(connector.clone());
             }
         }
         Ok(out)

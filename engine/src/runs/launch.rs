@@ -5,7 +5,7 @@
 use model::run::{LaunchInput, LaunchNode, LaunchSpec, NodeLink};
 use model::{ModulePath, User};
 
-use super::plan::{NodeSpec, DEFAULT_CONNECTOR};
+use super::plan::{has_recipes, NodeSpec, DEFAULT_CONNECTOR};
 use crate::access::Op;
 use crate::{Engine, Error, Result};
 
@@ -33,7 +33,16 @@ impl Engine {
                 })
                 .collect();
             let connector = spec.node.connector.clone().unwrap_or_else(|| DEFAULT_CONNECTOR.into());
-            nodes.push(LaunchNode { name: spec.name, multiplicity: spec.node.multiplicity, connector, inputs });
+            let built_on = self.built_connectors(&resolved).await?;
+            nodes.push(LaunchNode {
+                name: spec.name,
+                multiplicity: spec.node.multiplicity,
+                connector,
+                inputs,
+                image: resolved.chain.last().map(|l| l.path.clone()).unwrap_or_default(),
+                has_recipes: has_recipes(&resolved.chain),
+                built_on,
+            });
         }
         Ok(LaunchSpec {
             module: m.path.clone(),
