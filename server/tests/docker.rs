@@ -274,3 +274,51 @@ async fn an_image_built_once_skips_its_recipes_until_they_change() {
     nothing_left(&s).await;
     let _ = Command::new("docker").args(["-H", &endpoint(), "image", "rm", &tag]).output();
 }
+
+/// The original tutorial's Apache server script in a Debian container: `apt-get install -y
+/// apache2` from Debian's package registry, `service apache2 stop|start`, `ss-get port`,
+/// `sed` on the configuration, `ss-set ready true`. Written for Ubuntu 12.04, it names two
+/// files that Debian 12 has elsewhere (the document root `/var/www/html`, the site
+/// `000-default.conf`); those two paths are the only change.
+#[tokio::test]
+async fn the_tutorials_apache_script_runs_in_a_debian_container() {
+    let s = docker_server().await;
+    s.save(json!({"kind": "project", "path": "deb"})).await;
+    s.save(json!({"kind": "image", "path": "deb/debian", "native": true, "images": {"docker": "slipstream/debian:bookworm"}})).await;
+    let execute = r#"#!/bin/sh -xe
+apt-get update -y
+apt-get install -y apache2
+
+echo 'Hello from Apache deployed by SlipStream!' > /var/www/html/data.txt
+
+service apache2 stop
+
+port=$(ss-get port)
+
+sed -i -e 's/^Listen.*$/Listen '$port'/' /etc/apache2/ports.conf
+sed -i -e 's/^NameVirtualHost.*$/NameVirtualHost *:'$port'/' \
+          /etc/apache2/ports.conf
+sed -i -e 's/^<VirtualHost.*$/<VirtualHost *:'$port'>/' \
+          /etc/apache2/sites-available/000-default.conf
+
+service apache2 start
+ss-set ready true
+"#;
+    let report =
+        "#!/bin/sh -x\ncp /var/log/apache2/access.log $SLIPSTREAM_REPORT_DIR\ncp /var/log/apache2/error.log $SLIPSTREAM_REPORT_DIR\n";
+    s.save(json!({"kind": "image", "path": "deb/apache", "reference": "deb/debian",
+        "parameters": [{"name": "port", "category": "output", "default": "8080"}, {"name": "ready", "category": "output"}],
+        "targets": {"execute": execute, "report": report}}))
+        .await;
+    s.save(json!({"kind": "deployment", "path": "deb/client_server", "nodes": {
+        "apache1": {"image": "deb/apache", "connector": "docker"},
+        "testclient1": {"image": "examples/tutorials/hello/testclient", "connector": "docker",
+            "links": {"webserver.hostname": "apache1:hostname", "webserver.port": "apache1:port", "webserver.ready": "apache1:ready"}}}}))
+        .await;
+    let run = s.launch(json!({"module": "deb/client_server", "keep_running": "never", "timeout": 600})).await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let d = s.detail(&run).await;
+    assert_eq!(statecustom(&d, "testclient1.1"), "OK: Hello from Apache deployed by SlipStream!", "{d}");
+    assert!(s.report_file(&run, "apache1.1", "access.log").await.contains("GET /data.txt"), "Apache served the client");
+    nothing_left(&s).await;
+}

@@ -1,7 +1,8 @@
 //! The Docker test bed of `cargo xtask test`: Debian's dockerd started with a config of its own
 //! (socket, exec-root and pid file under `/tmp/slipstream-docker`, data-root cached under
 //! `$HOME/.cache/slipstream/docker` when there is one, addresses from `10.200.x`), and the base
-//! image the examples use, `slipstream/busybox:latest`, made from Debian's `busybox-static` and
+//! images: `slipstream/busybox:latest` (what the examples use) made from Debian's
+//! `busybox-static`, and `slipstream/debian:bookworm` made with `debootstrap`, both
 //! `docker import`ed (nothing is pulled from a registry). Stopped by its PID; what it leaves on
 //! the host (bridges, iptables chains, `ip_forward`) is put back.
 
@@ -14,6 +15,8 @@ use crate::{output, run, step, Result};
 /// Where the bed's socket and runtime files live (a short path: sockets have a length limit).
 const RUN_DIR: &str = "/tmp/slipstream-docker";
 pub const BUSYBOX_IMAGE: &str = "slipstream/busybox:latest";
+/// A Debian bookworm image made with `debootstrap` from Debian's own packages.
+pub const DEBIAN_IMAGE: &str = "slipstream/debian:bookworm";
 
 pub struct DockerBed {
     /// `unix:///tmp/slipstream-docker/docker.sock`.
@@ -81,6 +84,7 @@ impl DockerBed {
         }
         bed.remove_leftovers();
         bed.ensure_busybox(&run_dir)?;
+        bed.ensure_debian(cache, &run_dir)?;
         Ok(bed)
     }
 
@@ -121,6 +125,47 @@ impl DockerBed {
                 .args(["import", "-c", "CMD [\"/bin/sh\"]", "-c", "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"])
                 .arg(&tar)
                 .arg(BUSYBOX_IMAGE)
+                .stdout(Stdio::null()))
+        })
+    }
+}
+
+impl DockerBed {
+    /// `slipstream/debian:bookworm` from `debootstrap --variant=minbase` (about a minute, once:
+    /// the root file system is kept as a tar under the cache, the image in the data-root).
+    fn ensure_debian(&self, cache: Option<&Path>, run_dir: &Path) -> Result {
+        if output(docker(&self.endpoint).args(["image", "inspect", DEBIAN_IMAGE])).is_some() {
+            return Ok(());
+        }
+        let tar = cache.unwrap_or(run_dir).join("images").join("debian-bookworm-minbase.tar");
+        if !tar.is_file() {
+            step("debootstrap a Debian bookworm root file system", || {
+                let root = run_dir.join("debian-rootfs");
+                let _ = std::fs::remove_dir_all(&root);
+                run(Command::new("debootstrap")
+                    .args(["--variant=minbase", "bookworm"])
+                    .arg(&root)
+                    .arg("http://deb.debian.org/debian")
+                    .stdout(Stdio::null()))?;
+                std::fs::create_dir_all(tar.parent().expect("a folder")).map_err(|e| e.to_string())?;
+                let part = tar.with_extension("part");
+                run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&part).arg("."))?;
+                std::fs::rename(&part, &tar).map_err(|e| e.to_string())?;
+                let _ = std::fs::remove_dir_all(&root);
+                Ok(())
+            })?;
+        }
+        step(&format!("import {DEBIAN_IMAGE}"), || {
+            run(docker(&self.endpoint)
+                .args([
+                    "import",
+                    "-c",
+                    "CMD [\"/bin/bash\"]",
+                    "-c",
+                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                ])
+                .arg(&tar)
+                .arg(DEBIAN_IMAGE)
                 .stdout(Stdio::null()))
         })
     }

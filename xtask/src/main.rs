@@ -23,7 +23,8 @@ const SITE_NAME: &str = "site";
 const LEPTOSFMT_VERSION: &str = "0.1.33";
 /// Debian packages the test suite needs: browser tests, the PostgreSQL pass, and what the
 /// example modules' scripts run on the local connector (a web server and a client).
-const TEST_PACKAGES: &[&str] = &["chromium", "chromium-driver", "postgresql", "python3", "wget", "docker.io", "iptables", "busybox-static"];
+const TEST_PACKAGES: &[&str] =
+    &["chromium", "chromium-driver", "postgresql", "python3", "wget", "docker.io", "iptables", "busybox-static", "debootstrap"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -358,7 +359,7 @@ fn test(root: &Path) -> Result {
 /// the bed: `cargo xtask with-docker cargo test -p server --test docker`.
 fn with_docker(cmd: &[String]) -> Result {
     let (program, args) = cmd.split_first().ok_or("usage: cargo xtask with-docker CMD [ARGS…]")?;
-    ensure_debian_packages(&["docker.io", "iptables", "busybox-static"])?;
+    ensure_debian_packages(&["docker.io", "iptables", "busybox-static", "debootstrap"])?;
     let bed = step("start the Docker test bed", || docker::DockerBed::start(cache_dir().as_deref()))?;
     let result = run(Command::new(program).args(args).env("SLIPSTREAM_TEST_DOCKER", &bed.endpoint));
     drop(bed);
@@ -370,7 +371,7 @@ fn bench(root: &Path) -> Result {
     ensure_rust_tools(root)?;
     let target = target_dir(root);
     let agent = build_agent(&target, true)?;
-    ensure_debian_packages(&["docker.io", "iptables", "busybox-static"])?;
+    ensure_debian_packages(&["docker.io", "iptables", "busybox-static", "debootstrap"])?;
     let bed = step("start the Docker test bed", || docker::DockerBed::start(cache_dir().as_deref()))?;
     let result = step("benchmark", || {
         run(cargo(&target)

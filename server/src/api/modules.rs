@@ -24,6 +24,19 @@ fn kind_filter(q: &HashMap<String, String>) -> Result<Option<ModuleKind>, ApiErr
     }
 }
 
+/// `?version=N`, when given, as a version number.
+fn version_of(q: &HashMap<String, String>, module: &str) -> Result<Option<u32>, ApiError> {
+    match q.get("version") {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(module, "version", format!("`{v}` is not a version number"))),
+    }
+}
+
 /// `?parent=<path>` lists a project's children (`""` or absent: the root projects);
 /// `?q=<text>` searches every readable module instead.
 pub async fn list(
@@ -52,15 +65,7 @@ pub async fn get(
     if let Some(module) = path.strip_suffix("/builds") {
         return Ok(Json(s.engine.builds(actor, module).await?).into_response());
     }
-    let version = match q.get("version") {
-        None => None,
-        Some(v) => Some(
-            v.parse::<u32>()
-                .ok()
-                .filter(|v| *v >= 1)
-                .ok_or_else(|| ApiError::invalid(&path, "version", format!("`{v}` is not a version number")))?,
-        ),
-    };
+    let version = version_of(&q, &path)?;
     Ok(Json(s.engine.get_module(actor, &path, version).await?).into_response())
 }
 
@@ -128,15 +133,7 @@ pub async fn post(
 ) -> Result<axum::response::Response, ApiError> {
     if let Some(module) = path.strip_suffix("/build") {
         let connector = q.get("connector").ok_or_else(|| ApiError::invalid(module, "connector", "name the connector to build on"))?;
-        let version = match q.get("version") {
-            None => None,
-            Some(v) => Some(
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|v| *v >= 1)
-                    .ok_or_else(|| ApiError::invalid(module, "version", format!("`{v}` is not a version number")))?,
-            ),
-        };
+        let version = version_of(&q, module)?;
         let run = s.engine.create_build(caller.user(), module, version, connector).await?;
         return Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/runs/{}", run.id))], Json(run)).into_response());
     }

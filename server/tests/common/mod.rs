@@ -64,9 +64,10 @@ impl Server {
         body["id"].as_str().unwrap().to_string()
     }
 
-    /// Follows the run's state with the long-poll endpoint until `done` says so (60 s at most).
+    /// Follows the run's state with the long-poll endpoint until `done` says so (5 minutes at most).
     pub async fn wait_state(&self, run: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        // Long enough for a run that installs packages from the registry.
+        let deadline = Instant::now() + Duration::from_secs(300);
         let mut state = String::new();
         loop {
             let from = if state.is_empty() { String::new() } else { format!("from={state}&") };

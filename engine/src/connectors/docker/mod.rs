@@ -30,6 +30,12 @@ use bollard::query_parameters::{
     RemoveContainerOptions, StopContainerOptions,
 };
 
+mod agent;
+mod commit;
+mod limits;
+
+pub use limits::Limits;
+
 use super::local::AGENT_COMMANDS;
 use super::Context;
 use crate::connector::{BoxFuture, Capabilities, Connector, ConnectorConfig, Health, StartSpec, Started};
@@ -62,51 +68,6 @@ pub struct Docker {
     agent_url: OnceLock<String>,
     agent_address: Option<IpAddr>,
     client: Mutex<Option<bollard::Docker>>,
-}
-
-/// Resource limits of every container of the connector.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Limits {
-    pub memory: Option<i64>,
-    pub nano_cpus: Option<i64>,
-    pub pids: Option<i64>,
-}
-
-impl Limits {
-    /// Reads `memory`, `cpus` and `pids` from connector options.
-    pub fn parse(options: &std::collections::BTreeMap<String, String>) -> std::result::Result<Self, String> {
-        let mut l = Limits::default();
-        if let Some(m) = options.get("memory") {
-            l.memory = Some(parse_bytes(m).ok_or_else(|| format!("memory `{m}` is not a size (e.g. 512m, 2g)"))?);
-        }
-        if let Some(c) = options.get("cpus") {
-            let cpus: f64 =
-                c.parse().ok().filter(|c: &f64| *c > 0.0 && *c <= 1024.0).ok_or_else(|| format!("cpus `{c}` is not a number of CPUs"))?;
-            l.nano_cpus = Some((cpus * 1e9) as i64);
-        }
-        if let Some(p) = options.get("pids") {
-            l.pids = Some(p.parse().ok().filter(|p: &i64| *p > 0).ok_or_else(|| format!("pids `{p}` is not a positive number"))?);
-        }
-        Ok(l)
-    }
-}
-
-/// `512m` → 536870912; plain numbers are bytes.
-fn parse_bytes(s: &str) -> Option<i64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s.as_str(), ""),
-    };
-    let n: i64 = digits.parse().ok()?;
-    let mult: i64 = match unit.trim_end_matches('b') {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult).filter(|b| *b > 0)
 }
 
 /// Why a Docker call failed, for the user: a daemon that cannot be reached is `Unavailable`.
@@ -182,55 +143,6 @@ impl Docker {
         Ok(c)
     }
 
-    /// Where the server should listen for this connector's agents: the `agent_address` option,
-    /// else the gateway of the engine's default bridge network (an address of this host that
-    /// containers on any of its networks reach through their default route). `None` when
-    /// `agent_url` is set (the agents go there).
-    async fn find_agent_address(&self) -> Result<Option<IpAddr>> {
-        if self.agent_url.get().is_some() {
-            return Ok(None);
-        }
-        if let Some(a) = self.agent_address {
-            return Ok(Some(a));
-        }
-        let c = self.client()?;
-        let bridge =
-            c.inspect_network("bridge", None::<InspectNetworkOptions>).await.map_err(|e| failed("inspecting the bridge network", e))?;
-        let gateway = bridge.ipam.and_then(|i| i.config).unwrap_or_default().into_iter().find_map(|c| c.gateway).ok_or_else(|| {
-            Error::Unavailable(format!("connector `{}`: the bridge network has no gateway; set the agent_address option", self.name))
-        })?;
-        gateway.parse().map(Some).map_err(|_| Error::Internal(format!("bridge gateway `{gateway}` is not an address")))
-    }
-
-    /// The directory mounted into every container: the agent under each of its command names.
-    fn agent_dir(&self) -> Result<String> {
-        let agent = self
-            .agent_bin
-            .as_ref()
-            .ok_or_else(|| Error::Internal("no agent binary is configured (SLIPSTREAM_AGENT_BIN or --agent-bin)".into()))?;
-        let dir = &self.agent_dir;
-        std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
-        let target = dir.join("slipstream-agent");
-        // A copy, not a link: the mount must not point outside the directory.
-        let fresh = std::fs::metadata(&target)
-            .ok()
-            .zip(std::fs::metadata(agent).ok())
-            .is_some_and(|(t, a)| t.len() == a.len() && t.modified().ok() >= a.modified().ok());
-        if !fresh {
-            let tmp = dir.join(".slipstream-agent.part");
-            std::fs::copy(agent, &tmp).map_err(|e| Error::Internal(format!("copying the agent: {e}")))?;
-            std::fs::rename(&tmp, &target).map_err(|e| Error::Internal(format!("placing the agent: {e}")))?;
-        }
-        for name in AGENT_COMMANDS.iter().filter(|n| **n != "slipstream-agent") {
-            let link = dir.join(name);
-            if std::fs::read_link(&link).is_err() {
-                let _ = std::fs::remove_file(&link);
-                std::os::unix::fs::symlink("slipstream-agent", &link).map_err(|e| Error::Internal(format!("{}: {e}", link.display())))?;
-            }
-        }
-        Ok(dir.display().to_string())
-    }
-
     fn labels(&self, run: &str, instance: Option<&str>) -> HashMap<String, String> {
         let mut l = HashMap::from([(LABEL_SERVER.to_string(), self.server_id.clone()), (LABEL_RUN.to_string(), run.to_string())]);
         if let Some(i) = instance {
@@ -258,6 +170,10 @@ impl Docker {
             labels: Some(self.labels(&spec.run, Some(&spec.instance))),
             host_config: Some(HostConfig {
                 binds: Some(vec![format!("{agent_dir}:{AGENT_DIR}:ro")]),
+                // The engine's init as PID 1: it passes SIGTERM on to the agent (a PID 1
+                // without a handler ignores it, so every stop would wait for the SIGKILL)
+                // and reaps what scripts leave behind.
+                init: Some(true),
                 network_mode: Some(network),
                 memory: self.limits.memory,
                 nano_cpus: self.limits.nano_cpus,
@@ -404,37 +320,8 @@ impl Connector for Docker {
         Box::pin(self.destroy_now(handle))
     }
 
-    /// Commits the build container as `image` with the configuration of the image it was made
-    /// from (entry point, command, environment, working directory): the agent, its mount and
-    /// the build run's environment (its token) are not part of the result.
     fn commit<'a>(&'a self, handle: &'a str, image: &'a str) -> BoxFuture<'a, Result<String>> {
-        Box::pin(async move {
-            let c = self.client()?;
-            let container = self.inspect_raw(handle).await?.ok_or_else(|| Error::Internal(format!("container {handle} is gone")))?;
-            let base = container.config.and_then(|c| c.image).unwrap_or_default();
-            let base_config =
-                c.inspect_image(&base).await.map_err(|e| failed(&format!("inspecting image {base}"), e))?.config.unwrap_or_default();
-            let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-            let options = bollard::query_parameters::CommitContainerOptions {
-                container: Some(handle.to_string()),
-                repo: Some(repo.to_string()),
-                tag: Some(tag.to_string()),
-                comment: Some("built by Slipstream".into()),
-                pause: true,
-                ..Default::default()
-            };
-            let config = bollard::models::ContainerConfig {
-                env: base_config.env,
-                cmd: base_config.cmd,
-                entrypoint: Some(base_config.entrypoint.unwrap_or_default()),
-                working_dir: base_config.working_dir,
-                user: base_config.user,
-                labels: base_config.labels,
-                ..Default::default()
-            };
-            let id = c.commit_container(options, config).await.map_err(|e| failed(&format!("committing container {handle}"), e))?;
-            Ok(id.id)
-        })
+        Box::pin(self.commit_now(handle, image))
     }
 
     fn release_run<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<()>> {
@@ -466,22 +353,6 @@ impl Connector for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limits_are_read_from_options() {
-        let opts = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        assert_eq!(
-            Limits::parse(&opts(&[("memory", "512m"), ("cpus", "1.5"), ("pids", "256")])),
-            Ok(Limits { memory: Some(512 << 20), nano_cpus: Some(1_500_000_000), pids: Some(256) })
-        );
-        assert_eq!(Limits::parse(&opts(&[])), Ok(Limits::default()));
-        for bad in [("memory", "lots"), ("memory", "0"), ("cpus", "-1"), ("cpus", "x"), ("pids", "0")] {
-            assert!(Limits::parse(&opts(&[bad])).is_err(), "{bad:?}");
-        }
-        assert_eq!(parse_bytes("2g"), Some(2 << 30));
-        assert_eq!(parse_bytes("64MB"), Some(64 << 20));
-        assert_eq!(parse_bytes("1000"), Some(1000));
-    }
 
     #[test]
     fn names_fit_docker_rules() {
