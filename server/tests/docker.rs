@@ -19,8 +19,22 @@ fn endpoint() -> String {
 }
 
 /// A server whose connectors are `local` and `docker` (the examples' image ids name both).
+/// `SLIPSTREAM_TEST_DOCKER_AGENT_ADDRESS` sets the connector's `agent_address` (Podman creates
+/// its bridges only when a container needs them, so the test bed gives it an address).
 async fn docker_server() -> Server {
-    let args = vec!["--connector".into(), "local=local".into(), "--connector".into(), format!("docker=docker:{}", endpoint())];
+    let mut args = vec!["--connector".into(), "local=local".into()];
+    match std::env::var("SLIPSTREAM_TEST_DOCKER_AGENT_ADDRESS") {
+        Ok(address) => {
+            let file = testkit::temp_dir("settings").join("slipstream.yaml");
+            let yaml = format!(
+                "connectors:\n  docker:\n    kind: docker\n    endpoint: {}\n    options: {{agent_address: \"{address}\"}}\n",
+                endpoint()
+            );
+            std::fs::write(&file, yaml).unwrap();
+            args.extend(["--config".to_string(), file.display().to_string()]);
+        }
+        Err(_) => args.extend(["--connector".to_string(), format!("docker=docker:{}", endpoint())]),
+    }
     spawn_with(ServerOptions { args, ..Default::default() }).await
 }
 

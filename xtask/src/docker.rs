@@ -15,12 +15,18 @@ use crate::{output, run, step, Result};
 /// Where the bed's socket and runtime files live (a short path: sockets have a length limit).
 const RUN_DIR: &str = "/tmp/slipstream-docker";
 pub const BUSYBOX_IMAGE: &str = "slipstream/busybox:latest";
+/// The Podman bed's files, and the address of this host its containers reach the server on.
+const PODMAN_DIR: &str = "/tmp/slipstream-podman";
+const PODMAN_AGENT_ADDRESS: &str = "10.200.59.1";
 /// A Debian bookworm image made with `debootstrap` from Debian's own packages.
 pub const DEBIAN_IMAGE: &str = "slipstream/debian:bookworm";
 
 pub struct DockerBed {
     /// `unix:///tmp/slipstream-docker/docker.sock`.
     pub endpoint: String,
+    /// For Podman: the address of this host its containers reach the server on (Podman makes
+    /// its bridges only when a container needs one, so the bed puts one on `lo`).
+    pub agent_address: Option<String>,
     daemon: Child,
     ip_forward: Option<String>,
     links_before: Vec<String>,
@@ -74,7 +80,7 @@ impl DockerBed {
             .spawn()
             .map_err(|e| format!("cannot start dockerd: {e}"))?;
         let endpoint = format!("unix://{}", run_dir.join("docker.sock").display());
-        let bed = DockerBed { endpoint, daemon, ip_forward, links_before, iptables_before };
+        let bed = DockerBed { endpoint, agent_address: None, daemon, ip_forward, links_before, iptables_before };
         let deadline = Instant::now() + Duration::from_secs(30);
         while output(docker(&bed.endpoint).args(["version", "--format", "{{.Server.Version}}"])).is_none() {
             if Instant::now() > deadline {
@@ -85,6 +91,63 @@ impl DockerBed {
         bed.remove_leftovers();
         bed.ensure_busybox(&run_dir)?;
         bed.ensure_debian(cache, &run_dir)?;
+        Ok(bed)
+    }
+
+    /// Podman's Docker-compatible service, the same API through bollard: `podman system service`
+    /// with a `containers.conf` of its own (runc, cgroupfs, explicit ulimits — the root shell
+    /// here cannot raise them — and `10.200.64.0/18` pools), storage under the cache, the
+    /// busybox image imported. Only the busybox tests run on it (no Debian image).
+    pub fn start_podman(cache: Option<&Path>) -> Result<Self> {
+        let run_dir = PathBuf::from(PODMAN_DIR);
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+        let pidfile = run_dir.join("service.pid");
+        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let conf = run_dir.join("containers.conf");
+        std::fs::write(
+            &conf,
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
+             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             [network]\nnetwork_backend = \"netavark\"\ndefault_subnet = \"10.200.60.0/24\"\n\
+             default_subnet_pools = [{\"base\" = \"10.200.64.0/18\", \"size\" = 24}]\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok();
+        let links_before = links();
+        let iptables_before = output(&mut Command::new("iptables-save"));
+        let _ = Command::new("ip").args(["addr", "add", &format!("{PODMAN_AGENT_ADDRESS}/32"), "dev", "lo"]).stderr(Stdio::null()).status();
+        let storage = cache.map(|c| c.join("podman")).unwrap_or_else(|| run_dir.join("storage"));
+        let socket = run_dir.join("podman.sock");
+        let log = std::fs::File::create(run_dir.join("service.log")).map_err(|e| e.to_string())?;
+        let daemon = Command::new("podman")
+            .arg("--root")
+            .arg(&storage)
+            .arg("--runroot")
+            .arg(run_dir.join("run"))
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .env("CONTAINERS_CONF", &conf)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start podman: {e}"))?;
+        std::fs::write(&pidfile, daemon.id().to_string()).map_err(|e| e.to_string())?;
+        let endpoint = format!("unix://{}", socket.display());
+        let bed =
+            DockerBed { endpoint, agent_address: Some(PODMAN_AGENT_ADDRESS.into()), daemon, ip_forward, links_before, iptables_before };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while output(docker(&bed.endpoint).args(["version", "--format", "{{.Server.Version}}"])).is_none() {
+            if Instant::now() > deadline {
+                return Err(format!("podman did not answer within 30 s; see {PODMAN_DIR}/service.log"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bed.remove_leftovers();
+        bed.ensure_busybox(&run_dir)?;
         Ok(bed)
     }
 
@@ -198,7 +261,7 @@ impl Drop for DockerBed {
         let _ = self.daemon.wait();
         // What the daemon left on the host: its bridges, its iptables chains, forwarding.
         for link in links().into_iter().filter(|l| !self.links_before.contains(l)) {
-            if link == "docker0" || link.starts_with("br-") || link.starts_with("veth") {
+            if link == "docker0" || link.starts_with("br-") || link.starts_with("veth") || link.starts_with("podman") {
                 let _ = Command::new("ip").args(["link", "del", &link]).stderr(Stdio::null()).status();
             }
         }
@@ -213,6 +276,9 @@ impl Drop for DockerBed {
         }
         if let Some(before) = &self.ip_forward {
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", before.trim());
+        }
+        if let Some(address) = &self.agent_address {
+            let _ = Command::new("ip").args(["addr", "del", &format!("{address}/32"), "dev", "lo"]).stderr(Stdio::null()).status();
         }
     }
 }

@@ -23,8 +23,22 @@ const SITE_NAME: &str = "site";
 const LEPTOSFMT_VERSION: &str = "0.1.33";
 /// Debian packages the test suite needs: browser tests, the PostgreSQL pass, and what the
 /// example modules' scripts run on the local connector (a web server and a client).
-const TEST_PACKAGES: &[&str] =
-    &["chromium", "chromium-driver", "postgresql", "python3", "wget", "docker.io", "iptables", "busybox-static", "debootstrap"];
+const TEST_PACKAGES: &[&str] = &[
+    "chromium",
+    "chromium-driver",
+    "postgresql",
+    "python3",
+    "wget",
+    "docker.io",
+    "iptables",
+    "busybox-static",
+    "debootstrap",
+    "podman",
+    "runc",
+    "netavark",
+    "aardvark-dns",
+    "catatonit",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -335,6 +349,20 @@ fn test(root: &Path) -> Result {
                     .env("SLIPSTREAM_AGENT_BIN", &built.agent)
                     .env("SLIPSTREAM_BIN", &built.server),
             )
+        })?;
+        step("the Docker connector's tests again, on Podman's Docker-compatible service", || {
+            let podman = docker::DockerBed::start_podman(cache_dir().as_deref())?;
+            // The Debian image is the Docker bed's; the rest runs unchanged on Podman.
+            let result = tally.run(
+                cargo(&target)
+                    .args(["test", "-p", "server", "--test", "docker", "--", "--skip", "debian"])
+                    .env("SLIPSTREAM_TEST_DOCKER", &podman.endpoint)
+                    .env("SLIPSTREAM_TEST_DOCKER_AGENT_ADDRESS", podman.agent_address.as_deref().unwrap_or_default())
+                    .env("SLIPSTREAM_AGENT_BIN", &built.agent)
+                    .env("SLIPSTREAM_BIN", &built.server),
+            );
+            drop(podman);
+            result
         })?;
         step("browser tests (headless Chromium)", || {
             tally.run(
