@@ -336,3 +336,79 @@ ss-set ready true
     assert!(s.report_file(&run, "apache1.1", "access.log").await.contains("GET /data.txt"), "Apache served the client");
     nothing_left(&s).await;
 }
+
+/// The Podman test bed as a second Docker endpoint (`SLIPSTREAM_TEST_PODMAN`, its agent address
+/// in `SLIPSTREAM_TEST_PODMAN_AGENT_ADDRESS`; `cargo xtask test` starts both engines).
+fn podman() -> (String, String) {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set (cargo xtask test starts the Podman test bed)"));
+    (var("SLIPSTREAM_TEST_PODMAN"), var("SLIPSTREAM_TEST_PODMAN_AGENT_ADDRESS"))
+}
+
+fn ids_on(endpoint: &str, what: &[&str], server_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["-H", endpoint])
+        .args(what)
+        .args(["--filter", &format!("label=io.slipstream.server={server_id}"), "-q"])
+        .output()
+        .expect("the docker client runs");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+}
+
+#[tokio::test]
+async fn a_run_over_two_engines_and_the_local_connector_shares_parameters_barriers_and_abort() {
+    let (podman_endpoint, podman_address) = podman();
+    let file = testkit::temp_dir("settings").join("slipstream.yaml");
+    let yaml = format!(
+        "connectors:\n  local:\n    kind: local\n  docker:\n    kind: docker\n    endpoint: {}\n  podman:\n    kind: docker\n    endpoint: {podman_endpoint}\n    options: {{agent_address: \"{podman_address}\"}}\n",
+        endpoint()
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let s = spawn_with(ServerOptions { args: vec!["--config".into(), file.display().to_string()], ..Default::default() }).await;
+    s.save(json!({"kind": "project", "path": "two"})).await;
+    s.save(json!({"kind": "image", "path": "two/base", "native": true,
+        "images": {"local": "host", "docker": "slipstream/busybox:latest", "podman": "slipstream/busybox:latest"}}))
+        .await;
+    // Each instance publishes where it runs and waits for the two others.
+    let execute = "#!/bin/sh -e\nss-set where \"$(ss-get node)@$(ss-get hostname)\"\n\
+                   for n in a b c; do v=$(ss-get --timeout 120 $n.1:where); echo \"$v\" >> seen.txt; done\n\
+                   [ \"$(ss-get node)\" != \"$(ss-get fail_on)\" ] || ss-abort \"$(ss-get node) gives up\"\n\
+                   ss-display \"saw $(sort seen.txt | tr '\\n' ' ')\"\n";
+    s.save(json!({"kind": "image", "path": "two/peer", "reference": "two/base",
+        "parameters": [{"name": "where", "category": "output"}, {"name": "node", "category": "input"},
+                       {"name": "fail_on", "category": "input", "default": "nobody"}],
+        "targets": {"execute": execute, "report": "#!/bin/sh\ncp seen.txt \"$SLIPSTREAM_REPORT_DIR\"\n"}}))
+        .await;
+    let node = |name: &str, connector: &str| json!({"image": "two/peer", "connector": connector, "values": {"node": name}});
+    s.save(json!({"kind": "deployment", "path": "two/d", "nodes": {"a": node("a", "docker"), "b": node("b", "podman"), "c": node("c", "local")}}))
+        .await;
+
+    let run = s.launch(json!({"module": "two/d", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let d = s.detail(&run).await;
+    assert_eq!(
+        (d["connectors"]["docker"].as_u64(), d["connectors"]["podman"].as_u64(), d["connectors"]["local"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    for n in ["a", "b", "c"] {
+        let seen = statecustom(&d, &format!("{n}.1"));
+        assert!(seen.starts_with("saw a@") && seen.contains(" b@") && seen.contains(" c@127."), "{n}.1: {seen}");
+        assert!(s.report_file(&run, &format!("{n}.1"), "seen.txt").await.lines().count() == 3, "{n}.1 reported");
+    }
+
+    // An abort on the local instance reaches the containers on both engines; reports still come.
+    let run = s
+        .launch(json!({"module": "two/d", "keep_running": "never", "params": {"a:fail_on": "c", "b:fail_on": "c", "c:fail_on": "c"}}))
+        .await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    assert_eq!(s.detail(&run).await["abort"], "c gives up");
+    for n in ["a", "b", "c"] {
+        s.report_file(&run, &format!("{n}.1"), "seen.txt").await;
+    }
+    nothing_left(&s).await;
+    let id = s.server.server_id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(ids_on(&podman_endpoint, &["ps", "-a"], &id).is_empty() && ids_on(&podman_endpoint, &["network", "ls"], &id).is_empty()) {
+        assert!(Instant::now() < deadline, "containers or networks left on Podman");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
