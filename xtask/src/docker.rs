@@ -81,14 +81,7 @@ impl DockerBed {
             .map_err(|e| format!("cannot start dockerd: {e}"))?;
         let endpoint = format!("unix://{}", run_dir.join("docker.sock").display());
         let bed = DockerBed { endpoint, agent_address: None, daemon, ip_forward, links_before, iptables_before };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while output(docker(&bed.endpoint).args(["version", "--format", "{{.Server.Version}}"])).is_none() {
-            if Instant::now() > deadline {
-                return Err(format!("dockerd did not answer within 30 s; see {RUN_DIR}/dockerd.log"));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        bed.remove_leftovers();
+        bed.wait_ready(&format!("dockerd (see {RUN_DIR}/dockerd.log)"))?;
         bed.ensure_busybox(&run_dir)?;
         bed.ensure_debian(cache, &run_dir)?;
         Ok(bed)
@@ -139,16 +132,23 @@ impl DockerBed {
         let endpoint = format!("unix://{}", socket.display());
         let bed =
             DockerBed { endpoint, agent_address: Some(PODMAN_AGENT_ADDRESS.into()), daemon, ip_forward, links_before, iptables_before };
+        bed.wait_ready(&format!("podman (see {PODMAN_DIR}/service.log)"))?;
+        bed.ensure_busybox(&run_dir)?;
+        Ok(bed)
+    }
+
+    /// Waits (30 s at most) until the engine answers, then removes what an interrupted earlier
+    /// run left there.
+    fn wait_ready(&self, what: &str) -> Result {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while output(docker(&bed.endpoint).args(["version", "--format", "{{.Server.Version}}"])).is_none() {
+        while output(docker(&self.endpoint).args(["version", "--format", "{{.Server.Version}}"])).is_none() {
             if Instant::now() > deadline {
-                return Err(format!("podman did not answer within 30 s; see {PODMAN_DIR}/service.log"));
+                return Err(format!("{what} did not answer within 30 s"));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        bed.remove_leftovers();
-        bed.ensure_busybox(&run_dir)?;
-        Ok(bed)
+        self.remove_leftovers();
+        Ok(())
     }
 
     /// Containers and networks of Slipstream servers from an earlier, interrupted test run.
