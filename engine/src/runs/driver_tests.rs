@@ -77,10 +77,12 @@ async fn an_instance_that_cannot_start_aborts_the_run_and_holds_back_no_barrier(
     let (engine, mock, user) = engine_with(&[("fail", "web.2")], 3).await;
     let run = launch(&engine, &user).await;
     assert_eq!(state_after(&engine, &run, RunState::Initializing).await, RunState::Provisioning);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let abort = loop {
         if let Some(a) = engine.abort_message(&run).await.unwrap() {
             break a;
         }
+        assert!(tokio::time::Instant::now() < deadline, "the failed start raised no abort");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(abort.contains("web.2") && abort.contains("mock") && abort.contains("scripted failure"), "{abort}");
@@ -89,7 +91,10 @@ async fn an_instance_that_cannot_start_aborts_the_run_and_holds_back_no_barrier(
         complete_all(&engine, &mock, &run, state).await;
     }
     let mut state = engine.run_state(&run).await.unwrap();
-    while !state.is_terminal() {
+    for _ in 0..10 {
+        if state.is_terminal() {
+            break;
+        }
         state = state_after(&engine, &run, state).await;
     }
     assert_eq!(state, RunState::Aborted);
@@ -109,7 +114,10 @@ async fn when_no_instance_starts_the_run_still_ends() {
     let (engine, mock, user) = engine_with(&[("fail", "web.1,web.2")], 2).await;
     let run = launch(&engine, &user).await;
     let mut state = RunState::Initializing;
-    while !state.is_terminal() {
+    for _ in 0..10 {
+        if state.is_terminal() {
+            break;
+        }
         state = state_after(&engine, &run, state).await;
     }
     assert_eq!(state, RunState::Aborted);
@@ -136,11 +144,13 @@ async fn a_vanished_instance_shows_as_not_running() {
     let (engine, mock, user) = engine_with(&[("vanish", "web.2")], 2).await;
     let run = launch(&engine, &user).await;
     // Started, and recorded (each handle is written as its instance comes up).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let detail = loop {
         let d = engine.run_detail(&run).await.unwrap();
         if mock.started.lock().unwrap().len() == 2 && d.instances.iter().all(|i| !i.address.is_empty()) {
             break d;
         }
+        assert!(tokio::time::Instant::now() < deadline, "the instances were not recorded: {d:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let running: Vec<(String, bool)> = detail.instances.iter().map(|i| (i.name.clone(), i.running)).collect();
