@@ -141,6 +141,9 @@ pub struct ReportFile {
     pub at: i64,
 }
 
+/// How [`RunSummary::instance_states`] counts instances their connector could not start.
+pub const START_FAILED: &str = "start-failed";
+
 /// A line of script output as an agent sends it (`POST …/logs` takes a list of them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

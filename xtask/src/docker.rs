@@ -60,7 +60,7 @@ impl DockerBed {
             std::thread::sleep(Duration::from_secs(2));
         }
         let data_root = cache.map(|c| c.join("docker")).unwrap_or_else(|| run_dir.join("data"));
-        let config = serde_json_like(&[
+        let config = daemon_config(&[
             ("data-root", data_root.display().to_string()),
             ("exec-root", run_dir.join("exec").display().to_string()),
             ("pidfile", pidfile.display().to_string()),
@@ -191,9 +191,7 @@ impl DockerBed {
                 .stdout(Stdio::null()))
         })
     }
-}
 
-impl DockerBed {
     /// `slipstream/debian:bookworm` from `debootstrap --variant=minbase` (about a minute, once:
     /// the root file system is kept as a tar under the cache, the image in the data-root).
     fn ensure_debian(&self, cache: Option<&Path>, run_dir: &Path) -> Result {
@@ -235,7 +233,7 @@ impl DockerBed {
 }
 
 /// The daemon's config: ours, with the fixed parts (socket, 10.200.x pools, cgroupfs).
-fn serde_json_like(paths: &[(&str, String)]) -> String {
+fn daemon_config(paths: &[(&str, String)]) -> String {
     let mut fields: Vec<String> = paths.iter().map(|(k, v)| format!("\"{k}\": \"{v}\"")).collect();
     fields.push(format!("\"hosts\": [\"unix://{RUN_DIR}/docker.sock\"]"));
     fields.push("\"bip\": \"10.200.70.1/24\"".into());

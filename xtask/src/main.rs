@@ -19,6 +19,9 @@ mod docs;
 type Result<T = ()> = std::result::Result<T, String>;
 
 const SITE_NAME: &str = "site";
+/// The packages and features of the first test pass (the browser journeys run apart).
+const UNIT_PACKAGES: &[&str] =
+    &["-p", "model", "-p", "engine", "-p", "app", "-p", "server", "-p", "agent", "-p", "xtask", "--features", "app/ssr"];
 /// The formatter of `view!` blocks; `leptosfmt.toml` holds its settings.
 const LEPTOSFMT_VERSION: &str = "0.1.33";
 /// Debian packages the test suite needs: browser tests, the PostgreSQL pass, and what the
@@ -329,23 +332,8 @@ fn test(root: &Path) -> Result {
         step("unit, store and API tests (SQLite and PostgreSQL)", || {
             tally.run(
                 cargo(&target)
-                    .args([
-                        "test",
-                        "-p",
-                        "model",
-                        "-p",
-                        "engine",
-                        "-p",
-                        "app",
-                        "-p",
-                        "server",
-                        "-p",
-                        "agent",
-                        "-p",
-                        "xtask",
-                        "--features",
-                        "app/ssr",
-                    ])
+                    .args(["test"])
+                    .args(UNIT_PACKAGES)
                     .env("SLIPSTREAM_TEST_PG_URL", &pg.url)
                     .env("SLIPSTREAM_TEST_DOCKER", &docker.endpoint)
                     .env("SLIPSTREAM_TEST_PODMAN", &podman.endpoint)
@@ -359,7 +347,10 @@ fn test(root: &Path) -> Result {
             // rest runs unchanged on Podman.
             tally.run(
                 cargo(&target)
-                    .args(["test", "-p", "server", "--test", "docker", "--", "--skip", "debian", "--skip", "two_engines"])
+                    // The same packages and features as above: cargo reuses that test binary.
+                    .args(["test"])
+                    .args(UNIT_PACKAGES)
+                    .args(["--test", "docker", "--", "--skip", "debian", "--skip", "two_engines"])
                     .env("SLIPSTREAM_TEST_DOCKER", &podman.endpoint)
                     .env("SLIPSTREAM_TEST_DOCKER_AGENT_ADDRESS", podman.agent_address.as_deref().unwrap_or_default())
                     .env("SLIPSTREAM_AGENT_BIN", &built.agent)

@@ -146,7 +146,7 @@ fn DashboardTable(runs: Vec<RunSummary>, reload: RwSignal<u32>, usage_tick: RwSi
                                     .iter()
                                     .map(|(s, n)| match s.as_str() {
                                         "" => format!("{n} starting"),
-                                        "start-failed" => format!("{n} failed to start"),
+                                        model::run::START_FAILED => format!("{n} failed to start"),
                                         _ => format!("{n} completed {s}"),
                                     })
                                     .collect::<Vec<_>>()

@@ -106,7 +106,7 @@ async fn an_instance_that_cannot_start_aborts_the_run_and_holds_back_no_barrier(
     assert_eq!(destroyed, ["web.1", "web.3"], "every started instance is stopped and removed");
     assert_eq!(mock.released.lock().unwrap().as_slice(), std::slice::from_ref(&run), "the run's resources are released once");
     let summary = engine.run_summary(&run).await.unwrap();
-    assert_eq!(summary.instance_states.get("start-failed"), Some(&1));
+    assert_eq!(summary.instance_states.get(model::run::START_FAILED), Some(&1));
 }
 
 #[tokio::test]

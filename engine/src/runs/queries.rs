@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use model::run::{InstancePlan, InstanceView, KeepRunning, RunDetail, RunFilter, RunSummary};
+use model::run::{InstancePlan, InstanceView, KeepRunning, RunDetail, RunFilter, RunSummary, START_FAILED};
 use model::{RunState, User};
 use sqlx::Row;
 
@@ -13,8 +13,6 @@ use super::rows::parse_state;
 use super::{sha256_hex, RunCaller};
 use crate::{Engine, Error, Result};
 
-/// How a run's instances that could not be started are counted in its summary.
-pub const START_FAILED: &str = "start-failed";
 /// Most runs a list returns.
 const LIST_LIMIT: i64 = 500;
 
