@@ -179,11 +179,15 @@ async fn deploying_needs_the_deploy_right() {
     s.c.patch(s.api("/modules/t/waiter")).json(&json!({"public": {"deploy": true}})).send().await.unwrap();
     let r = other.post(s.api("/runs")).json(&json!({"module": "t/waiter", "keep_running": "never", "timeout": 5})).send().await.unwrap();
     assert_eq!(r.status(), 201, "public deploy");
+    let run = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let bad = other.post(s.api("/runs")).json(&json!({"module": "t/waiter", "multiplicity": {"nope": 2}})).send().await.unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["field"], "multiplicity.nope");
     let r = Client::new().post(s.api("/runs")).json(&json!({"module": "t/waiter"})).send().await.unwrap();
     assert_eq!(r.status(), 401);
+    // Leave nothing running behind the test: the waiter would outlive the server.
+    s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    s.wait_stopped(&run).await;
 }
 
 #[tokio::test]
