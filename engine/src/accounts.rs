@@ -252,6 +252,11 @@ impl Engine {
         Ok(())
     }
 
+    /// The accounts of a run's owner, read once per connector (for calls on many instances).
+    pub(crate) async fn owner_accounts(&self, run: &str) -> Result<OwnerAccounts> {
+        Ok(OwnerAccounts { owner: self.run_owner(run).await?, read: BTreeMap::new() })
+    }
+
     /// What a connector gets of the user's account when it starts their instances.
     pub(crate) async fn account_for(&self, user_name: &str, connector: &str) -> Result<crate::connector::Account> {
         let row = sqlx::query("SELECT settings, credential FROM connector_accounts WHERE user_name = $1 AND connector = $2")
@@ -265,6 +270,22 @@ impl Engine {
             settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)?,
             credential: (!credential.is_empty()).then_some(credential),
         })
+    }
+}
+
+/// A run owner's accounts, read from the database on first use per connector.
+pub(crate) struct OwnerAccounts {
+    owner: String,
+    read: BTreeMap<String, crate::connector::Account>,
+}
+
+impl OwnerAccounts {
+    pub async fn on(&mut self, engine: &Engine, connector: &str) -> Result<&crate::connector::Account> {
+        if !self.read.contains_key(connector) {
+            let account = engine.account_for(&self.owner, connector).await?;
+            self.read.insert(connector.to_string(), account);
+        }
+        Ok(&self.read[connector])
     }
 }
 

@@ -25,13 +25,17 @@ pub struct ConnectorConfig {
     /// Where the connector's engine is (`unix:///run/docker.sock`); the kind's default if absent.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Several engines of one connector (a run's instances are spread over them); with
+    /// `endpoint`, that one comes first.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
     /// Kind-specific options (`memory = 512m`, `cpus = 1.5`, `pids = 512`, …).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
 }
 
 impl ConnectorConfig {
-    /// Parses `NAME=KIND[:ENDPOINT]`, e.g. `lab=docker:unix:///run/slipstream-docker.sock`.
+    /// Parses `NAME=KIND[:ENDPOINT[,ENDPOINT…]]`, e.g. `lab=docker:unix:///run/slipstream-docker.sock`.
     pub fn parse(spec: &str) -> std::result::Result<Self, String> {
         let (name, rest) = spec.split_once('=').ok_or_else(|| format!("`{spec}` is not NAME=KIND[:ENDPOINT]"))?;
         let name = name.trim();
@@ -44,7 +48,14 @@ impl ConnectorConfig {
         if kind.is_empty() {
             return Err(format!("`{spec}` names no connector kind (local or docker)"));
         }
-        Ok(Self { name: name.into(), kind: kind.into(), endpoint, options: BTreeMap::new() })
+        let endpoints: Vec<String> =
+            endpoint.iter().flat_map(|e| e.split(',')).map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
+        Ok(Self { name: name.into(), kind: kind.into(), endpoint: None, endpoints, options: BTreeMap::new() })
+    }
+
+    /// Every endpoint configured, `endpoint` first.
+    pub fn all_endpoints(&self) -> Vec<String> {
+        self.endpoint.iter().chain(&self.endpoints).cloned().collect()
     }
 }
 
@@ -52,7 +63,8 @@ impl ConnectorConfig {
 /// connector adds what only it knows (the instance's address).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentEnv {
-    /// Where the agent reaches the server (the connector's own agent address when it has one).
+    /// Where the agent reaches the server: the server's own URL; a connector whose instances
+    /// cannot reach it replaces it with its agent URL.
     pub service_url: String,
     pub run: String,
     pub instance: String,
@@ -134,42 +146,46 @@ pub trait Connector: Send + Sync {
         false
     }
     /// Where this connector's instances reach the server, when not at the server's own URL
-    /// (containers cannot reach the host's loopback).
-    fn agent_url(&self) -> Option<String> {
-        None
+    /// (containers cannot reach the host's loopback); for the server's start-up message.
+    fn agent_urls(&self) -> Vec<String> {
+        Vec::new()
     }
-    /// An address of this host on which the server must listen for this connector's agents
-    /// (only the agent endpoints are served there); `None`: they reach the server's own URL.
-    fn agent_address<'a>(&'a self) -> BoxFuture<'a, Result<Option<std::net::IpAddr>>> {
-        Box::pin(async { Ok(None) })
+    /// Addresses of this host on which the server must listen for this connector's agents
+    /// (only the agent endpoints are served there); none: they reach the server's own URL.
+    fn agent_addresses<'a>(&'a self) -> BoxFuture<'a, Result<Vec<std::net::IpAddr>>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
-    /// Tells the connector where the server listens for its agents (after `agent_address`).
-    fn set_agent_url(&self, _url: &str) {}
-    /// Makes what a run's instances share on this connector (a network); called once per run
-    /// before its instances start here.
-    fn prepare_run<'a>(&'a self, _run: &'a str) -> BoxFuture<'a, Result<()>> {
+    /// Tells the connector where the server listens for its agents on `address` (one of
+    /// `agent_addresses`).
+    fn set_agent_url(&self, _address: std::net::IpAddr, _url: &str) {}
+    /// Makes what a run's instances share on this connector (a network) and checks the
+    /// owner's account there; called once per run before its instances start here. A missing
+    /// or refused credential fails here, naming the connector and what is missing.
+    fn prepare_run<'a>(&'a self, _run: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
     fn start<'a>(&'a self, spec: &'a StartSpec) -> BoxFuture<'a, Result<Started>>;
-    fn inspect<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<Health>>;
+    // Every call after `start` gets the run owner's account again: the connector may need
+    // the user's credential to reach the instance (a remote engine with TLS client keys).
+    fn inspect<'a>(&'a self, handle: &'a str, account: &'a Account) -> BoxFuture<'a, Result<Health>>;
     /// Stops the instance and everything it started (what ignores the request is killed).
-    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn stop<'a>(&'a self, handle: &'a str, account: &'a Account) -> BoxFuture<'a, Result<()>>;
     /// Removes what is left of a stopped instance (a container); idempotent.
-    fn destroy<'a>(&'a self, _handle: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn destroy<'a>(&'a self, _handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
     /// Removes what `prepare_run` made, once the run's instances here are destroyed.
-    fn release_run<'a>(&'a self, _run: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn release_run<'a>(&'a self, _run: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
     /// Keeps a (stopped or running) instance's file system as an image named `image` (a build);
     /// returns the image id. Connectors without `build_images` refuse.
-    fn commit<'a>(&'a self, _handle: &'a str, _image: &'a str) -> BoxFuture<'a, Result<String>> {
+    fn commit<'a>(&'a self, _handle: &'a str, _image: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move { Err(crate::Error::Unavailable(format!("connector `{}` cannot build images", self.name()))) })
     }
     /// Re-attaches to an instance after a server restart; `false` if it is gone.
-    fn recover<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move { Ok(self.inspect(handle).await? == Health::Running) })
+    fn recover<'a>(&'a self, handle: &'a str, account: &'a Account) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { Ok(self.inspect(handle, account).await? == Health::Running) })
     }
 }
 
@@ -181,7 +197,7 @@ mod tests {
     fn connector_specs_are_parsed() {
         /// (name, kind, endpoint) of a parsed spec.
         type Parsed = std::result::Result<(String, String, Option<String>), ()>;
-        let ok = |s: &str| ConnectorConfig::parse(s).map(|c| (c.name, c.kind, c.endpoint));
+        let ok = |s: &str| ConnectorConfig::parse(s).map(|c| (c.name, c.kind, c.endpoints.first().cloned()));
         let table: [(&str, Parsed); 6] = [
             ("local=local", Ok(("local".into(), "local".into(), None))),
             ("lab=docker", Ok(("lab".into(), "docker".into(), None))),
@@ -193,6 +209,8 @@ mod tests {
         for (spec, want) in table {
             assert_eq!(ok(spec).map_err(|_| ()), want, "{spec}");
         }
+        let two = ConnectorConfig::parse("lab=docker:unix:///a.sock, unix:///b.sock").unwrap();
+        assert_eq!(two.all_endpoints(), ["unix:///a.sock", "unix:///b.sock"]);
     }
 
     #[test]

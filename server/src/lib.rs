@@ -50,6 +50,11 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, String> {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| format!("cannot create the data directory {}: {e}", settings.data_dir.display()))?;
+        // The database, the server's id and its connectors' keys are for the server's user
+        // alone (local instances of a root server run as another user).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make the data directory {} private: {e}", settings.data_dir.display()))?;
         let url = settings.database_url();
         let config = engine::RunConfig {
             data_dir: settings.data_dir.clone(),
@@ -106,27 +111,30 @@ impl Application {
     }
 }
 
-/// One listener per connector that asks for one (its instances cannot reach the server's own
-/// address): on the address it names, at the server's port when that is free there. A
+/// One listener per address a connector asks for (its instances cannot reach the server's own
+/// address): on that address, at the server's port when that is free there. A
 /// connector that cannot be reached now is logged; its runs fail with that reason.
 async fn agent_listeners(engine: &Engine, port: u16) -> Result<Vec<tokio::net::TcpListener>, String> {
     let mut out = Vec::new();
     for c in engine.connectors() {
-        match c.agent_address().await {
-            Ok(None) => {}
-            Ok(Some(ip)) => {
-                let listener = match tokio::net::TcpListener::bind((ip, port)).await {
-                    Ok(l) => l,
-                    Err(_) => tokio::net::TcpListener::bind((ip, 0))
-                        .await
-                        .map_err(|e| format!("cannot listen for the agents of connector `{}` on {ip}: {e}", c.name()))?,
-                };
-                let at = listener.local_addr().map_err(|e| e.to_string())?;
-                c.set_agent_url(&format!("http://{at}"));
-                tracing::info!(connector = c.name(), %at, "listening for agents");
-                out.push(listener);
+        let addresses = match c.agent_addresses().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(connector = c.name(), error = %e, "connector unavailable; its runs fail until the server restarts");
+                continue;
             }
-            Err(e) => tracing::warn!(connector = c.name(), error = %e, "connector unavailable; its runs fail until the server restarts"),
+        };
+        for ip in addresses {
+            let listener = match tokio::net::TcpListener::bind((ip, port)).await {
+                Ok(l) => l,
+                Err(_) => tokio::net::TcpListener::bind((ip, 0))
+                    .await
+                    .map_err(|e| format!("cannot listen for the agents of connector `{}` on {ip}: {e}", c.name()))?,
+            };
+            let at = listener.local_addr().map_err(|e| e.to_string())?;
+            c.set_agent_url(ip, &format!("http://{at}"));
+            tracing::info!(connector = c.name(), %at, "listening for agents");
+            out.push(listener);
         }
     }
     Ok(out)

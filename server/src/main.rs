@@ -132,7 +132,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "  connector {} ({}){}",
                     c.name(),
                     c.kind(),
-                    c.agent_url().map(|u| format!(", agents at {u}")).unwrap_or_default()
+                    if c.agent_urls().is_empty() { String::new() } else { format!(", agents at {}", c.agent_urls().join(" ")) }
                 );
             }
             app.run(shutdown_signal()).await.map_err(|e| e.to_string())?;

@@ -358,23 +358,29 @@ fn ids_on(endpoint: &str, what: &[&str], server_id: &str) -> Vec<String> {
 async fn a_run_over_two_engines_and_the_local_connector_shares_parameters_barriers_and_abort() {
     let (podman_endpoint, podman_address) = podman();
     let file = testkit::temp_dir("settings").join("slipstream.yaml");
+    // `docker` and `podman` one engine each; `lab` both, spreading a run's instances over them
+    // (its Docker engine's agent address is found, Podman's is given).
     let yaml = format!(
-        "connectors:\n  local:\n    kind: local\n  docker:\n    kind: docker\n    endpoint: {}\n  podman:\n    kind: docker\n    endpoint: {podman_endpoint}\n    options: {{agent_address: \"{podman_address}\"}}\n",
-        endpoint()
+        "connectors:\n  local:\n    kind: local\n  docker:\n    kind: docker\n    endpoint: {docker}\n  podman:\n    kind: docker\n    \
+         endpoint: {podman_endpoint}\n    options: {{agent_address: \"{podman_address}\"}}\n  lab:\n    kind: docker\n    \
+         endpoints: [{docker}, {podman_endpoint}]\n    options: {{agent_address: \",{podman_address}\"}}\n",
+        docker = endpoint()
     );
     std::fs::write(&file, yaml).unwrap();
     let s = spawn_with(ServerOptions { args: vec!["--config".into(), file.display().to_string()], ..Default::default() }).await;
     s.save(json!({"kind": "project", "path": "two"})).await;
+    let busybox = "slipstream/busybox:latest";
     s.save(json!({"kind": "image", "path": "two/base", "native": true,
-        "images": {"local": "host", "docker": "slipstream/busybox:latest", "podman": "slipstream/busybox:latest"}}))
+        "images": {"local": "host", "docker": busybox, "podman": busybox, "lab": busybox}}))
         .await;
-    // Each instance publishes where it runs and waits for the two others.
+    // Each instance publishes where it runs and waits for its peers.
     let execute = "#!/bin/sh -e\nss-set where \"$(ss-get node)@$(ss-get hostname)\"\n\
-                   for n in a b c; do v=$(ss-get --timeout 120 $n.1:where); echo \"$v\" >> seen.txt; done\n\
+                   for n in $(ss-get peers); do v=$(ss-get --timeout 120 $n:where); echo \"$v\" >> seen.txt; done\n\
                    [ \"$(ss-get node)\" != \"$(ss-get fail_on)\" ] || ss-abort \"$(ss-get node) gives up\"\n\
                    ss-display \"saw $(sort seen.txt | tr '\\n' ' ')\"\n";
     s.save(json!({"kind": "image", "path": "two/peer", "reference": "two/base",
         "parameters": [{"name": "where", "category": "output"}, {"name": "node", "category": "input"},
+                       {"name": "peers", "category": "input", "default": "a.1 b.1 c.1"},
                        {"name": "fail_on", "category": "input", "default": "nobody"}],
         "targets": {"execute": execute, "report": "#!/bin/sh\ncp seen.txt \"$SLIPSTREAM_REPORT_DIR\"\n"}}))
         .await;
@@ -404,6 +410,24 @@ async fn a_run_over_two_engines_and_the_local_connector_shares_parameters_barrie
     for n in ["a", "b", "c"] {
         s.report_file(&run, &format!("{n}.1"), "seen.txt").await;
     }
+
+    // One connector over both engines: node a's two instances land one on each.
+    let mut spread = node("a", "lab");
+    spread["multiplicity"] = json!(2);
+    spread["values"]["peers"] = json!("a.1 a.2 c.1");
+    let mut local = node("c", "local");
+    local["values"]["peers"] = json!("a.1 a.2 c.1");
+    s.save(json!({"kind": "deployment", "path": "two/spread", "nodes": {"a": spread, "c": local}})).await;
+    let run = s.launch(json!({"module": "two/spread", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let d = s.detail(&run).await;
+    assert_eq!(d["connectors"]["lab"].as_u64(), Some(2), "{d}");
+    let net = |i: &str| d["params"][format!("{i}:hostname")].as_str().unwrap().rsplit_once('.').unwrap().0.to_string();
+    assert_ne!(net("a.1"), net("a.2"), "a.1 and a.2 on the networks of two engines: {d}");
+    for i in ["a.1", "a.2", "c.1"] {
+        assert_eq!(statecustom(&d, i).matches('@').count(), 3, "{i} saw its peers: {d}");
+    }
+
     nothing_left(&s).await;
     let id = s.server.server_id();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -411,4 +435,68 @@ async fn a_run_over_two_engines_and_the_local_connector_shares_parameters_barrie
         assert!(Instant::now() < deadline, "containers or networks left on Podman");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The test bed's dockerd over TLS (`SLIPSTREAM_TEST_DOCKER_TLS`), and its TLS files
+/// (`SLIPSTREAM_TEST_DOCKER_TLS_DIR`: `ca.pem`, `client.pem`, `stranger.pem`).
+fn tls_bed() -> (String, std::path::PathBuf) {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set (cargo xtask test starts the Docker test bed)"));
+    (var("SLIPSTREAM_TEST_DOCKER_TLS"), var("SLIPSTREAM_TEST_DOCKER_TLS_DIR").into())
+}
+
+/// The gateway of the engine's default bridge: where its containers reach this host.
+fn bridge_gateway() -> String {
+    let out = Command::new("docker")
+        .args(["-H", &endpoint(), "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"])
+        .output()
+        .expect("the docker client runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn a_remote_engine_over_tls_takes_each_users_client_certificate() {
+    let (tls_endpoint, dir) = tls_bed();
+    let file = testkit::temp_dir("settings").join("slipstream.yaml");
+    // Named `docker` so that the examples' image ids apply; the engine is reached as a remote
+    // one would be: over TCP with TLS, the agent uploaded into each container.
+    let yaml = format!(
+        "connectors:\n  docker:\n    kind: docker\n    endpoint: {tls_endpoint}\n    options: {{tls_ca: \"{}\", agent_address: \"{}\"}}\n",
+        dir.join("ca.pem").display(),
+        bridge_gateway()
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let s = spawn_with(ServerOptions { args: vec!["--config".into(), file.display().to_string()], ..Default::default() }).await;
+    let hello = json!({"module": "examples/tutorials/hello/client_server", "keep_running": "never",
+                       "connectors": on_docker(&["apache1", "testclient1"])});
+    let set_credential = |credential: String| {
+        let s = &s;
+        async move {
+            let r = s.c.put(s.api("/profile/connectors/docker")).json(&json!({"credential": credential})).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        }
+    };
+
+    // No credential: the run aborts naming the connector and what is missing.
+    let run = s.launch(hello.clone()).await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
+    for part in ["connector `docker`", "TLS client certificate", "credential"] {
+        assert!(abort.contains(part), "`{part}` in: {abort}");
+    }
+
+    // A certificate from another CA: refused by the engine, and the key is not in the message.
+    let stranger = std::fs::read_to_string(dir.join("stranger.pem")).unwrap();
+    set_credential(stranger.clone()).await;
+    let run = s.launch(hello.clone()).await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
+    assert!(abort.contains("connector `docker`") && abort.contains("refused"), "{abort}");
+    assert!(!abort.contains("PRIVATE KEY") && !stranger.lines().skip(1).take(2).any(|l| abort.contains(l)), "no secret: {abort}");
+
+    // The user's own certificate: Hello World runs on the remote engine.
+    set_credential(std::fs::read_to_string(dir.join("client.pem")).unwrap()).await;
+    let run = s.launch(hello).await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    assert_eq!(statecustom(&s.detail(&run).await, "testclient1.1"), "OK: Hello from Apache deployed by SlipStream!");
+    nothing_left(&s).await;
 }

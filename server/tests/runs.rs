@@ -409,3 +409,30 @@ async fn local_instances_get_none_of_the_servers_own_environment() {
     assert!(!env.contains("do-not-leak") && !env.contains("DATABASE_URL"), "the server's environment leaked: {env}");
     assert!(env.contains("SLIPSTREAM_NODE_INSTANCE_NAME=machine.1") && env.contains("SLIPSTREAM_REPORT_DIR="), "{env}");
 }
+
+#[tokio::test]
+async fn local_instances_of_a_root_server_run_as_an_unprivileged_user_with_limits() {
+    // The database in the data directory, as in the quick start.
+    let s = spawn_with(ServerOptions::default()).await;
+    let database = s.server.data_dir.join("slipstream.db");
+    assert!(database.exists(), "the server's database is {}", database.display());
+    s.save(json!({"kind": "project", "path": "u"})).await;
+    s.save(json!({"kind": "image", "path": "u/who", "reference": "examples/images/busybox",
+        "parameters": [{"name": "db", "category": "input"}],
+        "targets": {"execute": "#!/bin/sh\ndb=$(ss-get db)\n\
+            if cat \"$db\" > /dev/null 2>&1; then seen=read; else seen=refused; fi\n\
+            touch mine && ss-display \"uid=$(id -u) files=$(ulimit -n) db=$seen\"\n"}}))
+        .await;
+    let run = s.launch(json!({"module": "u/who", "keep_running": "never", "params": {"machine:db": database.display().to_string()}})).await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let said = statecustom(&s.detail(&run).await, "machine.1");
+    let me = String::from_utf8(std::process::Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+    if me.trim() == "0" {
+        // The server runs as root here: its instance does not, and cannot read its database.
+        let nobody = String::from_utf8(std::process::Command::new("id").args(["-u", "nobody"]).output().unwrap().stdout).unwrap();
+        assert_eq!(said, format!("uid={} files=4096 db=refused", nobody.trim()));
+    } else {
+        // A server that is not root cannot change user: the instance runs as the server's user.
+        assert!(said.starts_with(&format!("uid={} ", me.trim())), "{said}");
+    }
+}

@@ -18,6 +18,9 @@ pub const BUSYBOX_IMAGE: &str = "slipstream/busybox:latest";
 /// The Podman bed's files, and the address of this host its containers reach the server on.
 const PODMAN_DIR: &str = "/tmp/slipstream-podman";
 const PODMAN_AGENT_ADDRESS: &str = "10.200.59.1";
+/// The bed's dockerd also listens here with TLS, verifying client certificates (a "remote"
+/// engine: the server reaches it as it would one on another host).
+pub const TLS_ENDPOINT: &str = "tcp://127.0.0.1:23760";
 /// A Debian bookworm image made with `debootstrap` from Debian's own packages.
 pub const DEBIAN_IMAGE: &str = "slipstream/debian:bookworm";
 
@@ -27,6 +30,10 @@ pub struct DockerBed {
     /// For Podman: the address of this host its containers reach the server on (Podman makes
     /// its bridges only when a container needs one, so the bed puts one on `lo`).
     pub agent_address: Option<String>,
+    /// For dockerd: the directory of its TLS files — `ca.pem` (what signed the engine's
+    /// certificate), `client.pem` (a user's key and certificate it accepts) and `stranger.pem`
+    /// (a key and certificate from another CA, which it refuses).
+    pub tls_dir: Option<PathBuf>,
     daemon: Child,
     ip_forward: Option<String>,
     links_before: Vec<String>,
@@ -60,10 +67,15 @@ impl DockerBed {
             std::thread::sleep(Duration::from_secs(2));
         }
         let data_root = cache.map(|c| c.join("docker")).unwrap_or_else(|| run_dir.join("data"));
+        let tls_dir = run_dir.join("tls");
+        make_certificates(&tls_dir)?;
         let config = daemon_config(&[
             ("data-root", data_root.display().to_string()),
             ("exec-root", run_dir.join("exec").display().to_string()),
             ("pidfile", pidfile.display().to_string()),
+            ("tlscacert", tls_dir.join("ca.pem").display().to_string()),
+            ("tlscert", tls_dir.join("server-cert.pem").display().to_string()),
+            ("tlskey", tls_dir.join("server-key.pem").display().to_string()),
         ]);
         let config_path = run_dir.join("daemon.json");
         std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -80,7 +92,7 @@ impl DockerBed {
             .spawn()
             .map_err(|e| format!("cannot start dockerd: {e}"))?;
         let endpoint = format!("unix://{}", run_dir.join("docker.sock").display());
-        let bed = DockerBed { endpoint, agent_address: None, daemon, ip_forward, links_before, iptables_before };
+        let bed = DockerBed { endpoint, agent_address: None, tls_dir: Some(tls_dir), daemon, ip_forward, links_before, iptables_before };
         bed.wait_ready(&format!("dockerd (see {RUN_DIR}/dockerd.log)"))?;
         bed.ensure_busybox(&run_dir)?;
         bed.ensure_debian(cache, &run_dir)?;
@@ -130,8 +142,15 @@ impl DockerBed {
             .map_err(|e| format!("cannot start podman: {e}"))?;
         std::fs::write(&pidfile, daemon.id().to_string()).map_err(|e| e.to_string())?;
         let endpoint = format!("unix://{}", socket.display());
-        let bed =
-            DockerBed { endpoint, agent_address: Some(PODMAN_AGENT_ADDRESS.into()), daemon, ip_forward, links_before, iptables_before };
+        let bed = DockerBed {
+            endpoint,
+            agent_address: Some(PODMAN_AGENT_ADDRESS.into()),
+            tls_dir: None,
+            daemon,
+            ip_forward,
+            links_before,
+            iptables_before,
+        };
         bed.wait_ready(&format!("podman (see {PODMAN_DIR}/service.log)"))?;
         bed.ensure_busybox(&run_dir)?;
         Ok(bed)
@@ -235,12 +254,60 @@ impl DockerBed {
 /// The daemon's config: ours, with the fixed parts (socket, 10.200.x pools, cgroupfs).
 fn daemon_config(paths: &[(&str, String)]) -> String {
     let mut fields: Vec<String> = paths.iter().map(|(k, v)| format!("\"{k}\": \"{v}\"")).collect();
-    fields.push(format!("\"hosts\": [\"unix://{RUN_DIR}/docker.sock\"]"));
+    fields.push(format!("\"hosts\": [\"unix://{RUN_DIR}/docker.sock\", \"{TLS_ENDPOINT}\"]"));
+    // TLS on the tcp:// host only: clients must show a certificate the bed's CA signed.
+    fields.push("\"tlsverify\": true".into());
     fields.push("\"bip\": \"10.200.70.1/24\"".into());
     fields.push("\"default-address-pools\": [{\"base\": \"10.200.128.0/17\", \"size\": 24}]".into());
     fields.push("\"storage-driver\": \"overlay2\"".into());
     fields.push("\"exec-opts\": [\"native.cgroupdriver=cgroupfs\"]".into());
     format!("{{ {} }}\n", fields.join(",\n  "))
+}
+
+/// A throwaway CA, the engine's certificate (for 127.0.0.1), a client certificate it signed,
+/// and a stranger's certificate from a CA of its own (P-256 keys: quick to make).
+fn make_certificates(dir: &Path) -> Result {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let openssl = |args: &[&str]| {
+        let mut c = Command::new("openssl");
+        c.current_dir(dir).args(args).stdout(Stdio::null()).stderr(Stdio::null());
+        run(&mut c)
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    for ca in ["ca", "stranger-ca"] {
+        let (key, cert, subject) = (format!("{ca}-key.pem"), format!("{ca}.pem"), format!("/CN=slipstream test {ca}"));
+        openssl(&[&["req", "-x509"][..], &ec, &["-keyout", &key, "-out", &cert, "-days", "7", "-subj", &subject]].concat())?;
+    }
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").map_err(|e| e.to_string())?;
+    for (name, ca, ext) in [("server", "ca", "server.ext"), ("client", "ca", "client.ext"), ("stranger", "stranger-ca", "client.ext")] {
+        let (key, csr, cert) = (format!("{name}-key.pem"), format!("{name}.csr"), format!("{name}-cert.pem"));
+        openssl(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN=slipstream test {name}")]].concat())?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}-key.pem"),
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "7",
+            "-extfile",
+            ext,
+        ])?;
+        if name != "server" {
+            // What a user pastes as their credential: the key and the certificate, in PEM.
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| e.to_string());
+            std::fs::write(dir.join(format!("{name}.pem")), format!("{}{}", read(&key)?, read(&cert)?)).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 impl Drop for DockerBed {

@@ -37,6 +37,7 @@ const TEST_PACKAGES: &[&str] = &[
     "busybox-static",
     "debootstrap",
     "podman",
+    "openssl",
     "runc",
     "netavark",
     "aardvark-dns",
@@ -336,6 +337,8 @@ fn test(root: &Path) -> Result {
                     .args(UNIT_PACKAGES)
                     .env("SLIPSTREAM_TEST_PG_URL", &pg.url)
                     .env("SLIPSTREAM_TEST_DOCKER", &docker.endpoint)
+                    .env("SLIPSTREAM_TEST_DOCKER_TLS", docker::TLS_ENDPOINT)
+                    .env("SLIPSTREAM_TEST_DOCKER_TLS_DIR", docker.tls_dir.as_deref().unwrap_or(Path::new("")))
                     .env("SLIPSTREAM_TEST_PODMAN", &podman.endpoint)
                     .env("SLIPSTREAM_TEST_PODMAN_AGENT_ADDRESS", podman.agent_address.as_deref().unwrap_or_default())
                     .env("SLIPSTREAM_AGENT_BIN", &built.agent)
@@ -343,14 +346,14 @@ fn test(root: &Path) -> Result {
             )
         })?;
         step("the Docker connector's tests again, on Podman's Docker-compatible service", || {
-            // The Debian image is the Docker bed's; the run over both engines ran above; the
-            // rest runs unchanged on Podman.
+            // The Debian image and the TLS listener are the Docker bed's; the runs over both
+            // engines ran above; the rest runs unchanged on Podman.
             tally.run(
                 cargo(&target)
                     // The same packages and features as above: cargo reuses that test binary.
                     .args(["test"])
                     .args(UNIT_PACKAGES)
-                    .args(["--test", "docker", "--", "--skip", "debian", "--skip", "two_engines"])
+                    .args(["--test", "docker", "--", "--skip", "debian", "--skip", "two_engines", "--skip", "tls"])
                     .env("SLIPSTREAM_TEST_DOCKER", &podman.endpoint)
                     .env("SLIPSTREAM_TEST_DOCKER_AGENT_ADDRESS", podman.agent_address.as_deref().unwrap_or_default())
                     .env("SLIPSTREAM_AGENT_BIN", &built.agent)
@@ -379,13 +382,22 @@ fn test(root: &Path) -> Result {
     result
 }
 
-/// Runs a command with the Docker test bed up (`SLIPSTREAM_TEST_DOCKER` names it), then stops
-/// the bed: `cargo xtask with-docker cargo test -p server --test docker`.
+/// Runs a command with the Docker and Podman test beds up (`SLIPSTREAM_TEST_DOCKER`,
+/// `SLIPSTREAM_TEST_PODMAN` and the TLS variables name them), then stops them:
+/// `cargo xtask with-docker cargo test -p server --test docker`.
 fn with_docker(cmd: &[String]) -> Result {
     let (program, args) = cmd.split_first().ok_or("usage: cargo xtask with-docker CMD [ARGS…]")?;
-    ensure_debian_packages(&["docker.io", "iptables", "busybox-static", "debootstrap"])?;
+    ensure_debian_packages(&["docker.io", "iptables", "busybox-static", "debootstrap", "podman", "runc", "netavark", "openssl"])?;
     let bed = step("start the Docker test bed", || docker::DockerBed::start(cache_dir().as_deref()))?;
-    let result = run(Command::new(program).args(args).env("SLIPSTREAM_TEST_DOCKER", &bed.endpoint));
+    let podman = step("start the Podman test bed", || docker::DockerBed::start_podman(cache_dir().as_deref()))?;
+    let result = run(Command::new(program)
+        .args(args)
+        .env("SLIPSTREAM_TEST_DOCKER", &bed.endpoint)
+        .env("SLIPSTREAM_TEST_DOCKER_TLS", docker::TLS_ENDPOINT)
+        .env("SLIPSTREAM_TEST_DOCKER_TLS_DIR", bed.tls_dir.as_deref().unwrap_or(Path::new("")))
+        .env("SLIPSTREAM_TEST_PODMAN", &podman.endpoint)
+        .env("SLIPSTREAM_TEST_PODMAN_AGENT_ADDRESS", podman.agent_address.as_deref().unwrap_or_default()));
+    drop(podman);
     drop(bed);
     result
 }

@@ -5,11 +5,15 @@
 //! each script in its own process group, servers they left running) stays in it, so stopping
 //! signals every process of that session. The agents survive a server restart and
 //! simply retry their calls; `recover` checks that the group is still there.
+//!
+//! When the server runs as root, instances run as an unprivileged user with resource limits,
+//! in `<work_dir>/<server id>/runs/<run>/<instance>` (see [`super::confine`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::connector::{BoxFuture, Capabilities, Connector, Health, StartSpec, Started};
+use super::confine::Confinement;
+use crate::connector::{Account, BoxFuture, Capabilities, Connector, Health, StartSpec, Started};
 use crate::{Error, Result};
 
 /// The names the agent answers to (multi-call by argv[0]).
@@ -20,15 +24,57 @@ pub const ADDRESS_SPACE: u32 = 1 << 22;
 
 pub struct Local {
     name: String,
+    /// Where instance directories go (`runs/<run>/<instance>` under it).
     data_dir: PathBuf,
     agent: Option<PathBuf>,
     next_address: AtomicU64,
+    confine: Option<Confinement>,
 }
 
 impl Local {
     /// `first_address`: where in [`ADDRESS_SPACE`] to start handing out addresses.
     pub fn new(name: &str, data_dir: PathBuf, agent: Option<PathBuf>, first_address: u64) -> Self {
-        Self { name: name.into(), data_dir, agent, next_address: AtomicU64::new(first_address) }
+        Self { name: name.into(), data_dir, agent, next_address: AtomicU64::new(first_address), confine: None }
+    }
+
+    /// Instances run confined (as another user, with limits) in a directory of this server's
+    /// under the confinement's `work_dir`.
+    pub fn confined(mut self, confine: Option<Confinement>, server_id: &str) -> Self {
+        if let Some(c) = &confine {
+            self.data_dir = c.work_dir.join(server_id);
+        }
+        self.confine = confine;
+        self
+    }
+
+    /// The instance's directory and the directory of the agent's commands, made for the user
+    /// the instance runs as.
+    fn prepare_dirs(&self, agent: &std::path::Path, spec: &StartSpec) -> Result<(PathBuf, PathBuf)> {
+        let dir = self.data_dir.join("runs").join(&spec.run).join(&spec.instance);
+        let io = |p: &std::path::Path, e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
+        let Some(c) = &self.confine else {
+            let bin = dir.join(".slipstream").join("bin");
+            std::fs::create_dir_all(&bin).map_err(|e| io(&bin, e))?;
+            for name in AGENT_COMMANDS {
+                let link = bin.join(name);
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(agent, &link).map_err(|e| io(&link, e))?;
+            }
+            return Ok((dir, bin));
+        };
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        // Every level may be passed through (0711), not listed; the instance's own directory
+        // belongs to its user alone.
+        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(dir.parent().unwrap_or(&dir)).map_err(|e| io(&dir, e))?;
+        let bin = self.data_dir.join("bin");
+        super::agent_files::place_agent(agent, &bin)?;
+        let own = dir.join(".slipstream");
+        std::fs::create_dir_all(&own).map_err(|e| io(&own, e))?;
+        for d in [&dir, &own] {
+            std::os::unix::fs::chown(d, Some(c.uid), Some(c.gid)).map_err(|e| io(d, e))?;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).map_err(|e| io(d, e))?;
+        }
+        Ok((dir, bin))
     }
 
     fn address(n: u64) -> String {
@@ -43,14 +89,7 @@ impl Local {
             .agent
             .as_ref()
             .ok_or_else(|| Error::Internal("no agent binary is configured (SLIPSTREAM_AGENT_BIN or --agent-bin)".into()))?;
-        let dir = self.data_dir.join("runs").join(&spec.run).join(&spec.instance);
-        let bin = dir.join(".slipstream").join("bin");
-        std::fs::create_dir_all(&bin).map_err(|e| Error::Internal(format!("{}: {e}", bin.display())))?;
-        for name in AGENT_COMMANDS {
-            let link = bin.join(name);
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(agent, &link).map_err(|e| Error::Internal(format!("{}: {e}", link.display())))?;
-        }
+        let (dir, bin) = self.prepare_dirs(agent, spec)?;
         let address = Self::address(self.next_address.fetch_add(1, Ordering::SeqCst));
         let instance_id = format!("local-{}-{}", &spec.run[..8.min(spec.run.len())], spec.instance);
         let log = std::fs::File::create(dir.join(".slipstream").join("agent.log")).map_err(|e| Error::Internal(e.to_string()))?;
@@ -70,12 +109,17 @@ impl Local {
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(|e| Error::Internal(e.to_string()))?)
             .stderr(log);
+        let confine = self.confine.clone();
         // SAFETY: setsid is async-signal-safe. The fresh child is not a group leader (so setsid
-        // succeeds) and becomes the leader of a new session and process group.
+        // succeeds) and becomes the leader of a new session and process group. The
+        // confinement makes only async-signal-safe calls and allocates nothing.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::setsid();
-                Ok(())
+                match &confine {
+                    Some(c) => c.apply(),
+                    None => Ok(()),
+                }
             });
         }
         let mut child = cmd.spawn().map_err(|e| Error::Internal(format!("cannot start the agent {}: {e}", agent.display())))?;
@@ -129,7 +173,8 @@ impl Connector for Local {
         "local"
     }
 
-    /// Its instances run on the server's own host, as the server's user.
+    /// Its instances run on the server's own host, as the server's user (or, for a root
+    /// server, an unprivileged one) and see what that user may see.
     fn restricted(&self) -> bool {
         true
     }
@@ -142,7 +187,7 @@ impl Connector for Local {
         Box::pin(async move { self.start_blocking(spec) })
     }
 
-    fn inspect<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<Health>> {
+    fn inspect<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<Health>> {
         Box::pin(async move {
             Ok(match handle.parse::<i32>() {
                 Ok(sid) if sid > 1 && session_alive(sid) => Health::Running,
@@ -151,9 +196,22 @@ impl Connector for Local {
         })
     }
 
+    /// Removes the run's instance directories (the reports were sent; nothing there is needed).
+    fn release_run<'a>(&'a self, run: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let dir = self.data_dir.join("runs").join(run);
+            match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Ok(Err(e)) => Err(Error::Internal(format!("removing the run's directories: {e}"))),
+                Err(e) => Err(Error::Internal(format!("removing the run's directories: {e}"))),
+            }
+        })
+    }
+
     /// Signals every process of the instance's session; what ignores SIGTERM for 3 s is
     /// killed in the background. Returns at once.
-    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn stop<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let Ok(sid) = handle.parse::<i32>() else { return Ok(()) };
             if sid <= 1 {

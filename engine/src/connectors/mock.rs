@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::connector::{BoxFuture, Connector, ConnectorConfig, Health, StartSpec, Started};
+use crate::connector::{Account, BoxFuture, Connector, ConnectorConfig, Health, StartSpec, Started};
 use crate::{Error, Result};
 
 pub struct Mock {
@@ -81,7 +81,7 @@ impl Connector for Mock {
         })
     }
 
-    fn inspect<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<Health>> {
+    fn inspect<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<Health>> {
         Box::pin(async move {
             let instance = Self::instance(handle).to_string();
             let gone = self.vanish.contains(&instance) || self.destroyed.lock().expect("not poisoned").contains(&instance);
@@ -89,21 +89,21 @@ impl Connector for Mock {
         })
     }
 
-    fn stop<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn stop<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.stopped.lock().expect("not poisoned").push(Self::instance(handle).to_string());
             Ok(())
         })
     }
 
-    fn destroy<'a>(&'a self, handle: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn destroy<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.destroyed.lock().expect("not poisoned").push(Self::instance(handle).to_string());
             Ok(())
         })
     }
 
-    fn release_run<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn release_run<'a>(&'a self, run: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.released.lock().expect("not poisoned").push(run.to_string());
             Ok(())

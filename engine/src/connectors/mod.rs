@@ -4,6 +4,8 @@
 //! - [`docker`]: instances are containers on a Docker Engine (or Podman's compatible service)
 //! - [`mock`] (feature `mock-connector`): a scripted connector for driver tests without processes
 
+pub mod agent_files;
+pub mod confine;
 pub mod docker;
 pub mod local;
 #[cfg(any(test, feature = "mock-connector"))]
@@ -34,10 +36,11 @@ pub fn build(configs: &[ConnectorConfig], cx: &Context) -> Result<BTreeMap<Strin
         model::validate::check_connector_name(&c.name).map_err(|e| format!("connector `{}`: {e}", c.name))?;
         let built: Arc<dyn Connector> = match c.kind.as_str() {
             "local" => {
-                if let Some(bad) = c.options.keys().next() {
-                    return Err(format!("connector `{}`: the local connector has no option `{bad}`", c.name));
-                }
-                Arc::new(local::Local::new(&c.name, cx.data_dir.clone(), cx.agent_bin.clone(), cx.first_address))
+                let confine = confine::Confinement::from_options(&c.options).map_err(|e| format!("connector `{}`: {e}", c.name))?;
+                Arc::new(
+                    local::Local::new(&c.name, cx.data_dir.clone(), cx.agent_bin.clone(), cx.first_address)
+                        .confined(confine, &cx.server_id),
+                )
             }
             "docker" => Arc::new(docker::Docker::new(c, cx).map_err(|e| format!("connector `{}`: {e}", c.name))?),
             #[cfg(any(test, feature = "mock-connector"))]

@@ -78,8 +78,9 @@ impl Engine {
         let key = plan.get(IMAGE_NODE).map(|n| n.build_key.clone()).unwrap_or_default();
         let image = image_name(&module, version, &key);
         let owner = self.run_owner(run).await?;
+        let account = self.account_for(&owner, &connector).await?;
         let committed = match self.connector(&connector) {
-            Some(c) => c.commit(&handle, &image).await,
+            Some(c) => c.commit(&handle, &image, &account).await,
             None => Err(Error::Unavailable(format!("connector `{connector}` is not configured on this server"))),
         };
         let image_id = match committed {

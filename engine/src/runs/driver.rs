@@ -145,8 +145,8 @@ impl Engine {
             }
             let outcome = match self.connector(name) {
                 None => Err(format!("connector `{name}` is not configured on this server")),
-                Some(c) => match c.prepare_run(run).await {
-                    Ok(()) => self.account_for(&owner, name).await.map_err(|e| reason(&e)),
+                Some(c) => match self.account_for(&owner, name).await {
+                    Ok(account) => c.prepare_run(run, &account).await.map(|()| account).map_err(|e| reason(&e)),
                     Err(e) => Err(reason(&e)),
                 },
             };
@@ -157,12 +157,8 @@ impl Engine {
             .map(|(name, node, connector)| async move {
                 let started = match (self.connector(&connector), &ready[&connector]) {
                     (Some(c), Ok(account)) => {
-                        let env = AgentEnv {
-                            service_url: c.agent_url().unwrap_or_else(|| service_url.clone()),
-                            run: run.into(),
-                            instance: name.clone(),
-                            token: token.clone(),
-                        };
+                        let env =
+                            AgentEnv { service_url: service_url.clone(), run: run.into(), instance: name.clone(), token: token.clone() };
                         let image = plan.get(&node).map(|n| n.image_id.clone()).unwrap_or_default();
                         let spec = StartSpec { run: run.into(), instance: name.clone(), image, env, account: account.clone() };
                         c.start(&spec).await.map_err(|e| reason(&e))
@@ -224,18 +220,6 @@ impl Engine {
             .bind(run)
             .fetch_all(&self.db.pool)
             .await?;
-        let mut started = Vec::with_capacity(rows.len());
-        for r in &rows {
-            started.push((r.try_get::<String, _>("connector")?, r.try_get::<String, _>("handle")?));
-        }
-        futures::stream::iter(started)
-            .for_each_concurrent(STOP_CONCURRENCY, |(connector, handle)| async move {
-                let Some(c) = self.connector(&connector) else { return };
-                if let Err(e) = c.stop(&handle).await.and(c.destroy(&handle).await) {
-                    tracing::error!(run, connector, handle, error = %e, "stopping an instance failed");
-                }
-            })
-            .await;
         let used: Vec<String> = sqlx::query("SELECT DISTINCT connector FROM run_instances WHERE run_id = $1")
             .bind(run)
             .fetch_all(&self.db.pool)
@@ -243,9 +227,27 @@ impl Engine {
             .iter()
             .map(|r| r.try_get("connector"))
             .collect::<std::result::Result<_, _>>()?;
+        let mut owner = self.owner_accounts(run).await?;
+        let mut accounts = BTreeMap::new();
+        for name in &used {
+            accounts.insert(name.clone(), owner.on(self, name).await?.clone());
+        }
+        let mut started = Vec::with_capacity(rows.len());
+        for r in &rows {
+            started.push((r.try_get::<String, _>("connector")?, r.try_get::<String, _>("handle")?));
+        }
+        let accounts = &accounts;
+        futures::stream::iter(started)
+            .for_each_concurrent(STOP_CONCURRENCY, |(connector, handle)| async move {
+                let (Some(c), Some(account)) = (self.connector(&connector), accounts.get(&connector)) else { return };
+                if let Err(e) = c.stop(&handle, account).await.and(c.destroy(&handle, account).await) {
+                    tracing::error!(run, connector, handle, error = %e, "stopping an instance failed");
+                }
+            })
+            .await;
         for name in used {
-            if let Some(c) = self.connector(&name) {
-                if let Err(e) = c.release_run(run).await {
+            if let (Some(c), Some(account)) = (self.connector(&name), accounts.get(&name)) {
+                if let Err(e) = c.release_run(run, account).await {
                     tracing::error!(run, connector = name, error = %e, "removing the run's resources failed");
                 }
             }

@@ -20,8 +20,8 @@ async fn engine_with(options: &[(&str, &str)], count: i64) -> (Engine, Arc<Mock>
     let config = ConnectorConfig {
         name: "mock".into(),
         kind: "mock".into(),
-        endpoint: None,
         options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
     };
     let mock = Arc::new(Mock::new(&config));
     let connectors: BTreeMap<String, Arc<dyn Connector>> = [("mock".to_string(), mock.clone() as Arc<dyn Connector>)].into();

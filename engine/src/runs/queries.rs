@@ -164,13 +164,17 @@ impl Engine {
         .fetch_all(&self.db.pool)
         .await?;
         let mut instances = Vec::new();
+        let mut accounts = self.owner_accounts(run).await?;
         for r in rows {
             let name: String = r.try_get("name")?;
             let completed: String = r.try_get("completed")?;
             let connector: String = r.try_get("connector")?;
             let handle: String = r.try_get("handle")?;
             let running = match self.connector(&connector) {
-                Some(c) if !handle.is_empty() => matches!(c.inspect(&handle).await, Ok(crate::connector::Health::Running)),
+                Some(c) if !handle.is_empty() => {
+                    let account = accounts.on(self, &connector).await?;
+                    matches!(c.inspect(&handle, account).await, Ok(crate::connector::Health::Running))
+                }
                 _ => false,
             };
             instances.push(InstanceView {

@@ -23,13 +23,14 @@ impl Engine {
                 .fetch_all(&self.db.pool)
                 .await?;
             let mut alive = 0;
+            let mut accounts = self.owner_accounts(&id).await?;
             for i in &instances {
                 let (connector, handle): (String, String) = (i.try_get("connector")?, i.try_get("handle")?);
                 let Some(c) = self.connector(&connector) else {
                     tracing::warn!(run = id, connector, "the run has instances on a connector this server no longer has");
                     continue;
                 };
-                match c.recover(&handle).await {
+                match c.recover(&handle, accounts.on(self, &connector).await?).await {
                     Ok(true) => alive += 1,
                     Ok(false) => {}
                     // Not reachable now: its agent retries, and the state's timeout stays armed.

@@ -28,7 +28,7 @@ impl Limits {
 }
 
 /// `512m` → 536870912; plain numbers are bytes.
-fn parse_bytes(s: &str) -> Option<i64> {
+pub(crate) fn parse_bytes(s: &str) -> Option<i64> {
     let s = s.trim().to_ascii_lowercase();
     let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => s.split_at(i),
