@@ -38,10 +38,27 @@ pub fn connectors(file: Option<&std::path::Path>, specs: &[String]) -> Result<Ve
             out.push(c);
         }
     }
-    for spec in specs {
-        out.push(engine::connector::ConnectorConfig::parse(spec).map_err(|e| format!("--connector: {e}"))?);
+    for spec in rejoin_endpoints(specs) {
+        out.push(engine::connector::ConnectorConfig::parse(&spec).map_err(|e| format!("--connector: {e}"))?);
     }
     Ok(out)
+}
+
+/// `--connector` values are split at commas (`SLIPSTREAM_CONNECTORS=a=local,b=docker`), and so
+/// is the endpoint list of one connector (`lab=docker:unix:///a,unix:///b`): a piece without
+/// `=` is another endpoint of the connector before it.
+fn rejoin_endpoints(specs: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for spec in specs {
+        match out.last_mut() {
+            Some(last) if !spec.contains('=') => {
+                last.push(',');
+                last.push_str(spec);
+            }
+            _ => out.push(spec.clone()),
+        }
+    }
+    out
 }
 
 impl Settings {
@@ -72,6 +89,13 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn endpoint_lists_survive_the_comma_split() {
+        let split: Vec<String> =
+            "local=local,lab=docker:unix:///a,unix:///b,far=docker:tcp://h:2376".split(',').map(String::from).collect();
+        assert_eq!(super::rejoin_endpoints(&split), ["local=local", "lab=docker:unix:///a,unix:///b", "far=docker:tcp://h:2376"]);
+    }
+
     #[test]
     fn connectors_come_from_the_file_then_the_command_line() {
         let dir = std::env::temp_dir().join(format!("slipstream-settings-{}", std::process::id()));

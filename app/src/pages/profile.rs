@@ -234,7 +234,7 @@ fn Connectors() -> impl IntoView {
                                                 </textarea>
                                             </label>
                                             <label>
-                                                "Credential (password, token or private key)"
+                                                "Credential (password, token or private key; for a Docker engine over TLS, your key and certificate in PEM)"
                                                 <input
                                                     type="password"
                                                     name="credential"

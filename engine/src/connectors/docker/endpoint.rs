@@ -62,8 +62,9 @@ impl ClientKey {
             let label_end = block[11..].find("-----").map(|i| i + 11).ok_or("a PEM block has no closing dashes")?;
             let label = &block[11..label_end];
             let end_marker = format!("-----END {label}-----");
-            let end = block.find(&end_marker).ok_or_else(|| format!("the PEM block {label} has no END line"))? + end_marker.len();
-            let text = format!("{}\n", &block[..end]);
+            let body_end = block.find(&end_marker).ok_or_else(|| format!("the PEM block {label} has no END line"))?;
+            let end = body_end + end_marker.len();
+            let text = pem_block(label, &block[label_end + 5..body_end]);
             if label.ends_with("PRIVATE KEY") {
                 if !key.is_empty() {
                     return Err("it holds more than one private key".into());
@@ -81,6 +82,19 @@ impl ClientKey {
             (false, false) => Ok(Self { key, certificates }),
         }
     }
+}
+
+/// A PEM block laid out again: a password field in a browser drops the line breaks of what is
+/// pasted into it, and the TLS library needs them.
+fn pem_block(label: &str, body: &str) -> String {
+    let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 impl Endpoint {
@@ -216,6 +230,8 @@ mod tests {
         let both = ClientKey::parse(&format!("{CERT}\n{KEY}\n{CERT}\n")).unwrap();
         assert_eq!(both.key, format!("{KEY}\n"));
         assert_eq!(both.certificates, format!("{CERT}\n{CERT}\n"));
+        let flat = ClientKey::parse(&format!("{KEY}{CERT}").replace('\n', "")).unwrap();
+        assert_eq!((flat.key, flat.certificates), (format!("{KEY}\n"), format!("{CERT}\n")), "line breaks put back");
         let ec = ClientKey::parse(&format!("-----BEGIN EC PRIVATE KEY-----\nx\n-----END EC PRIVATE KEY-----\n{CERT}")).unwrap();
         assert!(ec.key.starts_with("-----BEGIN EC PRIVATE KEY-----"));
         let table: [(&str, &str); 5] = [
