@@ -27,6 +27,13 @@ pub fn env_path(var: &str, default: &str) -> PathBuf {
     std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
 }
 
+/// The `slipstream` binary under test (`SLIPSTREAM_BIN`).
+pub fn slipstream_bin() -> PathBuf {
+    let bin = env_path("SLIPSTREAM_BIN", "../target/debug/slipstream");
+    assert!(bin.exists(), "no server binary at {} (run `cargo xtask build`, or set SLIPSTREAM_BIN)", bin.display());
+    bin
+}
+
 /// A child process in its own process group, stopped (group and all) on drop.
 pub struct Proc(Child);
 
@@ -141,8 +148,7 @@ impl TestServer {
 }
 
 fn launch(options: &ServerOptions, data_dir: &Path) -> (Proc, String) {
-    let bin = env_path("SLIPSTREAM_BIN", "../target/debug/slipstream");
-    assert!(bin.exists(), "no server binary at {} (run `cargo xtask build`, or set SLIPSTREAM_BIN)", bin.display());
+    let bin = slipstream_bin();
     let mut cmd = Command::new(&bin);
     let listen = format!("127.0.0.1:{}", options.port.unwrap_or(0));
     cmd.args(["serve", "--listen", &listen, "--data-dir"]).arg(data_dir);

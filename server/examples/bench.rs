@@ -36,6 +36,7 @@ async fn main() {
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://{}/api/v1", app.addr());
     tokio::spawn(app.run(std::future::pending()));
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let c = Client::builder().cookie_store(true).pool_max_idle_per_host(2000).build().unwrap();
     c.post(format!("{base}/auth/register")).json(&json!({"name": "bench", "password": "benchmark"})).send().await.unwrap();
     for m in [

@@ -8,6 +8,7 @@
 //! - [`Application`]: binds, loads examples, serves the API and the Leptos pages until stopped
 
 pub mod api;
+pub mod client;
 pub mod openapi;
 pub mod settings;
 

@@ -1,4 +1,4 @@
-//! `slipstream serve | admin create | admin quota` — see `slipstream --help`.
+//! `slipstream serve | admin … | login | run | …` — see `slipstream --help` and docs/cli.md.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -37,6 +37,8 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    #[command(flatten)]
+    Client(server::client::ClientCommand),
 }
 
 #[derive(Args)]
@@ -101,7 +103,12 @@ async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLIPSTREAM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
         .init();
-    if let Err(e) = run(Cli::parse()).await {
+    let cli = Cli::parse();
+    if let Command::Client(command) = cli.command {
+        // The client commands' exit code is their verdict (docs/cli.md).
+        std::process::exit(i32::from(server::client::run(command).await));
+    }
+    if let Err(e) = run(cli).await {
         eprintln!("slipstream: {e}");
         std::process::exit(1);
     }
@@ -109,6 +116,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Client(_) => unreachable!("client commands return from main"),
         Command::Serve { listen, store, site_root, agent_bin, no_examples } => {
             let settings = Settings {
                 listen,

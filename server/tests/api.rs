@@ -27,6 +27,8 @@ async fn servers() -> Vec<(&'static str, Server)> {
 
 /// A browser-like client that keeps its session cookie.
 fn client() -> Client {
+    // The HTTP client library is built with TLS whose crypto provider must be chosen first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().cookie_store(true).build().unwrap()
 }
 
@@ -62,7 +64,7 @@ async fn accounts_sessions_and_bearer_tokens() {
 
         let token: Value = ada.post(api("/auth/tokens")).json(&json!({"name": "ci"})).send().await.unwrap().json().await.unwrap();
         let secret = token["token"].as_str().unwrap();
-        let bearer = Client::new();
+        let bearer = client();
         let me: Value = bearer.get(api("/auth/me")).bearer_auth(secret).send().await.unwrap().json().await.unwrap();
         assert_eq!(me["name"], "ada", "{db}: bearer tokens authenticate scripts");
         let listed: Value = ada.get(api("/auth/tokens")).send().await.unwrap().json().await.unwrap();

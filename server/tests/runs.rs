@@ -7,7 +7,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use reqwest::Client;
 use serde_json::{json, Value};
 use testkit::{ServerOptions, TestServer};
 
@@ -168,7 +167,7 @@ async fn ss_abort_cancel_clears_the_flag_and_the_run_goes_on() {
 async fn deploying_needs_the_deploy_right() {
     let s = sqlite().await;
     save_test_images(&s).await;
-    let other = Client::builder().cookie_store(true).build().unwrap();
+    let other = client();
     other.post(s.api("/auth/register")).json(&json!({"name": "oscar", "password": "battery staple"})).send().await.unwrap();
     // The local connector is for administrators and the users they allow.
     s.c.put(s.api("/users/oscar/connectors/local")).json(&json!({"allowed": true})).send().await.unwrap();
@@ -183,7 +182,7 @@ async fn deploying_needs_the_deploy_right() {
     let bad = other.post(s.api("/runs")).json(&json!({"module": "t/waiter", "multiplicity": {"nope": 2}})).send().await.unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["field"], "multiplicity.nope");
-    let r = Client::new().post(s.api("/runs")).json(&json!({"module": "t/waiter"})).send().await.unwrap();
+    let r = client().post(s.api("/runs")).json(&json!({"module": "t/waiter"})).send().await.unwrap();
     assert_eq!(r.status(), 401);
     // Leave nothing running behind the test: the waiter would outlive the server.
     s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
@@ -274,11 +273,11 @@ async fn parameters_are_checked_set_linked_and_read_with_a_deadline() {
     assert_eq!(r.status(), 403, "the state belongs to the orchestrator");
     s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
     // Another user sees nothing of the run; its agent token opens nothing else.
-    let other = Client::builder().cookie_store(true).build().unwrap();
+    let other = client();
     other.post(s.api("/auth/register")).json(&json!({"name": "oscar", "password": "battery staple"})).send().await.unwrap();
     assert_eq!(other.get(s.api(&format!("/runs/{run}"))).send().await.unwrap().status(), 403);
     assert_eq!(other.get(p("machine.1:hostname")).send().await.unwrap().status(), 403);
-    let r = Client::new().get(s.api(&format!("/runs/{run}"))).bearer_auth("ssr_not_the_token").send().await.unwrap();
+    let r = client().get(s.api(&format!("/runs/{run}"))).bearer_auth("ssr_not_the_token").send().await.unwrap();
     assert_eq!(r.status(), 403);
 }
 
@@ -287,7 +286,7 @@ async fn a_server_killed_during_executing_comes_back_and_the_run_finishes_with_n
     agent_bin();
     let mut server = TestServer::start(ServerOptions::default());
     let base = server.url.clone();
-    let c = Client::builder().cookie_store(true).build().unwrap();
+    let c = client();
     c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
     for m in [
         json!({"kind": "project", "path": "c"}),
@@ -390,7 +389,7 @@ async fn the_websocket_streams_every_state_change_and_a_reconnect_misses_none() 
     let replayed: Vec<&str> =
         replay.iter().filter(|v| v["event"]["kind"] == "state").map(|v| v["event"]["message"].as_str().unwrap()).collect();
     assert_eq!(replayed, ["Provisioning", "Executing", "SendingReports", "Ready", "Finalizing", "Done"]);
-    let r = Client::new().get(s.api("/ws")).send().await.unwrap();
+    let r = client().get(s.api("/ws")).send().await.unwrap();
     assert_eq!(r.status(), 401, "anonymous visitors get nothing");
 }
 

@@ -34,11 +34,18 @@ pub async fn spawn_with(options: ServerOptions) -> Server {
     agent_bin();
     let server = TestServer::start(options);
     let base = server.url.clone();
-    let c = Client::builder().cookie_store(true).build().unwrap();
+    let c = client();
     let r =
         c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     Server { base, c, server }
+}
+
+/// A client that keeps its session cookie. (The server's HTTP client library is built with
+/// TLS whose crypto provider must be chosen first: ring, as the client commands do.)
+pub fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder().cookie_store(true).build().unwrap()
 }
 
 pub async fn sqlite() -> Server {

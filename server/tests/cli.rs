@@ -1,0 +1,187 @@
+//! The client commands against a real server with the real agent: `slipstream login`, `run
+//! --wait` and its exit codes, the JUnit file, report bundles, import/export, and the errors a
+//! pipeline sees (revoked token, unreachable server, bad options).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::{json, Value};
+use testkit::ServerOptions;
+
+/// A user's config directory of their own, so the stored login is this test's.
+struct Cli {
+    config: PathBuf,
+    url: String,
+}
+
+impl Cli {
+    fn new(url: &str) -> Self {
+        Self { config: testkit::temp_dir("cli-config"), url: url.to_string() }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(testkit::slipstream_bin())
+            .args(args)
+            .env("XDG_CONFIG_HOME", &self.config)
+            .env_remove("SLIPSTREAM_URL")
+            .env_remove("SLIPSTREAM_TOKEN")
+            .env("SLIPSTREAM_PASSWORD", "correct horse")
+            .output()
+            .expect("the slipstream binary runs")
+    }
+
+    fn login(&self) {
+        let out = self.run(&["login", &self.url, "--user", "olivia"]);
+        assert!(out.status.success(), "login: {}", text(&out.stderr));
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited, not killed")
+}
+
+#[tokio::test]
+async fn login_stores_a_private_token_and_run_wait_gives_the_verdict_with_junit_and_reports() {
+    let s = sqlite().await;
+    let cli = Cli::new(&s.base);
+    cli.login();
+    let stored = cli.config.join("slipstream").join("login.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777, 0o600, "the token file is private");
+    let login: Value = serde_json::from_str(&std::fs::read_to_string(&stored).unwrap()).unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+
+    // Done: exit 0, a JUnit case per instance, every report bundle unpacked.
+    let dir = testkit::temp_dir("cli-run");
+    let (junit, reports) = (dir.join("junit.xml"), dir.join("reports"));
+    let started = std::time::Instant::now();
+    let out = cli.run(&[
+        "run",
+        "examples/tutorials/hello/client_server",
+        "--keep-running",
+        "never",
+        "--wait",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    assert_eq!(code(&out), 0, "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("Executing") && said.contains("testclient1.1: OK: Hello from Apache"), "live lines: {said}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+    assert!(xml.contains(r#"failures="0""#) && xml.contains(r#"name="apache1.1""#) && xml.contains(r#"name="testclient1.1""#), "{xml}");
+    for instance in ["apache1.1", "testclient1.1"] {
+        let unpacked: Vec<_> = std::fs::read_dir(reports.join(instance)).unwrap().collect();
+        assert!(!unpacked.is_empty(), "{instance}'s report unpacked");
+    }
+    println!("run --wait of Hello World: {:.2} s from command to exit", took.as_secs_f64());
+
+    // `runs` with the stored token lists it.
+    let out = cli.run(&["runs"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Done") && text(&out.stdout).contains("examples/tutorials/hello/client_server"));
+
+    // A failing deployment: exit 1, stderr names the instance and the message; JUnit fails it.
+    s.save(json!({"kind": "project", "path": "c"})).await;
+    s.save(json!({"kind": "image", "path": "c/broken", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\necho working\necho 'the disk is full' >&2\nexit 3\n"}}))
+        .await;
+    let out = cli.run(&["run", "c/broken", "--keep-running", "never", "--wait", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("machine.1") && err.contains("the disk is full") && err.contains("Aborted"), "{err}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"failures="1""#) && xml.contains("<failure message=") && xml.contains("working"), "{xml}");
+
+    // --timeout: exit 3, and the run is ended, not left running.
+    s.save(json!({"kind": "image", "path": "c/waiter", "reference": "examples/images/busybox",
+        "parameters": [{"name": "nothing", "category": "output"}],
+        "targets": {"execute": "#!/bin/sh\nss-get --timeout 300 nothing\n"}}))
+        .await;
+    let out = cli.run(&["run", "c/waiter", "--keep-running", "never", "--wait", "--timeout", "3"]);
+    assert_eq!(code(&out), 3, "{}", text(&out.stderr));
+    let out = cli.run(&["runs", "--active"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut active = text(&out.stdout);
+    while active.contains("c/waiter") {
+        assert!(std::time::Instant::now() < deadline, "the timed-out run was not ended: {active}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        active = text(&cli.run(&["runs", "--active"]).stdout);
+    }
+
+    // Bad options: exit 2, naming the option.
+    let out = cli.run(&["run", "c/broken", "--set", "machine:x"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("--set `machine:x`"), "{}", text(&out.stderr));
+    let out = cli.run(&["run", "no/such/module", "--wait"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("no/such/module"), "{}", text(&out.stderr));
+
+    // A revoked token: a clear error, exit 2, and the token is not printed.
+    let tokens: Value = s.c.get(s.api("/auth/tokens")).send().await.unwrap().json().await.unwrap();
+    for t in tokens.as_array().unwrap() {
+        s.c.delete(s.api(&format!("/auth/tokens/{}", t["id"].as_str().unwrap()))).send().await.unwrap();
+    }
+    let out = cli.run(&["runs"]);
+    assert_eq!(code(&out), 2);
+    let err = text(&out.stderr);
+    assert!(err.contains("revoked") && err.contains("slipstream login"), "{err}");
+    assert!(!err.contains(&token) && !text(&out.stdout).contains(&token));
+
+    // An unreachable server: exit 4.
+    let out = Command::new(testkit::slipstream_bin())
+        .args(["runs"])
+        .env("SLIPSTREAM_URL", "http://127.0.0.1:9")
+        .env("SLIPSTREAM_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 4, "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn export_then_import_round_trips_a_tree_and_params_get_set_work() {
+    let a = sqlite().await;
+    a.save(json!({"kind": "project", "path": "rt"})).await;
+    a.save(json!({"kind": "image", "path": "rt/base", "native": true, "images": {"local": "host"},
+        "parameters": [{"name": "greeting", "category": "output"}, {"name": "reply", "category": "output"}], "targets": {"execute": "#!/bin/sh\nss-set greeting hi\nss-get --timeout 120 reply\n"}}))
+        .await;
+    let cli = Cli::new(&a.base);
+    cli.login();
+    let file = testkit::temp_dir("cli-export").join("rt.yaml");
+    let out = cli.run(&["export", "rt", "-o", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+
+    let b = spawn_with(ServerOptions { no_examples: true, ..Default::default() }).await;
+    let other = Cli::new(&b.base);
+    other.login();
+    let out = other.run(&["import", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("rt/base v1"), "{}", text(&out.stdout));
+    let again = other.run(&["export", "rt"]);
+    assert_eq!(text(&again.stdout), std::fs::read_to_string(&file).unwrap(), "the same tree came back");
+
+    // get --wait, set, show and params on a live run.
+    let out = cli.run(&["run", "rt/base", "--keep-running", "never"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let run = text(&out.stdout).trim().to_string();
+    let out = cli.run(&["get", &run, "machine.1:greeting", "--wait", "60"]);
+    assert_eq!((code(&out), text(&out.stdout).trim().to_string()), (0, "hi".to_string()), "{}", text(&out.stderr));
+    let out = cli.run(&["get", &run, "machine.1:reply", "--wait", "1"]);
+    assert_eq!(code(&out), 3, "not set in time: {}", text(&out.stderr));
+    assert_eq!(code(&cli.run(&["set", &run, "machine.1:reply", "there"])), 0);
+    assert_eq!(a.finished(&run).await, "Done");
+    assert!(text(&cli.run(&["params", &run]).stdout).contains("machine.1:reply = there"));
+    assert!(text(&cli.run(&["show", &run]).stdout).contains("state    Done"));
+    let logs = cli.run(&["logs", &run]);
+    assert_eq!(code(&logs), 0, "{}", text(&logs.stderr));
+}
