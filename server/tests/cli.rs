@@ -185,3 +185,46 @@ async fn export_then_import_round_trips_a_tree_and_params_get_set_work() {
     let logs = cli.run(&["logs", &run]);
     assert_eq!(code(&logs), 0, "{}", text(&logs.stderr));
 }
+
+/// `examples/ci/pipeline.sh`, as docs/ci.md's GitHub and GitLab jobs call it.
+fn pipeline(args: &[&str], env: &[(&str, String)], out: &std::path::Path) -> Output {
+    let bin_dir = testkit::slipstream_bin().parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = Command::new("sh");
+    c.arg("../examples/ci/pipeline.sh").args(args).env("PATH", path).env("SLIPSTREAM_OUT", out);
+    c.env_remove("SLIPSTREAM_URL").env_remove("SLIPSTREAM_TOKEN");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("sh runs")
+}
+
+#[tokio::test]
+async fn the_ci_example_pipeline_gives_a_verdict_a_junit_report_and_the_reports() {
+    // On a server of its own, as on a fresh CI runner.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = testkit::temp_dir("ci-out");
+    let config = testkit::temp_dir("ci-config");
+    let env = [("SLIPSTREAM_LISTEN", format!("127.0.0.1:{port}")), ("XDG_CONFIG_HOME", config.display().to_string())];
+    let o = pipeline(&["../examples/ci/modules.yaml", "ci/system"], &env, &out);
+    assert_eq!(code(&o), 0, "stdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    assert!(xml.contains(r#"failures="0""#), "{xml}");
+    assert!(text(&o.stdout).contains("check.2: OK: version 1"), "{}", text(&o.stdout));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the pipeline's server was stopped");
+
+    // On an existing server (SLIPSTREAM_URL and SLIPSTREAM_TOKEN), a failing deployment: the
+    // script exits 1 and the JUnit report names the failure.
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "p"})).await;
+    s.save(json!({"kind": "image", "path": "p/broken", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\necho 'no space left' >&2\nexit 3\n"}}))
+        .await;
+    let made: Value = s.c.post(s.api("/auth/tokens")).json(&json!({"name": "ci"})).send().await.unwrap().json().await.unwrap();
+    let env = [("SLIPSTREAM_URL", s.base.clone()), ("SLIPSTREAM_TOKEN", made["token"].as_str().unwrap().to_string())];
+    let o = pipeline(&["../examples/ci/modules.yaml", "p/broken"], &env, &out);
+    assert_eq!(code(&o), 1, "stdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stderr).contains("no space left"), "{}", text(&o.stderr));
+    assert!(std::fs::read_to_string(out.join("junit.xml")).unwrap().contains(r#"failures="1""#));
+}
