@@ -7,6 +7,11 @@
 //! - SendingReports: run the `report` scripts with `SLIPSTREAM_REPORT_DIR`, upload the report
 //!   directory as `<instance>_report_<time>.tgz`, complete — also after an abort.
 //! - Ready: nothing; Finalizing or a final state: exit.
+//! - A scalable run that is scaled comes round again (Ready → Provisioning → …): an instance
+//!   that is already deployed skips its deployment and runs `onvmadd` (instances were added)
+//!   or `onvmremove` (some were removed, not this one) in Executing, with
+//!   `SLIPSTREAM_SCALING_NODE` and `SLIPSTREAM_SCALING_VMS`; one that is leaving sends its
+//!   reports again in SendingReports, then is stopped.
 //!
 //! Waiting for the next state is a long poll, not a sleep loop. While a script runs, a watcher
 //! long-polls the abort flag and stops the script's process group when it is raised. Script
@@ -53,6 +58,15 @@ struct Executor {
     report_dir: PathBuf,
     logs: mpsc::Sender<Shipped>,
     shipper: Option<std::thread::JoinHandle<()>>,
+    /// The environment of scaling hooks (`SLIPSTREAM_SCALING_*`), set while one runs.
+    scaling_env: Vec<(&'static str, String)>,
+}
+
+/// What a scaling of the run is doing, from `ss:scaling.*`.
+struct Scaling {
+    action: String,
+    node: String,
+    vms: Vec<String>,
 }
 
 fn say(what: &str) {
@@ -67,11 +81,13 @@ impl Executor {
         let (tx, rx) = mpsc::channel::<Shipped>();
         let shipper_client = c.clone();
         let shipper = std::thread::spawn(move || ship_logs(&shipper_client, rx));
-        Ok(Self { c, workdir, report_dir, logs: tx, shipper: Some(shipper) })
+        Ok(Self { c, workdir, report_dir, logs: tx, shipper: Some(shipper), scaling_env: Vec::new() })
     }
 
     fn lifecycle(&mut self) -> Result<(), String> {
         let mut last: Option<RunState> = None;
+        // Set once the instance went through its first SendingReports: later rounds are scalings.
+        let mut deployed = false;
         loop {
             let from = last.map(|s| format!("from={}&", s.as_str())).unwrap_or_default();
             let state = self.c.get(&format!("/state?{from}wait=50"), Duration::from_secs(50)).map_err(|f| f.message())?;
@@ -82,6 +98,32 @@ impl Executor {
             say(&format!("state {}", state.as_str()));
             match state {
                 RunState::Initializing | RunState::Ready => {}
+                RunState::Provisioning | RunState::Executing | RunState::SendingReports if deployed => {
+                    let scaling = self.scaling()?;
+                    let me = &self.c.instance;
+                    let leaving = scaling.action == "vm_remove" && scaling.vms.contains(me);
+                    let hook = match scaling.action.as_str() {
+                        "vm_create" => Some("onvmadd"),
+                        "vm_remove" if !leaving => Some("onvmremove"),
+                        _ => None,
+                    };
+                    match (state, hook) {
+                        (RunState::Executing, Some(hook)) => {
+                            self.scaling_env =
+                                vec![("SLIPSTREAM_SCALING_NODE", scaling.node.clone()), ("SLIPSTREAM_SCALING_VMS", scaling.vms.join(" "))];
+                            let plan = self.plan()?;
+                            self.run_chain(&plan, hook)?;
+                            self.scaling_env.clear();
+                        }
+                        (RunState::SendingReports, _) if leaving => {
+                            let plan = self.plan()?;
+                            self.run_chain(&plan, "report")?;
+                            self.upload_report()?;
+                        }
+                        _ => {}
+                    }
+                    self.complete(state)?;
+                }
                 RunState::Provisioning => {
                     // Connectors that know the address before the agent starts say so; a
                     // container learns its own: the address it reaches the server from.
@@ -111,6 +153,7 @@ impl Executor {
                     self.run_chain(&plan, "report")?;
                     self.upload_report()?;
                     self.complete(state)?;
+                    deployed = true;
                 }
                 RunState::Finalizing | RunState::Done | RunState::Aborted | RunState::Cancelled => break,
             }
@@ -148,6 +191,18 @@ impl Executor {
         let body =
             self.c.get(&format!("/instances/{}/plan", encode(&self.c.instance)), Duration::from_secs(30)).map_err(|f| f.message())?;
         serde_json::from_str(&body).map_err(|e| format!("unreadable plan: {e}"))
+    }
+
+    /// What the run's current scaling does (empty fields when none).
+    fn scaling(&self) -> Result<Scaling, String> {
+        let read = |k: &str| -> Result<String, String> {
+            match self.c.get(&format!("/params/{k}?wait=0&ignoreabort=true"), Duration::from_secs(10)) {
+                Ok(v) => Ok(v.trim_end_matches('\n').to_string()),
+                Err(f) => Err(format!("reading {k}: {}", f.message())),
+            }
+        };
+        let vms = read("ss:scaling.vms")?.split_whitespace().map(String::from).collect();
+        Ok(Scaling { action: read("ss:scaling.action")?, node: read("ss:scaling.node")?, vms })
     }
 
     fn aborted(&self) -> bool {
@@ -199,6 +254,7 @@ impl Executor {
             .current_dir(&self.workdir)
             .env("SLIPSTREAM_REPORT_DIR", &self.report_dir)
             .env("SLIPSTREAM_TARGET", target)
+            .envs(self.scaling_env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -294,7 +294,7 @@ impl OwnerAccounts {
 async fn in_use(conn: &mut sqlx::AnyConnection, user_name: &str) -> Result<BTreeMap<String, i64>> {
     let rows = sqlx::query(
         "SELECT i.connector AS connector, COUNT(*) AS n FROM run_instances i JOIN runs r ON r.id = i.run_id \
-         WHERE r.owner = $1 AND r.ended_at IS NULL GROUP BY i.connector",
+         WHERE r.owner = $1 AND r.ended_at IS NULL AND i.scale <> 'gone' GROUP BY i.connector",
     )
     .bind(user_name)
     .fetch_all(&mut *conn)

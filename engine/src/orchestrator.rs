@@ -7,6 +7,9 @@
 //!                 (each transitional state is left when every instance completed it)
 //! abort: a sticky flag, not a state; the run goes on through the barriers (instances fail
 //!        fast and complete) and ends Aborted. Terminate before Ready: Cancelled.
+//! scale: a scalable run stays in Ready; adding or removing instances takes it round again,
+//!        Ready → Provisioning → … → Ready (new instances deploy, the others run their
+//!        scaling hooks), and back in Ready the leaving instances are stopped.
 //! ```
 
 use model::run::KeepRunning;
@@ -22,6 +25,10 @@ pub struct RunView {
     pub completed: Vec<Option<RunState>>,
     /// A build: at Ready, unless aborted, its instance is kept as an image before it stops.
     pub build: bool,
+    /// Stays in Ready until terminated; may be scaled there.
+    pub scalable: bool,
+    /// A scaling is under way (instances are being added or removed).
+    pub scaling: bool,
 }
 
 impl RunView {
@@ -47,6 +54,8 @@ pub enum Event {
     Aborted,
     /// The user terminated the run.
     Terminate,
+    /// Instances were added to or removed from a scalable run in Ready.
+    Scale,
     /// The run stayed too long in its state; `pending` names the instances not done.
     /// `repeated`: the state already timed out once and the run is still stuck in it.
     Timeout { pending: Vec<String>, minutes: i64, repeated: bool },
@@ -60,6 +69,8 @@ pub enum Action {
     RaiseAbort(String),
     /// Keep the build instance's file system as the image's built image.
     CommitImage,
+    /// The scaling cycle is over: stop the leaving instances, settle the new ones.
+    FinishScaling,
 }
 
 /// The transitional states and their successors.
@@ -90,8 +101,15 @@ pub fn next(run: &RunView, event: &Event) -> Vec<Action> {
         Event::Terminate => match run.state {
             Ready => finalize(run),
             Finalizing => vec![],
+            // Terminated while scaling: it had reached Ready; it ends as a finished run does.
+            _ if run.scaling => finalize(run),
             _ => vec![Action::SetState(Cancelled), Action::StopInstances],
         },
+        Event::Scale if run.state == Ready && run.scalable => {
+            let mut out = vec![Action::SetState(Provisioning), Action::StartInstances];
+            out.extend(advance(&RunView { state: Provisioning, ..run.clone() }));
+            out
+        }
         Event::Timeout { pending, minutes, repeated } => {
             if run.state == Ready || run.state == Finalizing {
                 vec![]
@@ -125,7 +143,10 @@ fn advance(run: &RunView) -> Vec<Action> {
             if view.build && !view.aborted {
                 out.push(Action::CommitImage);
             }
-            if !view.keep_running.keeps(view.aborted) {
+            if view.scaling {
+                out.push(Action::FinishScaling);
+            }
+            if !(view.scalable || view.keep_running.keeps(view.aborted)) {
                 out.extend(finalize(&view));
             }
             break;
@@ -145,7 +166,7 @@ mod tests {
     use RunState::*;
 
     fn view(state: RunState, aborted: bool, keep: KeepRunning, completed: &[Option<RunState>]) -> RunView {
-        RunView { state, aborted, keep_running: keep, completed: completed.to_vec(), build: false }
+        RunView { state, aborted, keep_running: keep, completed: completed.to_vec(), build: false, scalable: false, scaling: false }
     }
 
     #[test]
@@ -250,6 +271,37 @@ mod tests {
                 RunView { build: true, ..view(SendingReports, true, Never, &[r]) },
                 Event::Completed,
                 vec![SetState(Ready), SetState(Finalizing), StopInstances, SetState(Aborted)],
+            ),
+            (
+                "a scalable run stays in Ready whatever keep-running says",
+                RunView { scalable: true, ..view(SendingReports, false, Never, &[r]) },
+                Event::Completed,
+                vec![SetState(Ready)],
+            ),
+            (
+                "scaling takes a scalable run round again",
+                RunView { scalable: true, scaling: true, ..view(Ready, false, Never, &[r, None]) },
+                Event::Scale,
+                vec![SetState(Provisioning), StartInstances],
+            ),
+            ("a run that is not scalable is not scaled", view(Ready, false, Always, &[r]), Event::Scale, vec![]),
+            (
+                "scaling only from Ready",
+                RunView { scalable: true, scaling: true, ..view(Executing, false, Never, &[None]) },
+                Event::Scale,
+                vec![],
+            ),
+            (
+                "back in Ready the scaling finishes and the run stays",
+                RunView { scalable: true, scaling: true, ..view(SendingReports, false, Never, &[r, r]) },
+                Event::Completed,
+                vec![SetState(Ready), FinishScaling],
+            ),
+            (
+                "terminated while scaling, it finalizes",
+                RunView { scalable: true, scaling: true, ..view(Executing, false, Never, &[None]) },
+                Event::Terminate,
+                vec![SetState(Finalizing), StopInstances, SetState(Done)],
             ),
         ];
         for (what, run, event, want) in cases {

@@ -70,6 +70,9 @@ pub struct RunRequest {
     /// Seconds a run may stay in one transitional state (default: the user's profile).
     #[serde(default)]
     pub timeout: Option<i64>,
+    /// Stays up in Ready, and instances can be added to or removed from its nodes.
+    #[serde(default)]
+    pub scalable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,6 +94,8 @@ pub struct RunSummary {
     /// Instances per state they last completed (`""`: none yet).
     #[serde(default)]
     pub instance_states: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub scalable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,6 +111,28 @@ pub struct InstanceView {
     pub abort: Option<String>,
     /// Whether the connector still sees the instance running.
     pub running: bool,
+    /// In a scaling of a scalable run: `new` (being added) or `leaving` (being removed).
+    #[serde(default)]
+    pub scale: String,
+}
+
+/// `POST /api/v1/runs/<id>/nodes/<node>/instances`: how many instances to add.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleUp {
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `DELETE /api/v1/runs/<id>/nodes/<node>/instances`: which instances to remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleDown {
+    pub instances: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

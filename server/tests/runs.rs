@@ -435,3 +435,91 @@ async fn local_instances_of_a_root_server_run_as_an_unprivileged_user_with_limit
         assert!(said.starts_with(&format!("uid={} ", me.trim())), "{said}");
     }
 }
+
+#[tokio::test]
+async fn a_scalable_run_gains_and_loses_instances_with_hooks_reports_and_quotas() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "sc"})).await;
+    let hooks = json!({
+        "execute": "#!/bin/sh -e\nss-display \"up\"\n",
+        "onvmadd": "#!/bin/sh -e\necho \"add $SLIPSTREAM_SCALING_NODE $SLIPSTREAM_SCALING_VMS\" >> scaling.log\nss-display \"saw add $SLIPSTREAM_SCALING_NODE $SLIPSTREAM_SCALING_VMS\"\n",
+        "onvmremove": "#!/bin/sh -e\necho \"remove $SLIPSTREAM_SCALING_NODE $SLIPSTREAM_SCALING_VMS\" >> scaling.log\nss-display \"saw remove $SLIPSTREAM_SCALING_NODE $SLIPSTREAM_SCALING_VMS\"\n",
+        "report": "#!/bin/sh\necho \"report of $(ss-get hostname)\" > \"$SLIPSTREAM_REPORT_DIR/who.txt\"\n"});
+    s.save(json!({"kind": "image", "path": "sc/db", "reference": "examples/images/busybox", "targets": hooks})).await;
+    s.save(json!({"kind": "image", "path": "sc/web", "reference": "examples/images/busybox",
+        "parameters": [{"name": "db.host", "category": "input"}], "targets": hooks}))
+        .await;
+    s.save(json!({"kind": "deployment", "path": "sc/d", "nodes": {
+        "db": {"image": "sc/db"},
+        "web": {"image": "sc/web", "multiplicity": 2, "links": {"db.host": "db:hostname"}}}}))
+        .await;
+    let run = s.launch(json!({"module": "sc/d", "scalable": true})).await;
+    s.wait_state(&run, |st| st == "Ready").await;
+    let nodes = |node: &str| s.api(&format!("/runs/{run}/nodes/{node}/instances"));
+    let settled = || async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let d = s.detail(&run).await;
+            if d["state"] == "Ready" && d["instances"].as_array().unwrap().iter().all(|i| i["scale"] == "") {
+                return d;
+            }
+            assert!(std::time::Instant::now() < deadline, "the scaling did not finish: {d}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+
+    // Add two: new indexes, parameters and links as the first ones had, onvmadd on the others.
+    let r = s.c.post(nodes("web")).json(&json!({"count": 2})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["instances"], json!(["web.3", "web.4"]));
+    let again = s.c.post(nodes("web")).json(&json!({"count": 1})).send().await.unwrap();
+    assert_eq!(again.status(), 409, "one scaling at a time");
+    assert!(again.text().await.unwrap().contains("vm_create of 'web' (web.3 web.4)"));
+    let d = settled().await;
+    assert_eq!((d["params"]["web:multiplicity"].as_str(), d["params"]["web:ids"].as_str()), (Some("4"), Some("1,2,3,4")), "{d}");
+    assert_eq!(d["params"]["web.3:db.host"], d["params"]["db.1:hostname"], "the link reached the new instance");
+    for i in ["db.1", "web.1", "web.2"] {
+        assert_eq!(statecustom(&d, i), "saw add web web.3 web.4", "{i}: {d}");
+    }
+    for i in ["web.3", "web.4"] {
+        assert_eq!(statecustom(&d, i), "up", "{i} deployed: {d}");
+    }
+
+    // Remove one: it reports again and is stopped; the others run onvmremove; its index is not reused.
+    let r = s.c.delete(nodes("web")).json(&json!({"instances": ["web.2"]})).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let d = settled().await;
+    assert_eq!((d["params"]["web:multiplicity"].as_str(), d["params"]["web:ids"].as_str()), (Some("3"), Some("1,3,4")), "{d}");
+    assert!(d["instances"].as_array().unwrap().iter().all(|i| i["name"] != "web.2"), "web.2 is gone: {d}");
+    for i in ["db.1", "web.1", "web.3", "web.4"] {
+        assert_eq!(statecustom(&d, i), "saw remove web web.2", "{i}: {d}");
+    }
+    let reports: Value = s.c.get(s.api(&format!("/runs/{run}/reports"))).send().await.unwrap().json().await.unwrap();
+    let of_web2 = reports.as_array().unwrap().iter().filter(|f| f["instance"] == "web.2").count();
+    assert_eq!(of_web2, 2, "web.2 reported at deployment and when it left: {reports}");
+    let r = s.c.post(nodes("web")).json(&json!({"count": 1})).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["instances"], json!(["web.5"]), "indexes are never reused");
+    settled().await;
+
+    // Quotas count the instances that stay: 5 in use, a quota of 6 lets one more in, not two.
+    let r = s.c.put(s.api("/users/olivia/quotas/local")).json(&json!({"quota": 6})).send().await.unwrap();
+    assert!(r.status().is_success());
+    let r = s.c.post(nodes("db")).json(&json!({"count": 2})).send().await.unwrap();
+    assert_eq!(r.status(), 429, "{}", r.text().await.unwrap());
+    let r = s.c.post(nodes("nosuch")).json(&json!({"count": 1})).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Terminated: Done, every agent stopped.
+    s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    assert_eq!(s.finished(&run).await, "Done");
+    s.wait_stopped(&run).await;
+
+    // A run that is not scalable is not scaled.
+    let run = s.launch(json!({"module": "sc/d", "keep_running": "always"})).await;
+    s.wait_state(&run, |st| st == "Ready").await;
+    let r = s.c.post(s.api(&format!("/runs/{run}/nodes/web/instances"))).json(&json!({"count": 1})).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("not scalable"));
+    s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    s.wait_stopped(&run).await;
+}

@@ -69,7 +69,7 @@ impl Engine {
         let id = uuid::Uuid::new_v4().to_string();
         let token = format!("ssr_{}", random_hex(24));
         let kind = if build { BUILD_KIND } else { module.kind.as_str() };
-        let stored = StoredRun { id: &id, owner: &user.name, module: path.as_str(), version, kind };
+        let stored = StoredRun { id: &id, owner: &user.name, module: path.as_str(), version, kind, request: &req };
         self.insert_run(&stored, keep_running, timeout, &req.tags, &sha256_hex(&token), &plan).await?;
         // The token only lives in memory until the instances start (it is not stored in clear).
         self.rt.runs.keep_token(&id, token);
@@ -106,7 +106,7 @@ impl Engine {
         self.check_quota(&mut tx, run.owner, &plan.instances_per_connector()).await?;
         sqlx::query(
             "INSERT INTO runs (id, owner, module, module_version, kind, state, keep_running, timeout_seconds, tags, token_hash, plan, \
-             created_at, state_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             created_at, state_changed_at, scalable, request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(run.id)
         .bind(run.owner)
@@ -121,6 +121,8 @@ impl Engine {
         .bind(serde_json::to_string(&plan.nodes)?)
         .bind(now)
         .bind(now)
+        .bind(i64::from(run.request.scalable))
+        .bind(serde_json::to_string(run.request)?)
         .execute(&mut *tx)
         .await?;
         for i in &plan.instances {
@@ -158,6 +160,8 @@ impl Engine {
 struct StoredRun<'a> {
     id: &'a str,
     owner: &'a str,
+    /// Kept: a scaling plans its new instances from it.
+    request: &'a RunRequest,
     module: &'a str,
     version: u32,
     kind: &'a str,

@@ -56,7 +56,7 @@ impl Engine {
     }
 
     async fn run_view(&self, run: &str) -> Result<RunView> {
-        let row = sqlx::query("SELECT state, keep_running, kind FROM runs WHERE id = $1")
+        let row = sqlx::query("SELECT state, keep_running, kind, scalable FROM runs WHERE id = $1")
             .bind(run)
             .fetch_optional(&self.db.pool)
             .await?
@@ -64,14 +64,19 @@ impl Engine {
         let state = parse_state(&row.try_get::<String, _>("state")?)?;
         let keep_running = KeepRunning::parse(&row.try_get::<String, _>("keep_running")?).unwrap_or_default();
         let aborted = self.abort_message(run).await?.is_some();
-        // An instance that could not be started holds back no barrier.
-        let rows = sqlx::query("SELECT completed FROM run_instances WHERE run_id = $1 AND start_failed = 0")
+        // An instance that could not be started, or was removed by a scaling, holds back no barrier.
+        let rows = sqlx::query("SELECT completed, scale FROM run_instances WHERE run_id = $1 AND start_failed = 0 AND scale <> 'gone'")
             .bind(run)
             .fetch_all(&self.db.pool)
             .await?;
         let completed = rows.iter().map(|r| Ok(RunState::parse(&r.try_get::<String, _>("completed")?))).collect::<Result<Vec<_>>>()?;
+        let mut scaling = false;
+        for r in &rows {
+            scaling |= !r.try_get::<String, _>("scale")?.is_empty();
+        }
         let build = row.try_get::<String, _>("kind")? == super::create::BUILD_KIND;
-        Ok(RunView { state, aborted, keep_running, completed, build })
+        let scalable = row.try_get::<i64, _>("scalable")? != 0;
+        Ok(RunView { state, aborted, keep_running, completed, build, scalable, scaling })
     }
 
     async fn apply(&self, run: &str, action: Action) -> Result<()> {
@@ -81,6 +86,7 @@ impl Engine {
             Action::StartInstances => self.start_instances(run).await,
             Action::StopInstances => self.stop_instances(run).await,
             Action::CommitImage => self.commit_build(run).await,
+            Action::FinishScaling => self.finish_scaling(run).await,
         }
     }
 

@@ -31,6 +31,7 @@ mod recovery;
 pub(crate) mod registry;
 mod reports;
 mod rows;
+mod scaling;
 mod timeouts;
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -49,6 +49,10 @@ impl NodeSpec {
     }
 }
 
+/// The parameters of a scalable run that say what a scaling does: `vm_create` or `vm_remove`,
+/// the node, and its instances being added or removed (space-separated).
+pub const SCALING_PARAMS: [&str; 3] = ["ss:scaling.action", "ss:scaling.node", "ss:scaling.vms"];
+
 /// What [`plan_run`] works from.
 pub struct PlanInput<'a> {
     /// Path of the module being deployed (errors name it).
@@ -161,6 +165,12 @@ pub fn plan_run(input: &PlanInput<'_>) -> Result<RunPlan> {
         ],
         links: Vec::new(),
     };
+    if req.scalable {
+        // What the instances read to know what a scaling is doing (empty between scalings).
+        for k in SCALING_PARAMS {
+            plan.params.push(initial(k, Some(String::new())));
+        }
+    }
     for (spec, multiplicity) in input.nodes.iter().zip(multiplicities) {
         let name = &spec.name;
         let connector =

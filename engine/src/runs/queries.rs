@@ -84,7 +84,7 @@ impl Engine {
 
     pub async fn run_summary(&self, run: &str) -> Result<RunSummary> {
         let r = sqlx::query(
-            "SELECT id, owner, module, module_version, state, keep_running, tags, created_at, state_changed_at, ended_at FROM runs WHERE id = $1",
+            "SELECT id, owner, module, module_version, state, keep_running, tags, created_at, state_changed_at, ended_at, scalable FROM runs WHERE id = $1",
         )
         .bind(run)
         .fetch_optional(&self.db.pool)
@@ -98,7 +98,7 @@ impl Engine {
         let tags: String = r.try_get("tags")?;
         let (mut connectors, mut instance_states) = (BTreeMap::new(), BTreeMap::new());
         let counts = sqlx::query(
-            "SELECT connector, completed, start_failed, COUNT(*) AS n FROM run_instances WHERE run_id = $1 \
+            "SELECT connector, completed, start_failed, COUNT(*) AS n FROM run_instances WHERE run_id = $1 AND scale <> 'gone' \
              GROUP BY connector, completed, start_failed",
         )
         .bind(&id)
@@ -124,6 +124,7 @@ impl Engine {
             created_at: r.try_get("created_at")?,
             state_changed_at: r.try_get("state_changed_at")?,
             ended_at: r.try_get("ended_at")?,
+            scalable: r.try_get::<i64, _>("scalable")? != 0,
         })
     }
 
@@ -131,7 +132,7 @@ impl Engine {
     pub async fn list_runs(&self, actor: Option<&User>, filter: &RunFilter) -> Result<Vec<RunSummary>> {
         let user = actor.ok_or_else(|| Error::Unauthorized("sign in to see runs".into()))?;
         let rows = sqlx::query(
-            "SELECT id, owner, module, module_version, state, keep_running, tags, created_at, state_changed_at, ended_at FROM runs \
+            "SELECT id, owner, module, module_version, state, keep_running, tags, created_at, state_changed_at, ended_at, scalable FROM runs \
              WHERE ($1 = 1 OR owner = $2) AND ($3 = 0 OR ended_at IS NULL) AND ($4 = '' OR module LIKE $5) \
              ORDER BY created_at DESC, id LIMIT $6",
         )
@@ -158,7 +159,8 @@ impl Engine {
         let summary = self.run_summary(run).await?;
         let params = self.params(run).await?;
         let rows = sqlx::query(
-            "SELECT name, node, idx, connector, address, handle, completed FROM run_instances WHERE run_id = $1 ORDER BY node, idx",
+            "SELECT name, node, idx, connector, address, handle, completed, scale FROM run_instances WHERE run_id = $1 AND scale <> 'gone' \
+             ORDER BY node, idx",
         )
         .bind(run)
         .fetch_all(&self.db.pool)
@@ -186,6 +188,7 @@ impl Engine {
                 connector,
                 address: r.try_get("address")?,
                 completed: RunState::parse(&completed),
+                scale: r.try_get("scale")?,
                 name,
             });
         }

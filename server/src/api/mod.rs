@@ -66,6 +66,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/runs/{id}/reports/{instance}/{file}"),
     ("post", "/api/v1/runs/{id}/instances/{instance}/complete"),
     ("get", "/api/v1/runs/{id}/instances/{instance}/plan"),
+    ("post", "/api/v1/runs/{id}/nodes/{node}/instances"),
+    ("delete", "/api/v1/runs/{id}/nodes/{node}/instances"),
     ("get", "/api/v1/ws"),
 ];
 
@@ -108,6 +110,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/runs", post(runs::create).get(runs::list))
         .route("/api/v1/runs/{id}", get(runs::detail).delete(runs::terminate))
+        .route("/api/v1/runs/{id}/nodes/{node}/instances", post(runs::scale_up).delete(runs::scale_down))
         .route("/api/v1/runs/{id}/state", get(runs::state))
         .route("/api/v1/runs/{id}/params", get(runs::params))
         .route("/api/v1/runs/{id}/params/{key}", get(runs::get_param).put(runs::put_param))

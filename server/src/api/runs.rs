@@ -79,6 +79,30 @@ pub async fn terminate(State(s): State<AppState>, caller: Caller, Path(id): Path
     Ok(Json(s.engine.terminate_run(&caller_of(&caller), &id).await?))
 }
 
+/// Adds instances to a node of a scalable run in Ready: 201 with their names.
+pub async fn scale_up(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, node)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: model::run::ScaleUp = if body.is_empty() { model::run::ScaleUp { count: 1 } } else { parse_json("", &body)? };
+    let added = s.engine.scale_up(caller.user(), &id, &node, req.count).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "instances": added }))))
+}
+
+/// Removes instances of a node of a scalable run in Ready: they send their reports first.
+pub async fn scale_down(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, node)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: model::run::ScaleDown = parse_json("", &body)?;
+    s.engine.scale_down(caller.user(), &id, &node, &req.instances).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 /// `?from=<State>&wait=S`: the state once it differs from `from` (long poll for agents).
 pub async fn state(
     State(s): State<AppState>,

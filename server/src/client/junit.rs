@@ -90,6 +90,7 @@ mod tests {
             statecustom: None,
             abort: abort.map(String::from),
             running: false,
+            scale: String::new(),
         }
     }
 
@@ -109,6 +110,7 @@ mod tests {
                 ended_at: Some(3_500),
                 connectors: BTreeMap::new(),
                 instance_states: BTreeMap::new(),
+                scalable: false,
             },
             instances,
             params: BTreeMap::new(),

@@ -88,6 +88,21 @@ pub enum ClientCommand {
         /// Download and unpack every report bundle into this directory (implies --wait).
         #[arg(long)]
         reports: Option<PathBuf>,
+        /// Keep the run up in Ready so that `slipstream scale` can add or remove instances.
+        #[arg(long)]
+        scalable: bool,
+    },
+    /// Add instances to a node of a scalable run (`--add N`), or remove some (`--remove
+    /// web.2,web.3`); with --wait, until the run is back in Ready.
+    Scale {
+        run: String,
+        node: String,
+        #[arg(long, conflicts_with = "remove")]
+        add: Option<u32>,
+        #[arg(long, value_delimiter = ',')]
+        remove: Vec<String>,
+        #[arg(long)]
+        wait: bool,
     },
     /// Your runs, newest first.
     Runs {
@@ -174,8 +189,9 @@ async fn execute(command: ClientCommand) -> Result<u8> {
             wait,
             junit,
             reports,
+            scalable,
         } => {
-            let options = request::RunOptions { module, version, set, multiplicity, connector, tag, keep_running, state_timeout };
+            let options = request::RunOptions { module, version, set, multiplicity, connector, tag, keep_running, state_timeout, scalable };
             let launch = request::launch_request(&options)?;
             let started = Instant::now();
             let made: RunSummary = c.json(c.request(Method::POST, "/runs").json(&launch)).await?;
@@ -207,6 +223,25 @@ async fn execute(command: ClientCommand) -> Result<u8> {
                 return Err(f);
             }
             return Ok(verdict(&detail));
+        }
+        ClientCommand::Scale { run, node, add, remove, wait } => {
+            let path = format!("/runs/{run}/nodes/{node}/instances");
+            match (add, remove.is_empty()) {
+                (Some(n), true) => {
+                    let added: Value = c.json(c.request(Method::POST, &path).json(&json!({"count": n}))).await?;
+                    for i in added["instances"].as_array().into_iter().flatten() {
+                        println!("{}", i.as_str().unwrap_or_default());
+                    }
+                }
+                (None, false) => {
+                    c.send(c.request(Method::DELETE, &path).json(&json!({"instances": remove}))).await?;
+                }
+                _ => return Err(Failure::usage("say --add N or --remove INSTANCE[,INSTANCE…]")),
+            }
+            if wait {
+                let d = scaled(&c, &run).await?;
+                return Ok(verdict(&d));
+            }
         }
         ClientCommand::Runs { active } => {
             let path = if active { "/runs?active=true" } else { "/runs" };
@@ -285,6 +320,18 @@ async fn execute(command: ClientCommand) -> Result<u8> {
         }
     }
     Ok(exit::DONE)
+}
+
+/// Follows a scaled run until the scaling is over (no instance new or leaving) and it is
+/// settled in Ready again.
+async fn scaled(c: &Client, run: &str) -> Result<RunDetail> {
+    loop {
+        let d = follow::follow(c, run, None).await?;
+        if d.summary.state.is_terminal() || d.instances.iter().all(|i| i.scale.is_empty()) {
+            return Ok(d);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The exit code a settled run earns; an abort is explained on stderr.

@@ -18,6 +18,7 @@ pub struct RunOptions {
     pub tag: Vec<String>,
     pub keep_running: Option<String>,
     pub state_timeout: Option<i64>,
+    pub scalable: bool,
 }
 
 fn pair<'a>(option: &str, given: &'a str, shape: &str) -> Result<(&'a str, &'a str)> {
@@ -73,6 +74,7 @@ pub fn launch_request(o: &RunOptions) -> Result<RunRequest> {
         keep_running,
         tags: o.tag.clone(),
         timeout: o.state_timeout,
+        scalable: o.scalable,
     })
 }
 
