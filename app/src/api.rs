@@ -167,6 +167,23 @@ pub async fn terminate_run(id: String) -> Result<(), ServerFnError> {
     Ok(())
 }
 
+/// Adds `count` instances to `node` of a scalable run (the run page's "Add").
+#[server]
+pub async fn scale_up(id: String, node: String, count: String) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let count: u32 = count.trim().parse().map_err(|_| ServerFnError::new(format!("count: `{count}` is not a number of instances")))?;
+    engine.scale_up(user.as_ref(), &id, &node, count).await.map_err(ssr::fail)?;
+    Ok(())
+}
+
+/// Removes an instance of `node` from a scalable run (the run page's "Remove").
+#[server]
+pub async fn scale_down(id: String, node: String, instance: String) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    engine.scale_down(user.as_ref(), &id, &node, &[instance]).await.map_err(ssr::fail)?;
+    Ok(())
+}
+
 /// The launch form of a module at `version` (its latest when `None`).
 #[server]
 pub async fn launch_form(module: String, version: Option<u32>) -> Result<LaunchSpec, ServerFnError> {

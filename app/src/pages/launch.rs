@@ -58,6 +58,7 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
     let keep = RwSignal::new(form.keep_running.clone());
     let tags = RwSignal::new(String::new());
     let timeout = RwSignal::new(String::new());
+    let scalable = RwSignal::new(false);
     let nodes: Vec<NodeChoice> = form
         .nodes
         .iter()
@@ -90,6 +91,7 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
             module: module.clone(),
             version: Some(version),
             keep_running: KeepRunning::parse(&keep.get_untracked()),
+            scalable: scalable.get_untracked(),
             ..Default::default()
         };
         req.tags = tags.get_untracked().split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
@@ -168,6 +170,10 @@ fn LaunchView(form: LaunchSpec) -> impl IntoView {
                 </label>
                 <label>"Tags (comma-separated)" <input type="text" id="tags" bind:value=tags /></label>
                 <label>"Timeout per state, minutes (empty: your profile's)" <input type="text" id="timeout" bind:value=timeout /></label>
+                <label class="checkbox-label">
+                    <input type="checkbox" id="scalable" bind:checked=scalable />
+                    " Scalable: stays up in Ready; instances can be added or removed from the run page"
+                </label>
             </section>
             {form
                 .nodes

@@ -10,7 +10,7 @@ use leptos_router::hooks::use_params_map;
 use model::run::{LiveEvent, NodeLink, RunSummary};
 use model::RunState;
 
-use crate::api::{list_runs, run_page, RunPageData, TerminateRun, LOG_TAIL};
+use crate::api::{list_runs, run_page, RunPageData, ScaleDown, ScaleUp, TerminateRun, LOG_TAIL};
 use crate::{error_text, format_time};
 
 /// State shown with its name and a symbol, not by colour alone.
@@ -106,6 +106,109 @@ pub fn RunPage() -> impl IntoView {
     }
 }
 
+/// A scalable run's controls: per node, add instances or remove one (in Ready; while a
+/// scaling runs, what it does).
+#[component]
+fn Scaling(page: RwSignal<RunPageData>) -> impl IntoView {
+    let up = ServerAction::<ScaleUp>::new();
+    let down = ServerAction::<ScaleDown>::new();
+    let failed = move || {
+        [up.value().get().and_then(|r| r.err()), down.value().get().and_then(|r| r.err())].into_iter().flatten().next().map(|e| {
+            view! {
+                <p class="error" id="scale-error">
+                    {error_text(&e)}
+                </p>
+            }
+        })
+    };
+    let id = move || page.with(|d| d.detail.summary.id.clone());
+    let ready = move || page.with(|d| d.detail.summary.state == RunState::Ready);
+    let running = move || {
+        page.with(|d| {
+            let p = |k: &str| d.detail.params.get(k).cloned().flatten().unwrap_or_default();
+            let action = p("ss:scaling.action");
+            (!action.is_empty()).then(|| format!("{action} of {}: {}", p("ss:scaling.node"), p("ss:scaling.vms")))
+        })
+    };
+    let nodes = move || {
+        page.with(|d| {
+            let mut nodes: Vec<(String, Vec<String>)> = Vec::new();
+            for i in &d.detail.instances {
+                match nodes.iter_mut().find(|(n, _)| *n == i.node) {
+                    Some((_, names)) => names.push(i.name.clone()),
+                    None => nodes.push((i.node.clone(), vec![i.name.clone()])),
+                }
+            }
+            nodes
+        })
+    };
+    view! {
+        <section class="panel" id="scaling">
+            <h2>"Scaling"</h2>
+            {move || {
+                running()
+                    .map(|r| {
+                        view! {
+                            <p class="notice" id="scaling-now">
+                                "Scaling: "
+                                {r}
+                            </p>
+                        }
+                    })
+            }}
+            {failed}
+            <table class="list">
+                <tbody>
+                    {move || {
+                        nodes()
+                            .into_iter()
+                            .map(|(node, names)| {
+                                let (node_up, node_down) = (node.clone(), node.clone());
+                                let (id_up, id_down) = (id(), id());
+                                view! {
+                                    <tr data-scale-node=node.clone()>
+                                        <td>
+                                            <strong>{node.clone()}</strong>
+                                            " ("
+                                            {names.len()}
+                                            ")"
+                                        </td>
+                                        <td>
+                                            <ActionForm action=up attr:class="inline">
+                                                <input type="hidden" name="id" value=id_up />
+                                                <input type="hidden" name="node" value=node_up />
+                                                <input type="number" name="count" value="1" min="1" max="100" class="scale-count" />
+                                                <button type="submit" class="scale-add" disabled=move || !ready()>
+                                                    "+ Add"
+                                                </button>
+                                            </ActionForm>
+                                        </td>
+                                        <td>
+                                            <ActionForm action=down attr:class="inline">
+                                                <input type="hidden" name="id" value=id_down />
+                                                <input type="hidden" name="node" value=node_down />
+                                                <select name="instance" class="scale-instance">
+                                                    {names
+                                                        .iter()
+                                                        .map(|n| view! { <option value=n.clone()>{n.clone()}</option> })
+                                                        .collect_view()}
+                                                </select>
+                                                <button type="submit" class="scale-remove" disabled=move || !ready()>
+                                                    "− Remove"
+                                                </button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
 #[component]
 fn RunView(data: RunPageData) -> impl IntoView {
     let id = data.detail.summary.id.clone();
@@ -167,6 +270,9 @@ fn RunView(data: RunPageData) -> impl IntoView {
                     }
                 })
         }}
+        <Show when=move || summary().scalable && !state().is_terminal()>
+            <Scaling page=page />
+        </Show>
         <section class="panel">
             <h2>"Deployment"</h2>
             {move || view! { <RunGraph data=graph.get() /> }}
@@ -623,7 +729,7 @@ pub fn apply(d: &mut RunPageData, e: LiveEvent) -> bool {
             true
         }
         LiveEvent::Event { event, .. } => {
-            let reload = event.kind == "report" || event.kind == "state";
+            let reload = event.kind == "report" || event.kind == "state" || event.kind == "scale";
             if !d.events.iter().any(|x| x.seq == event.seq) {
                 d.events.push(event);
             }
