@@ -228,3 +228,28 @@ async fn the_ci_example_pipeline_gives_a_verdict_a_junit_report_and_the_reports(
     assert!(text(&o.stderr).contains("no space left"), "{}", text(&o.stderr));
     assert!(std::fs::read_to_string(out.join("junit.xml")).unwrap().contains(r#"failures="1""#));
 }
+
+#[tokio::test]
+async fn scale_adds_and_removes_instances_of_a_scalable_run() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "g"})).await;
+    s.save(json!({"kind": "image", "path": "g/web", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\ntrue\n", "onvmadd": "#!/bin/sh\nss-display \"added $SLIPSTREAM_SCALING_VMS\"\n"}}))
+        .await;
+    let cli = Cli::new(&s.base);
+    cli.login();
+    let out = cli.run(&["run", "g/web", "--scalable", "--wait"]);
+    assert_eq!(code(&out), 0, "a scalable run has its verdict in Ready: {}", text(&out.stderr));
+    let run = s.c.get(s.api("/runs")).send().await.unwrap().json::<Value>().await.unwrap()[0]["id"].as_str().unwrap().to_string();
+    let out = cli.run(&["scale", &run, "machine", "--add", "2", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().take(2).collect::<Vec<_>>(), ["machine.2", "machine.3"]);
+    assert_eq!(statecustom(&s.detail(&run).await, "machine.1"), "added machine.2 machine.3");
+    let out = cli.run(&["scale", &run, "machine", "--remove", "machine.2", "--wait"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(s.detail(&run).await["params"]["machine:ids"], "1,3");
+    let out = cli.run(&["scale", &run, "machine"]);
+    assert_eq!(code(&out), 2, "neither --add nor --remove");
+    assert_eq!(code(&cli.run(&["terminate", &run])), 0);
+    assert_eq!(s.finished(&run).await, "Done");
+}
