@@ -227,6 +227,22 @@ pub async fn launch(request: String) -> Result<String, ServerFnError> {
     Ok(engine.create_run(user.as_ref(), req).await.map_err(ssr::fail)?.id)
 }
 
+/// Starts a sweep (the sweep form); returns its id.
+#[server]
+pub async fn start_sweep(request: String) -> Result<String, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let req: model::sweep::SweepRequest =
+        serde_json::from_str(&request).map_err(|e| ServerFnError::new(format!("bad sweep request: {e}")))?;
+    Ok(engine.create_sweep(user.as_ref(), req).await.map_err(ssr::fail)?.id)
+}
+
+/// A sweep with its points, samples and statistics (the sweep page).
+#[server]
+pub async fn sweep_page(id: String) -> Result<model::sweep::Sweep, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    engine.sweep(user.as_ref(), &id).await.map_err(ssr::fail)
+}
+
 #[server]
 pub async fn my_profile() -> Result<(model::Profile, Vec<model::ApiToken>), ServerFnError> {
     let (engine, user) = ssr::caller().await?;

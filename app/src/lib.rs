@@ -10,6 +10,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod chart;
 pub mod pages;
 
 use leptos::prelude::*;
@@ -65,6 +66,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/launch") view=pages::launch::Launch />
                     <Route path=path!("/runs") view=pages::runs::RunsList />
                     <Route path=path!("/runs/:id") view=pages::runs::RunPage />
+                    <Route path=path!("/sweep") view=pages::sweeps::NewSweep />
+                    <Route path=path!("/sweeps/:id") view=pages::sweeps::SweepPage />
                     <Route path=path!("/profile") view=pages::profile::Profile />
                     <Route path=path!("/dashboard") view=pages::dashboard::Dashboard />
                 </Routes>

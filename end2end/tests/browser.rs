@@ -319,3 +319,64 @@ async fn the_run_page_shows_what_instances_wait_for_and_terminates_the_run() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_user_sweeps_the_performance_example_and_sees_the_chart() {
+    run_journey("sweep", |c, base| async move {
+        sign_up(&c, &base, "olivia", "correct horse").await?;
+        open(&c, &format!("{base}/modules/examples/tutorials/performance/deployment")).await?;
+        click(&c, "#sweep-button").await?;
+        wait_for(&c, "#sweep-form").await?;
+        type_into(&c, "#sweep-vary", "testsuite:multiplicity=1,2,3,4").await?;
+        type_into(&c, "#sweep-collect", "testsuite.*:response_ms").await?;
+        click(&c, "#sweep-start").await?;
+        // The sweep page follows it: four runs, then the chart with a dot per client.
+        wait_text(&c, "#sweep-state", |t| t == "done").await?;
+        let points = wait_text(&c, "#sweep-points", |t| t.matches("Done").count() == 4).await?;
+        if !points.contains("testsuite:multiplicity=4") {
+            return Err(format!("the four points are listed: {points}"));
+        }
+        let dots = c.find_all(fantoccini::Locator::Css("#sweep-chart circle.sample")).await.map_err(|e| e.to_string())?.len();
+        if dots != 10 {
+            return Err(format!("the chart has {dots} dots, not one per client (10)"));
+        }
+        for series in ["mean", "median", "p95"] {
+            wait_for(&c, &format!("#sweep-chart polyline.series-{series}")).await?;
+        }
+        screenshot(&c, "sweep-chart").await?;
+        Ok::<(), String>(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_scales_a_running_deployment_from_the_run_page() {
+    run_journey("scaling", |c, base| async move {
+        sign_up(&c, &base, "olivia", "correct horse").await?;
+        open(&c, &format!("{base}/modules/examples/tutorials/hello/client_server")).await?;
+        click(&c, sel::RUN_BUTTON).await?;
+        wait_for(&c, sel::LAUNCH_FORM).await?;
+        click(&c, "#scalable").await?;
+        click(&c, sel::LAUNCH).await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Ready")).await?;
+        // Two more test clients: they deploy, and the page shows them as they come.
+        let add = "#scaling tr[data-scale-node='testclient1']";
+        wait_for(&c, add).await?;
+        c.find(fantoccini::Locator::Css(&format!("{add} input.scale-count")))
+            .await
+            .map_err(|e| e.to_string())?
+            .clear()
+            .await
+            .map_err(|e| e.to_string())?;
+        type_into(&c, &format!("{add} input.scale-count"), "2").await?;
+        click(&c, &format!("{add} button.scale-add")).await?;
+        wait_text(&c, sel::INSTANCES, |t| {
+            t.contains("testclient1.3") && t.matches("OK: Hello from Apache deployed by SlipStream!").count() == 3
+        })
+        .await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Ready")).await?;
+        screenshot(&c, "scaled-run").await?;
+        Ok::<(), String>(())
+    })
+    .await;
+}

@@ -34,6 +34,7 @@ pub mod modules;
 pub mod orchestrator;
 pub mod params;
 pub mod runs;
+pub mod sweeps;
 pub mod testing;
 pub mod users;
 pub mod waits;

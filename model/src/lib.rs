@@ -21,6 +21,7 @@ pub mod module;
 pub mod path;
 pub mod run;
 pub mod state;
+pub mod sweep;
 pub mod time;
 pub mod validate;
 

@@ -77,6 +77,10 @@ impl Application {
         if recovered > 0 {
             tracing::info!(recovered, "runs re-attached after a restart");
         }
+        let resumed = engine.resume_sweeps().await.map_err(|e| format!("resuming sweeps failed: {e}"))?;
+        if resumed > 0 {
+            tracing::info!(resumed, "sweeps resumed after a restart");
+        }
 
         let conf = get_configuration(None).map_err(|e| e.to_string())?;
         let mut leptos = conf.leptos_options;

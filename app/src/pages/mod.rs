@@ -10,3 +10,4 @@ pub mod launch;
 pub mod modules;
 pub mod profile;
 pub mod runs;
+pub mod sweeps;

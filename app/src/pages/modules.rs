@@ -122,6 +122,14 @@ fn ModuleView(data: ModulePageData) -> impl IntoView {
                         </A>
                     }
                 })}
+            {(kind == ModuleKind::Deployment && can_deploy)
+                .then(|| {
+                    view! {
+                        <A href=format!("/sweep?module={path}") attr:class="button secondary" attr:id="sweep-button">
+                            "Sweep…"
+                        </A>
+                    }
+                })}
             {can_write
                 .then(|| {
                     view! {

@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod modules;
 mod runs;
+mod sweeps;
 mod ws;
 
 use axum::extract::FromRequestParts;
@@ -68,6 +69,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/runs/{id}/instances/{instance}/plan"),
     ("post", "/api/v1/runs/{id}/nodes/{node}/instances"),
     ("delete", "/api/v1/runs/{id}/nodes/{node}/instances"),
+    ("post", "/api/v1/sweeps"),
+    ("get", "/api/v1/sweeps"),
+    ("get", "/api/v1/sweeps/{id}"),
+    ("get", "/api/v1/sweeps/{id}/csv"),
     ("get", "/api/v1/ws"),
 ];
 
@@ -111,6 +116,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs", post(runs::create).get(runs::list))
         .route("/api/v1/runs/{id}", get(runs::detail).delete(runs::terminate))
         .route("/api/v1/runs/{id}/nodes/{node}/instances", post(runs::scale_up).delete(runs::scale_down))
+        .route("/api/v1/sweeps", post(sweeps::create).get(sweeps::list))
+        .route("/api/v1/sweeps/{id}", get(sweeps::detail))
+        .route("/api/v1/sweeps/{id}/csv", get(sweeps::csv))
         .route("/api/v1/runs/{id}/state", get(runs::state))
         .route("/api/v1/runs/{id}/params", get(runs::params))
         .route("/api/v1/runs/{id}/params/{key}", get(runs::get_param).put(runs::put_param))

@@ -104,6 +104,22 @@ pub enum ClientCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Run a deployment over a grid of values and collect an output from every instance.
+    Sweep {
+        module: String,
+        /// What varies: `node:multiplicity=1,2,4,8` or `node:input=a,b`. Repeatable (a grid).
+        #[arg(long, required = true)]
+        vary: Vec<String>,
+        /// The output to collect: `node.*:param`.
+        #[arg(long)]
+        collect: String,
+        /// Runs at once (default 1).
+        #[arg(long)]
+        parallel: Option<u32>,
+        /// Write the collected values here as CSV (one row per run and instance).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Your runs, newest first.
     Runs {
         /// Only runs that have not ended.
@@ -241,6 +257,49 @@ async fn execute(command: ClientCommand) -> Result<u8> {
             if wait {
                 let d = scaled(&c, &run).await?;
                 return Ok(verdict(&d));
+            }
+        }
+        ClientCommand::Sweep { module, vary, collect, parallel, csv } => {
+            let req =
+                model::sweep::SweepRequest { module: module.trim_matches('/').to_string(), vary, collect, parallel, ..Default::default() };
+            let made: model::sweep::Sweep = c.json(c.request(Method::POST, "/sweeps").json(&req)).await?;
+            eprintln!("sweep {} of {}: {} points, {}/sweeps/{}", made.id, made.module, made.points.len(), c.base, made.id);
+            let started = Instant::now();
+            let mut shown: std::collections::BTreeMap<u32, String> = Default::default();
+            let sweep = loop {
+                let s: model::sweep::Sweep = c.get(&format!("/sweeps/{}", made.id)).await?;
+                for p in &s.points {
+                    let state = p.state.map(|s| s.as_str().to_string()).unwrap_or_else(|| "waiting".into());
+                    if shown.get(&p.index) != Some(&state) && p.run.is_some() {
+                        println!("[{:7.1}s] {}: {state}", started.elapsed().as_secs_f64(), p.label);
+                        shown.insert(p.index, state);
+                    }
+                }
+                if s.state != "running" {
+                    break s;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            println!("{:<32} {:>4} {:>10} {:>10} {:>10}  state", "point", "n", "mean", "median", "p95");
+            for p in &sweep.points {
+                let (n, mean, median, p95) = p
+                    .stats
+                    .map(|s| (s.n.to_string(), format!("{:.2}", s.mean), format!("{:.2}", s.median), format!("{:.2}", s.p95)))
+                    .unwrap_or_default();
+                println!("{:<32} {n:>4} {mean:>10} {median:>10} {p95:>10}  {}", p.label, p.state.map(|s| s.as_str()).unwrap_or("-"));
+            }
+            if let Some(file) = csv {
+                let text = c.text(c.request(Method::GET, &format!("/sweeps/{}/csv", sweep.id))).await?;
+                std::fs::write(&file, text).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+            }
+            let failed = sweep.points.iter().filter(|p| p.state != Some(RunState::Done)).count();
+            if sweep.state != "done" || failed > 0 {
+                return Err(Failure::aborted(format!(
+                    "sweep {}: {} ({failed} of {} runs not Done)",
+                    sweep.id,
+                    sweep.state,
+                    sweep.points.len()
+                )));
             }
         }
         ClientCommand::Runs { active } => {
