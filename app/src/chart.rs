@@ -113,8 +113,7 @@ pub fn svg(points: &[SweepPoint], y_label: &str) -> String {
         }
     }
     // A line per statistic, through the points that have one.
-    let series: [(&str, &str, fn(&model::sweep::Stats) -> f64); 3] =
-        [("mean", "#1f6feb", |s| s.mean), ("median", "#2da44e", |s| s.median), ("p95", "#cf222e", |s| s.p95)];
+    let series: [Series; 3] = [("mean", "#1f6feb", |s| s.mean), ("median", "#2da44e", |s| s.median), ("p95", "#cf222e", |s| s.p95)];
     for (i, (name, colour, of)) in series.iter().enumerate() {
         let path: Vec<String> =
             points.iter().zip(&xs).filter_map(|(p, x)| p.stats.as_ref().map(|s| format!("{:.1},{:.1}", px(*x), py(of(s))))).collect();
@@ -134,6 +133,9 @@ pub fn svg(points: &[SweepPoint], y_label: &str) -> String {
     out.push_str("</svg>");
     out
 }
+
+/// A line of the chart: its name, colour, and the statistic it draws.
+type Series = (&'static str, &'static str, fn(&model::sweep::Stats) -> f64);
 
 /// `2.5`, `10` (no trailing zeros).
 fn trim(v: f64) -> String {

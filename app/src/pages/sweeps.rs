@@ -67,7 +67,17 @@ pub fn NewSweep() -> impl IntoView {
                 </label>
                 <label>"Runs at once" <input type="number" id="sweep-parallel" min="1" max="8" bind:value=parallel /></label>
             </section>
-            {move || error.get().map(|e| view! { <p class="error" id="sweep-error">{e}</p> })}
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p class="error" id="sweep-error">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
             <button type="submit" id="sweep-start" disabled=move || busy.get()>
                 "Start the sweep"
             </button>
@@ -87,7 +97,14 @@ pub fn SweepPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Ok(s) => view! { <SweepView sweep=s /> }.into_any(),
-                    Err(e) => view! { <p class="error" id="page-error">{error_text(&e)}</p> }.into_any(),
+                    Err(e) => {
+                        view! {
+                            <p class="error" id="page-error">
+                                {error_text(&e)}
+                            </p>
+                        }
+                            .into_any()
+                    }
                 }
             })}
         </Suspense>
@@ -110,9 +127,7 @@ fn SweepView(sweep: Sweep) -> impl IntoView {
             " / sweep "
             {move || s().id[..8].to_string()}
         </nav>
-        <h1>
-            "Sweep of " <A href=move || format!("/modules/{}", s().module)>{move || s().module}</A>
-        </h1>
+        <h1>"Sweep of " <A href=move || format!("/modules/{}", s().module)>{move || s().module}</A></h1>
         <p>
             <span id="sweep-state" data-state=move || s().state>
                 {move || s().state}
