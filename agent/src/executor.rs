@@ -60,6 +60,8 @@ struct Executor {
     shipper: Option<std::thread::JoinHandle<()>>,
     /// The environment of scaling hooks (`SLIPSTREAM_SCALING_*`), set while one runs.
     scaling_env: Vec<(&'static str, String)>,
+    /// Report bundles uploaded so far.
+    reports_sent: u32,
 }
 
 /// What a scaling of the run is doing, from `ss:scaling.*`.
@@ -81,7 +83,7 @@ impl Executor {
         let (tx, rx) = mpsc::channel::<Shipped>();
         let shipper_client = c.clone();
         let shipper = std::thread::spawn(move || ship_logs(&shipper_client, rx));
-        Ok(Self { c, workdir, report_dir, logs: tx, shipper: Some(shipper), scaling_env: Vec::new() })
+        Ok(Self { c, workdir, report_dir, logs: tx, shipper: Some(shipper), scaling_env: Vec::new(), reports_sent: 0 })
     }
 
     fn lifecycle(&mut self) -> Result<(), String> {
@@ -343,8 +345,12 @@ impl Executor {
         }
     }
 
-    fn upload_report(&self) -> Result<(), String> {
-        let file = format!("{}_report_{}.tgz", self.c.instance, timestamp());
+    fn upload_report(&mut self) -> Result<(), String> {
+        // A second bundle (a leaving instance of a scalable run) within the same second must
+        // not replace the first: later ones are numbered.
+        self.reports_sent += 1;
+        let round = if self.reports_sent > 1 { format!("_{}", self.reports_sent) } else { String::new() };
+        let file = format!("{}_report_{}{round}.tgz", self.c.instance, timestamp());
         let mut bytes = Vec::new();
         {
             let gz = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::default());

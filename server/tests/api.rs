@@ -270,7 +270,7 @@ async fn yaml_export_then_import_reproduces_the_modules() {
             .unwrap();
         assert_eq!(r.status(), 200, "{db}");
         let written: Value = r.json().await.unwrap();
-        assert_eq!(written["modules"].as_array().unwrap().len(), 14, "{db}");
+        assert_eq!(written["modules"].as_array().unwrap().len(), 15, "{db}");
         let again = d.get(format!("{}/api/v1/export/examples", second.base)).send().await.unwrap().text().await.unwrap();
         assert_eq!(again, exported, "{db}: export → import → export is the identity");
 
