@@ -85,7 +85,8 @@ fn read(c: &Client, key: &ParamKey, timeout: Option<f64>, noblock: bool, ignore_
             Err(f) => Err((f, false)),
         };
     }
-    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+    // A timeout too long for a clock (`inf`, `1e30`) waits as long as no timeout does.
+    let deadline = timeout.and_then(|t| Duration::try_from_secs_f64(t).ok()).and_then(|d| Instant::now().checked_add(d));
     loop {
         let wait = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).as_secs_f64().min(POLL),
@@ -103,6 +104,22 @@ fn read(c: &Client, key: &ParamKey, timeout: Option<f64>, noblock: bool, ignore_
     }
 }
 
+/// `--timeout S`: seconds (default 60); 0 waits forever; negative or not a number is a usage
+/// error (exit 7).
+fn timeout_option(a: &Args) -> Result<Option<f64>, u8> {
+    match a.option(&["--timeout", "-t"]) {
+        None => Ok(Some(60.0)),
+        Some(t) => match t.parse::<f64>() {
+            Ok(0.0) => Ok(None),
+            Ok(s) if s > 0.0 => Ok(Some(s)),
+            _ => {
+                eprintln!("--timeout `{t}` is not a number of seconds (0 waits forever)");
+                Err(EXIT_USAGE)
+            }
+        },
+    }
+}
+
 /// `ss-get [--timeout S] [--noblock] [--ignore-abort] key` (default timeout 60 s; 0 = forever).
 pub fn get(args: &[String]) -> u8 {
     run_code(|| {
@@ -111,16 +128,9 @@ pub fn get(args: &[String]) -> u8 {
             eprintln!("usage: ss-get [--timeout S] [--noblock] [--ignore-abort] key");
             return Err(EXIT_USAGE);
         };
-        let timeout: f64 = match a.option(&["--timeout", "-t"]) {
-            Some(t) => t.parse().map_err(|_| {
-                eprintln!("--timeout `{t}` is not a number of seconds");
-                EXIT_USAGE
-            })?,
-            None => 60.0,
-        };
+        let timeout = timeout_option(&a)?;
         let c = client()?;
         let key = qualify(&c, raw)?;
-        let timeout = (timeout > 0.0).then_some(timeout);
         match read(&c, &key, timeout, a.flag("--noblock"), a.flag("--ignore-abort")) {
             Ok(Some(v)) => {
                 println!("{v}");
@@ -266,7 +276,7 @@ pub fn get_all(args: &[String]) -> u8 {
             eprintln!("usage: ss-get-all [--timeout S] [--noblock] node key");
             return Err(EXIT_USAGE);
         };
-        let timeout: f64 = a.option(&["--timeout", "-t"]).and_then(|t| t.parse().ok()).unwrap_or(60.0);
+        let timeout = timeout_option(&a)?;
         let c = client()?;
         let ids_key = qualify(&c, &format!("{node}:ids"))?;
         let ids = match read(&c, &ids_key, None, true, false) {
@@ -276,11 +286,11 @@ pub fn get_all(args: &[String]) -> u8 {
         };
         for id in ids.split(',').filter(|s| !s.is_empty()) {
             let key = qualify(&c, &format!("{node}.{id}:{name}"))?;
-            match read(&c, &key, (timeout > 0.0).then_some(timeout), a.flag("--noblock"), false) {
+            match read(&c, &key, timeout, a.flag("--noblock"), false) {
                 Ok(Some(v)) => println!("{v}"),
                 Ok(None) => println!(),
                 Err((_, true)) => {
-                    eprintln!("Exceeded timeout limit of {timeout} waiting for key '{key}' to be set");
+                    eprintln!("Exceeded timeout limit of {} waiting for key '{key}' to be set", timeout.unwrap_or(0.0));
                     return Err(EXIT_TIMEOUT);
                 }
                 Err((f, false)) => return Err(fail("ss-get-all", &key.to_string(), f)),

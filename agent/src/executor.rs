@@ -120,7 +120,7 @@ impl Executor {
                         (RunState::SendingReports, _) if leaving => {
                             let plan = self.plan()?;
                             self.run_chain(&plan, "report")?;
-                            self.upload_report()?;
+                            self.send_report();
                         }
                         _ => {}
                     }
@@ -153,7 +153,7 @@ impl Executor {
                 RunState::SendingReports => {
                     let plan = self.plan()?;
                     self.run_chain(&plan, "report")?;
-                    self.upload_report()?;
+                    self.send_report();
                     self.complete(state)?;
                     deployed = true;
                 }
@@ -282,7 +282,10 @@ impl Executor {
             let file = log_file.clone();
             let last = last_stderr.clone();
             readers.push(std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                // Lines as bytes: output that is not UTF-8 is kept (with U+FFFD where it does
+                // not decode) and the pipe is drained to the end, so the script never blocks.
+                for raw in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
+                    let line = String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(&raw)).into_owned();
                     if let Ok(mut f) = file.lock() {
                         let _ = writeln!(f, "{line}");
                     }
@@ -345,7 +348,23 @@ impl Executor {
         }
     }
 
-    fn upload_report(&mut self) -> Result<(), String> {
+    /// Uploads the report directory; if the server refuses it (over its size limit) or the
+    /// upload fails, the output logs alone, which are small. Never fatal: the run goes on, and
+    /// what happened is in the instance's output.
+    fn send_report(&mut self) {
+        let Err(e) = self.upload_report(false) else { return };
+        let said = format!("the report could not be uploaded ({e}); sending the script logs only");
+        say(&said);
+        let _ = self.logs.send(Shipped::Line("stderr".into(), format!("[slipstream] {said}")));
+        if let Err(e) = self.upload_report(true) {
+            let said = format!("the script logs could not be uploaded either: {e}");
+            say(&said);
+            let _ = self.logs.send(Shipped::Line("stderr".into(), format!("[slipstream] {said}")));
+        }
+    }
+
+    /// Packs and uploads the report directory (`logs_only`: its `slipstream-*.log` files).
+    fn upload_report(&mut self, logs_only: bool) -> Result<(), String> {
         // A second bundle (a leaving instance of a scalable run) within the same second must
         // not replace the first: later ones are numbered.
         self.reports_sent += 1;
@@ -356,7 +375,18 @@ impl Executor {
             let gz = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::default());
             let mut tar = tar::Builder::new(gz);
             tar.follow_symlinks(false);
-            tar.append_dir_all(&self.c.instance, &self.report_dir).map_err(|e| format!("packing the report: {e}"))?;
+            if logs_only {
+                let entries = std::fs::read_dir(&self.report_dir).map_err(|e| format!("reading the report directory: {e}"))?;
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().to_string();
+                    if name.starts_with("slipstream-") && name.ends_with(".log") {
+                        tar.append_path_with_name(entry.path(), format!("{}/{name}", self.c.instance))
+                            .map_err(|e| format!("packing the logs: {e}"))?;
+                    }
+                }
+            } else {
+                tar.append_dir_all(&self.c.instance, &self.report_dir).map_err(|e| format!("packing the report: {e}"))?;
+            }
             tar.into_inner().and_then(|gz| gz.finish()).map_err(|e| format!("packing the report: {e}"))?;
         }
         self.c

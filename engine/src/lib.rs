@@ -54,6 +54,8 @@ pub struct RunConfig {
     pub agent_bin: Option<std::path::PathBuf>,
     /// The configured connectors; none: one `local` connector.
     pub connectors: Vec<connector::ConnectorConfig>,
+    /// The largest report bundle accepted, in bytes (`None`: 256 MiB).
+    pub report_limit: Option<u64>,
 }
 
 type ConnectorMap = std::collections::BTreeMap<String, std::sync::Arc<dyn connector::Connector>>;

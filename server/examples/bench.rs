@@ -32,6 +32,7 @@ async fn main() {
             ],
             Err(_) => Vec::new(),
         },
+        report_limit_mb: 256,
     };
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://{}/api/v1", app.addr());

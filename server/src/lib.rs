@@ -61,6 +61,7 @@ impl Application {
             data_dir: settings.data_dir.clone(),
             agent_bin: settings.agent_bin.clone(),
             connectors: settings.connectors.clone(),
+            report_limit: Some(settings.report_limit_mb.saturating_mul(1 << 20)),
         };
         let engine = Engine::open_with(&url, config).await.map_err(|e| e.to_string())?;
         if settings.load_examples {

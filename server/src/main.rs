@@ -31,6 +31,9 @@ enum Command {
         /// Do not load the example modules on first start.
         #[arg(long, env = "SLIPSTREAM_NO_EXAMPLES")]
         no_examples: bool,
+        /// The largest report bundle an instance may upload, in MiB.
+        #[arg(long, env = "SLIPSTREAM_REPORT_LIMIT_MB", default_value_t = 256)]
+        report_limit_mb: u64,
     },
     /// Administration.
     Admin {
@@ -117,7 +120,7 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Client(_) => unreachable!("client commands return from main"),
-        Command::Serve { listen, store, site_root, agent_bin, no_examples } => {
+        Command::Serve { listen, store, site_root, agent_bin, no_examples, report_limit_mb } => {
             let settings = Settings {
                 listen,
                 data_dir: store.data_dir,
@@ -126,6 +129,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 load_examples: !no_examples,
                 agent_bin: agent_bin.or_else(Settings::default_agent_bin),
                 connectors: server::settings::connectors(store.config.as_deref(), &store.connectors)?,
+                report_limit_mb,
             };
             let app = Application::build(&settings).await?;
             println!("Slipstream listening on http://{}", app.addr());
@@ -222,9 +226,10 @@ async fn open_store(store: Store) -> Result<engine::Engine, String> {
         load_examples: false,
         agent_bin: None,
         connectors: connectors.clone(),
+        report_limit_mb: 256,
     };
     // The same connectors as the server, so quotas name the connectors it has.
-    let config = engine::RunConfig { data_dir: settings.data_dir.clone(), agent_bin: None, connectors };
+    let config = engine::RunConfig { data_dir: settings.data_dir.clone(), agent_bin: None, connectors, report_limit: None };
     engine::Engine::open_with(&settings.database_url(), config).await.map_err(|e| e.to_string())
 }
 

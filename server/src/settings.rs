@@ -17,6 +17,8 @@ pub struct Settings {
     pub agent_bin: Option<PathBuf>,
     /// The configured connectors (none: one `local` connector).
     pub connectors: Vec<engine::connector::ConnectorConfig>,
+    /// The largest report bundle accepted, in MiB (`--report-limit-mb`, default 256).
+    pub report_limit_mb: u64,
 }
 
 /// The settings file (`--config FILE`, YAML): today its `connectors` section.

@@ -419,3 +419,60 @@ async fn connector_credentials_are_write_only_and_quotas_refuse_runs_over_them()
         }
     }
 }
+
+#[tokio::test]
+async fn many_users_saving_importing_and_signing_up_at_once_never_see_an_internal_error() {
+    for (db, s) in servers().await {
+        let owner = signed_up(&s, "olivia").await;
+        let (status, _) = put(&owner, &s, json!({"kind": "project", "path": "busy", "public": {"read": true, "write": true}})).await;
+        assert!(status.is_success(), "{db}");
+        let mut writers = Vec::new();
+        for i in 0..24 {
+            let base = s.base.clone();
+            writers.push(tokio::spawn(async move {
+                let c = client();
+                let name = format!("user{i}");
+                let r = c
+                    .post(format!("{base}/api/v1/auth/register"))
+                    .json(&json!({"name": name, "password": "correct horse"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let mut statuses = vec![r.status().as_u16()];
+                for v in 0..3 {
+                    let body = json!({"kind": "image", "path": format!("busy/img{i}"), "native": true, "images": {"local": "host"},
+                                      "description": format!("version {v}")});
+                    let r = c.put(format!("{base}/api/v1/modules/busy/img{i}")).json(&body).send().await.unwrap();
+                    statuses.push(r.status().as_u16());
+                }
+                let bundle = format!("kind: image\npath: busy/bundle{i}\nnative: true\nimages: {{local: host}}\n");
+                let r =
+                    c.post(format!("{base}/api/v1/import")).header("content-type", "application/yaml").body(bundle).send().await.unwrap();
+                statuses.push(r.status().as_u16());
+                statuses
+            }));
+        }
+        for w in writers {
+            let statuses = w.await.unwrap();
+            assert!(statuses.iter().all(|s| *s < 500), "{db}: {statuses:?}");
+            assert!(statuses.iter().all(|s| (200..300).contains(s)), "{db}: every write went through: {statuses:?}");
+        }
+        // A NUL in a line of output (PostgreSQL text cannot hold one) is kept as U+FFFD.
+        let r = owner
+            .post(format!("{}/api/v1/runs", s.base))
+            .json(&json!({"module": "examples/tutorials/hello/client_server", "multiplicity": {"apache1": 0, "testclient1": 0}}))
+            .send()
+            .await
+            .unwrap();
+        let run = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+        let r = owner
+            .post(format!("{}/api/v1/runs/{run}/logs", s.base))
+            .json(&json!([{"instance": "ss", "stream": "stdout", "line": "before\u{0}after"}]))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{db}: {}", r.text().await.unwrap());
+        let logs: Value = owner.get(format!("{}/api/v1/runs/{run}/logs", s.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(logs[0]["line"], "before\u{FFFD}after", "{db}");
+    }
+}

@@ -523,3 +523,67 @@ async fn a_scalable_run_gains_and_loses_instances_with_hooks_reports_and_quotas(
     s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
     s.wait_stopped(&run).await;
 }
+
+#[tokio::test]
+async fn odd_output_odd_timeouts_and_huge_waits_neither_panic_nor_lose_lines() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "odd"})).await;
+    // Bytes that are not UTF-8, a NUL, and enough of them to fill a pipe that is not drained.
+    let execute = "#!/bin/sh\nprintf 'bad \\377 byte\\n'\nprintf 'nul \\000 here\\n'\n\
+                   i=0; while [ $i -lt 3000 ]; do printf '\\377\\376 filler %d\\n' $i; i=$((i+1)); done\n\
+                   ss-get --timeout inf machine.1:hostname > /dev/null; echo \"inf: $?\"\n\
+                   ss-get --timeout -1 machine.1:hostname; echo \"negative: $?\"\n\
+                   ss-display finished\n";
+    s.save(json!({"kind": "image", "path": "odd/out", "reference": "examples/images/busybox", "targets": {"execute": execute}})).await;
+    let run = s.launch(json!({"module": "odd/out", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    assert_eq!(statecustom(&s.detail(&run).await, "machine.1"), "finished");
+    let mut lines = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = s.c.get(s.api(&format!("/runs/{run}/logs?after={after}&limit=5000"))).send().await.unwrap().json().await.unwrap();
+        let page = page.as_array().unwrap().clone();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().unwrap()["seq"].as_i64().unwrap();
+        lines.extend(page.into_iter().map(|l| l["line"].as_str().unwrap().to_string()));
+    }
+    for want in ["bad \u{FFFD} byte", "nul \u{FFFD} here", "\u{FFFD}\u{FFFD} filler 2999", "inf: 0", "negative: 7"] {
+        assert!(lines.iter().any(|l| l == want), "`{want}` in the output");
+    }
+    // Waits too long for a clock are capped, not a panic; a negative one is refused.
+    for wait in ["inf", "1e30", "18446744073709551616"] {
+        let r = s.c.get(s.api(&format!("/runs/{run}/params/ss:tags?wait={wait}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200, "wait={wait}");
+        let r = s.c.get(s.api(&format!("/runs/{run}/state?from=Executing&wait={wait}"))).send().await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "Done", "wait={wait}");
+    }
+    let r = s.c.get(s.api(&format!("/runs/{run}/params/ss:tags?wait=-1"))).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn a_report_over_the_limit_is_refused_and_the_run_still_ends_with_the_logs() {
+    let env = vec![("SLIPSTREAM_REPORT_LIMIT_MB".to_string(), "1".to_string())];
+    let s = spawn_with(ServerOptions { env, ..Default::default() }).await;
+    s.save(json!({"kind": "project", "path": "big"})).await;
+    s.save(json!({"kind": "image", "path": "big/report", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\necho working\n",
+                    "report": "#!/bin/sh\nhead -c 3000000 /dev/urandom > \"$SLIPSTREAM_REPORT_DIR/big.bin\"\n"}}))
+        .await;
+    let run = s.launch(json!({"module": "big/report", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
+    let reports: Value = s.c.get(s.api(&format!("/runs/{run}/reports"))).send().await.unwrap().json().await.unwrap();
+    let files = reports.as_array().unwrap();
+    assert_eq!(files.len(), 1, "the logs went instead: {reports}");
+    assert!(files[0]["size"].as_i64().unwrap() < 1 << 20, "{reports}");
+    let logs = s.c.get(s.api(&format!("/runs/{run}/logs"))).send().await.unwrap().text().await.unwrap();
+    assert!(logs.contains("over the limit of 1 MiB") && logs.contains("sending the script logs only"), "{logs}");
+    // Straight to the API: 413 naming the limit, nothing kept.
+    let r = s.c.put(s.api(&format!("/runs/{run}/reports/machine.1/huge.tgz"))).body(vec![0u8; 2 << 20]).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.unwrap().contains("1 MiB"));
+    let reports: Value = s.c.get(s.api(&format!("/runs/{run}/reports"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 1);
+}

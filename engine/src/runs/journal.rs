@@ -62,7 +62,8 @@ impl Engine {
                 at: now_ms(),
                 instance: posted.instance,
                 stream: posted.stream,
-                line: posted.line.chars().take(MAX_LINE_CHARS).collect(),
+                // PostgreSQL text cannot hold NUL: it becomes U+FFFD on both backends.
+                line: posted.line.chars().take(MAX_LINE_CHARS).map(|c| if c == '\0' { '\u{FFFD}' } else { c }).collect(),
             };
             sqlx::query("INSERT INTO run_logs (run_id, seq, at, instance, stream, line) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(run)

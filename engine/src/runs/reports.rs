@@ -6,6 +6,9 @@ use sqlx::Row;
 
 use crate::{now_ms, Engine, Error, Result};
 
+/// The largest report bundle accepted unless the server says otherwise.
+const DEFAULT_REPORT_LIMIT: u64 = 256 << 20;
+
 impl Engine {
     fn report_path(&self, run: &str, instance: &str, file: &str) -> Result<std::path::PathBuf> {
         // Names become path components: no separators, no leading dot, nothing to escape with.
@@ -18,16 +21,49 @@ impl Engine {
         Ok(self.rt.config.data_dir.join("reports").join(run).join(instance).join(file))
     }
 
-    /// Stores a report bundle an agent uploaded.
-    pub async fn store_report(&self, run: &str, instance: &str, file: &str, bytes: &[u8]) -> Result<()> {
+    /// Stores a report bundle an agent uploads, as it arrives: written to a file of its own,
+    /// refused with `413` once it passes the limit (nothing of it is kept), then renamed into
+    /// place — a crash never leaves half a report under the final name.
+    pub async fn store_report<S, E>(&self, run: &str, instance: &str, file: &str, mut chunks: S) -> Result<()>
+    where
+        S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
         let path = self.report_path(run, instance, file)?;
         self.require_instance(run, instance).await?;
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(|e| Error::Internal(e.to_string()))?;
         }
-        // Write then rename: a crash never leaves half a report under the final name.
-        let tmp = path.with_extension("part");
-        tokio::fs::write(&tmp, bytes).await.map_err(|e| Error::Internal(e.to_string()))?;
+        let limit = self.rt.config.report_limit.unwrap_or(DEFAULT_REPORT_LIMIT);
+        // Two uploads of one name at once each write a file of their own.
+        let tmp = path.with_file_name(format!(".{}.{}.part", file, crate::users::random_hex(8)));
+        let written = async {
+            let mut out = tokio::fs::File::create(&tmp).await.map_err(|e| Error::Internal(e.to_string()))?;
+            let mut size: u64 = 0;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(|e| Error::invalid("", "body", format!("the upload broke off: {e}")))?;
+                size += chunk.len() as u64;
+                if size > limit {
+                    return Err(Error::TooLarge(format!(
+                        "the report bundle {file} of {instance} is over the limit of {} MiB (the server's --report-limit-mb)",
+                        limit >> 20
+                    )));
+                }
+                out.write_all(&chunk).await.map_err(|e| Error::Internal(e.to_string()))?;
+            }
+            out.sync_all().await.map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(size)
+        }
+        .await;
+        let size = match written {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+        };
         tokio::fs::rename(&tmp, &path).await.map_err(|e| Error::Internal(e.to_string()))?;
         sqlx::query(
             "INSERT INTO run_reports (run_id, instance, file, size, at) VALUES ($1, $2, $3, $4, $5) \
@@ -36,12 +72,12 @@ impl Engine {
         .bind(run)
         .bind(instance)
         .bind(file)
-        .bind(bytes.len() as i64)
+        .bind(size as i64)
         .bind(now_ms())
         .execute(&self.db.pool)
         .await?;
         let owner = self.run_owner(run).await?;
-        self.event(run, &owner, "report", &format!("Report {file} from {instance} ({} bytes)", bytes.len())).await
+        self.event(run, &owner, "report", &format!("Report {file} from {instance} ({size} bytes)")).await
     }
 
     pub async fn reports(&self, run: &str) -> Result<Vec<ReportFile>> {

@@ -84,7 +84,7 @@ pub fn agent_routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/params/{key}", get(runs::get_param).put(runs::put_param))
         .route("/api/v1/runs/{id}/abort", post(runs::abort).delete(runs::cancel_abort))
         .route("/api/v1/runs/{id}/logs", post(runs::post_logs))
-        .route("/api/v1/runs/{id}/reports/{instance}/{file}", put(runs::put_report))
+        .route("/api/v1/runs/{id}/reports/{instance}/{file}", put(runs::put_report).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/api/v1/runs/{id}/instances/{instance}/complete", post(runs::complete))
         .route("/api/v1/runs/{id}/instances/{instance}/plan", get(runs::plan))
         .fallback(not_found)
@@ -126,7 +126,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/events", get(runs::events))
         .route("/api/v1/runs/{id}/logs", get(runs::logs).post(runs::post_logs))
         .route("/api/v1/runs/{id}/reports", get(runs::reports))
-        .route("/api/v1/runs/{id}/reports/{instance}/{file}", get(runs::get_report).put(runs::put_report))
+        .route(
+            "/api/v1/runs/{id}/reports/{instance}/{file}",
+            get(runs::get_report).put(runs::put_report).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/api/v1/runs/{id}/instances/{instance}/complete", post(runs::complete))
         .route("/api/v1/runs/{id}/instances/{instance}/plan", get(runs::plan))
         .route("/api/v1/ws", get(ws::ws))

@@ -42,7 +42,8 @@ fn wait_of(q: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
                 .ok()
                 .filter(|s: &f64| *s >= 0.0)
                 .ok_or_else(|| ApiError::invalid("", "wait", format!("`{w}` is not a number of seconds")))?;
-            Ok(Some(Duration::from_secs_f64(secs).min(MAX_WAIT)))
+            // Capped before it becomes a Duration: `inf` and `1e30` would not fit one.
+            Ok(Some(Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64()))))
         }
     }
 }
@@ -239,10 +240,11 @@ pub async fn put_report(
     State(s): State<AppState>,
     caller: Caller,
     Path((id, instance, file)): Path<(String, String, String)>,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
-    s.engine.store_report(&id, &instance, &file, &body).await?;
+    // Streamed to disk: a bundle is limited by the server's report limit, not by memory.
+    s.engine.store_report(&id, &instance, &file, body.into_data_stream()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
