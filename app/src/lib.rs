@@ -138,6 +138,16 @@ pub fn error_text(e: &ServerFnError) -> String {
     }
 }
 
+/// What a page shows when its data could not be loaded (one place, one element id).
+pub fn page_error(e: &ServerFnError) -> AnyView {
+    view! {
+        <p class="error" id="page-error">
+            {error_text(e)}
+        </p>
+    }
+    .into_any()
+}
+
 /// Formats milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC` (no clock or time zone
 /// database needed, so it renders the same on the server and in the browser).
 pub fn format_time(ms: i64) -> String {

@@ -31,14 +31,7 @@ pub fn EditPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Ok(d) => view! { <Editor data=d /> }.into_any(),
-                    Err(e) => {
-                        view! {
-                            <p class="error" id="page-error">
-                                {error_text(&e)}
-                            </p>
-                        }
-                            .into_any()
-                    }
+                    Err(e) => crate::page_error(&e),
                 }
             })}
         </Suspense>

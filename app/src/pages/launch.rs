@@ -26,14 +26,7 @@ pub fn Launch() -> impl IntoView {
             {move || Suspend::new(async move {
                 match form.await {
                     Ok(f) => view! { <LaunchView form=f /> }.into_any(),
-                    Err(e) => {
-                        view! {
-                            <p class="error" id="page-error">
-                                {error_text(&e)}
-                            </p>
-                        }
-                            .into_any()
-                    }
+                    Err(e) => crate::page_error(&e),
                 }
             })}
         </Suspense>

@@ -21,14 +21,7 @@ pub fn Profile() -> impl IntoView {
         }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(e) => {
-                        view! {
-                            <p class="error" id="page-error">
-                                {error_text(&e)}
-                            </p>
-                        }
-                            .into_any()
-                    }
+                    Err(e) => crate::page_error(&e),
                     Ok((profile, tokens)) => {
                         view! {
                             <section class="panel">

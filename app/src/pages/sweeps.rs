@@ -97,14 +97,7 @@ pub fn SweepPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Ok(s) => view! { <SweepView sweep=s /> }.into_any(),
-                    Err(e) => {
-                        view! {
-                            <p class="error" id="page-error">
-                                {error_text(&e)}
-                            </p>
-                        }
-                            .into_any()
-                    }
+                    Err(e) => crate::page_error(&e),
                 }
             })}
         </Suspense>

@@ -8,7 +8,8 @@ use std::path::Path;
 use super::local::AGENT_COMMANDS;
 use crate::{Error, Result};
 
-/// Makes `dir` hold the agent `agent` (copied when it changed) and its command links.
+/// Makes `dir` hold the agent `agent` (copied when it changed) and its command links. Call it
+/// once before the copy is executed, not beside starts that fork (see the local connector).
 pub fn place_agent(agent: &Path, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
     let target = dir.join("slipstream-agent");

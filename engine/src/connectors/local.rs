@@ -29,12 +29,23 @@ pub struct Local {
     agent: Option<PathBuf>,
     next_address: AtomicU64,
     confine: Option<Confinement>,
+    /// Whether the agent was copied for confined instances (once per server: copying while
+    /// another start forks would leave a write descriptor in that child, and executing the
+    /// copy would then fail with "Text file busy").
+    agent_placed: std::sync::Mutex<bool>,
 }
 
 impl Local {
     /// `first_address`: where in [`ADDRESS_SPACE`] to start handing out addresses.
     pub fn new(name: &str, data_dir: PathBuf, agent: Option<PathBuf>, first_address: u64) -> Self {
-        Self { name: name.into(), data_dir, agent, next_address: AtomicU64::new(first_address), confine: None }
+        Self {
+            name: name.into(),
+            data_dir,
+            agent,
+            next_address: AtomicU64::new(first_address),
+            confine: None,
+            agent_placed: std::sync::Mutex::new(false),
+        }
     }
 
     /// Instances run confined (as another user, with limits) in a directory of this server's
@@ -67,7 +78,13 @@ impl Local {
         // belongs to its user alone.
         std::fs::DirBuilder::new().recursive(true).mode(0o711).create(dir.parent().unwrap_or(&dir)).map_err(|e| io(&dir, e))?;
         let bin = self.data_dir.join("bin");
-        super::agent_files::place_agent(agent, &bin)?;
+        {
+            let mut placed = self.agent_placed.lock().expect("not poisoned");
+            if !*placed {
+                super::agent_files::place_agent(agent, &bin)?;
+                *placed = true;
+            }
+        }
         let own = dir.join(".slipstream");
         std::fs::create_dir_all(&own).map_err(|e| io(&own, e))?;
         for d in [&dir, &own] {

@@ -103,7 +103,11 @@ impl Docker {
 
     /// The directory mounted into every container: the agent under each of its command names.
     pub(super) fn agent_dir(&self) -> Result<String> {
-        crate::connectors::agent_files::place_agent(self.agent_bin()?, &self.agent_dir)?;
+        let mut placed = self.agent_placed.lock().expect("not poisoned");
+        if !*placed {
+            crate::connectors::agent_files::place_agent(self.agent_bin()?, &self.agent_dir)?;
+            *placed = true;
+        }
         Ok(self.agent_dir.display().to_string())
     }
 }

@@ -70,6 +70,9 @@ pub struct Docker {
     placed: Mutex<HashMap<String, usize>>,
     /// The agent as an archive, for engines on other hosts (made on first use).
     agent_archive: OnceLock<bytes::Bytes>,
+    /// Whether the mounted agent directory was made (once: concurrent starts must not write
+    /// the same copy at once).
+    agent_placed: Mutex<bool>,
 }
 
 /// Why a Docker call failed, for the user: a daemon that cannot be reached is `Unavailable`.
@@ -160,6 +163,7 @@ impl Docker {
             endpoints,
             placed: Mutex::new(HashMap::new()),
             agent_archive: OnceLock::new(),
+            agent_placed: Mutex::new(false),
         })
     }
 
