@@ -92,7 +92,15 @@ impl Executor {
         let mut deployed = false;
         loop {
             let from = last.map(|s| format!("from={}&", s.as_str())).unwrap_or_default();
-            let state = self.c.get(&format!("/state?{from}wait=50"), Duration::from_secs(50)).map_err(|f| f.message())?;
+            let state = match self.c.get(&format!("/state?{from}wait=50"), Duration::from_secs(50)) {
+                Ok(s) => s,
+                // The run ended and took its token with it: nothing is left to do.
+                Err(Failure::Status(403, m)) if m.contains("has ended") => {
+                    say("the run has ended");
+                    break;
+                }
+                Err(f) => return Err(f.message()),
+            };
             let state = RunState::parse(state.trim()).ok_or_else(|| format!("the server sent an unknown state `{state}`"))?;
             if Some(state) == last {
                 continue;

@@ -587,3 +587,36 @@ async fn a_report_over_the_limit_is_refused_and_the_run_still_ends_with_the_logs
     let reports: Value = s.c.get(s.api(&format!("/runs/{run}/reports"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(reports.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_runs_token_works_for_that_run_only_and_not_after_it_ended() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "tok"})).await;
+    // The report keeps the instance's token, as anything on an instance could.
+    s.save(json!({"kind": "image", "path": "tok/leak", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\ntrue\n", "report": "#!/bin/sh\nprintf %s \"$SLIPSTREAM_RUN_TOKEN\" > \"$SLIPSTREAM_REPORT_DIR/token\"\n"}}))
+        .await;
+    s.save(json!({"kind": "image", "path": "tok/wait", "reference": "examples/images/busybox",
+        "parameters": [{"name": "go", "category": "output"}], "targets": {"execute": "#!/bin/sh\nss-get --timeout 300 go\n"}}))
+        .await;
+    let a = s.launch(json!({"module": "tok/leak", "keep_running": "never"})).await;
+    assert_eq!(s.finished(&a).await, "Done");
+    let token = s.report_file(&a, "machine.1", "token").await;
+    assert!(token.starts_with("ssr_"), "{token}");
+    let b = s.launch(json!({"module": "tok/wait", "keep_running": "never"})).await;
+    s.wait_state(&b, |st| st == "Executing").await;
+    let agent = client();
+    // Run A's token on run B: refused.
+    let r = agent.get(s.api(&format!("/runs/{b}/params/ss:tags"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("not valid for run"));
+    // On its own run, once that ended: refused, reading and writing.
+    let r = agent.get(s.api(&format!("/runs/{a}/params/ss:tags"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("has ended"));
+    let r = agent.post(s.api(&format!("/runs/{a}/abort"))).bearer_auth(&token).json(&json!({"message": "late"})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(s.detail(&a).await["abort"], Value::Null, "the ended run's abort was not changed");
+    s.c.delete(s.api(&format!("/runs/{b}"))).send().await.unwrap();
+    assert_eq!(s.finished(&b).await, "Cancelled");
+}

@@ -19,7 +19,7 @@ const LIST_LIMIT: i64 = 500;
 impl Engine {
     /// Checks that the caller may see and act on the run; returns its owner.
     pub async fn authorize_run(&self, caller: &RunCaller<'_>, run: &str) -> Result<String> {
-        let row = sqlx::query("SELECT owner, token_hash FROM runs WHERE id = $1")
+        let row = sqlx::query("SELECT owner, token_hash, ended_at FROM runs WHERE id = $1")
             .bind(run)
             .fetch_optional(&self.db.pool)
             .await?
@@ -28,10 +28,13 @@ impl Engine {
         match caller {
             RunCaller::Agent(token) => {
                 let hash: String = row.try_get("token_hash")?;
-                if sha256_hex(token) == hash {
-                    Ok(owner)
-                } else {
+                if sha256_hex(token) != hash {
                     Err(Error::Forbidden(format!("this token is not valid for run `{run}`")))
+                } else if row.try_get::<Option<i64>, _>("ended_at")?.is_some() {
+                    // Revoked with the run: a copy left anywhere changes nothing any more.
+                    Err(Error::Forbidden(format!("run `{run}` has ended: its agent token is no longer valid")))
+                } else {
+                    Ok(owner)
                 }
             }
             RunCaller::User(None) => Err(Error::Unauthorized("sign in to see runs".into())),
