@@ -56,6 +56,9 @@ pub enum Event {
     Terminate,
     /// Instances were added to or removed from a scalable run in Ready.
     Scale,
+    /// The server restarted with the run unfinished; `unstarted`: some of its instances were
+    /// never started (their agent token was in memory only, so they cannot be now).
+    Recovered { unstarted: bool },
     /// The run stayed too long in its state; `pending` names the instances not done.
     /// `repeated`: the state already timed out once and the run is still stuck in it.
     Timeout { pending: Vec<String>, minutes: i64, repeated: bool },
@@ -105,6 +108,23 @@ pub fn next(run: &RunView, event: &Event) -> Vec<Action> {
             _ if run.scaling => finalize(run),
             _ => vec![Action::SetState(Cancelled), Action::StopInstances],
         },
+        Event::Recovered { unstarted: true } if run.state != Ready && run.state != Finalizing => vec![
+            Action::RaiseAbort("The server restarted before all of the run's instances were started".into()),
+            Action::SetState(Finalizing),
+            Action::StopInstances,
+            Action::SetState(Aborted),
+        ],
+        // Caught between Finalizing and the end: finish it.
+        Event::Recovered { .. } if run.state == Finalizing => vec![Action::StopInstances, Action::SetState(run.final_state())],
+        // Caught on its way through Ready: go on as the barrier would have.
+        Event::Recovered { .. } if run.state == Ready => {
+            if run.scalable || run.keep_running.keeps(run.aborted) {
+                vec![]
+            } else {
+                finalize(run)
+            }
+        }
+        Event::Recovered { .. } => advance(run),
         Event::Scale if run.state == Ready && run.scalable => {
             let mut out = vec![Action::SetState(Provisioning), Action::StartInstances];
             out.extend(advance(&RunView { state: Provisioning, ..run.clone() }));
@@ -296,6 +316,52 @@ mod tests {
                 RunView { scalable: true, scaling: true, ..view(SendingReports, false, Never, &[r, r]) },
                 Event::Completed,
                 vec![SetState(Ready), FinishScaling],
+            ),
+            (
+                "a restart before every instance started aborts (not cancels) the run",
+                view(Provisioning, false, Never, &[p, None]),
+                Event::Recovered { unstarted: true },
+                vec![
+                    RaiseAbort("The server restarted before all of the run's instances were started".into()),
+                    SetState(Finalizing),
+                    StopInstances,
+                    SetState(Aborted),
+                ],
+            ),
+            (
+                "a restart in Initializing aborts too",
+                view(Initializing, false, Never, &[None]),
+                Event::Recovered { unstarted: true },
+                vec![
+                    RaiseAbort("The server restarted before all of the run's instances were started".into()),
+                    SetState(Finalizing),
+                    StopInstances,
+                    SetState(Aborted),
+                ],
+            ),
+            (
+                "a restart in Finalizing finishes it",
+                view(Finalizing, false, Never, &[r]),
+                Event::Recovered { unstarted: false },
+                vec![StopInstances, SetState(Done)],
+            ),
+            (
+                "a restart in Ready of a run that keeps nothing ends it",
+                view(Ready, false, Never, &[r]),
+                Event::Recovered { unstarted: false },
+                vec![SetState(Finalizing), StopInstances, SetState(Done)],
+            ),
+            (
+                "a restart in Ready of a kept run leaves it there",
+                view(Ready, false, Always, &[r]),
+                Event::Recovered { unstarted: false },
+                vec![],
+            ),
+            (
+                "a restart with a met barrier passes it",
+                view(Executing, false, Never, &[e, e]),
+                Event::Recovered { unstarted: false },
+                vec![SetState(SendingReports)],
             ),
             (
                 "terminated while scaling, it finalizes",

@@ -10,6 +10,8 @@ use std::time::Duration;
 use model::run::{KeepRunning, RunRequest};
 use model::{Module, ModuleKind, Node, RunState, User};
 
+use sqlx::Row;
+
 use crate::connector::{Connector, ConnectorConfig};
 use crate::connectors::mock::Mock;
 use crate::{Engine, RunConfig};
@@ -17,6 +19,13 @@ use crate::{Engine, RunConfig};
 /// An engine whose only connector is a mock scripted by `options`, and a signed-up user with
 /// a deployment of `count` instances of node `web` on it.
 async fn engine_with(options: &[(&str, &str)], count: i64) -> (Engine, Arc<Mock>, User) {
+    let (engine, mock, user, _) = engine_on(&crate::testing::sqlite_url(), options, count).await;
+    (engine, mock, user)
+}
+
+/// The same on the database at `url`; also returns the connectors, for a second engine on
+/// that database (a restarted server).
+async fn engine_on(url: &str, options: &[(&str, &str)], count: i64) -> (Engine, Arc<Mock>, User, BTreeMap<String, Arc<dyn Connector>>) {
     let config = ConnectorConfig {
         name: "mock".into(),
         kind: "mock".into(),
@@ -26,7 +35,7 @@ async fn engine_with(options: &[(&str, &str)], count: i64) -> (Engine, Arc<Mock>
     let mock = Arc::new(Mock::new(&config));
     let connectors: BTreeMap<String, Arc<dyn Connector>> = [("mock".to_string(), mock.clone() as Arc<dyn Connector>)].into();
     let run_config = RunConfig { data_dir: crate::testing::temp_dir("mock"), ..Default::default() };
-    let engine = Engine::open_with_connectors(&crate::testing::sqlite_url(), run_config, connectors).await.unwrap();
+    let engine = Engine::open_with_connectors(url, run_config, connectors.clone()).await.unwrap();
     engine.set_service_url("http://127.0.0.1:9");
     let user = engine.register("olivia", "correct horse").await.unwrap();
     let modules = [
@@ -52,7 +61,7 @@ async fn engine_with(options: &[(&str, &str)], count: i64) -> (Engine, Arc<Mock>
     for m in modules {
         engine.save_module(Some(&user), m).await.unwrap();
     }
-    (engine, mock, user)
+    (engine, mock, user, connectors)
 }
 
 async fn launch(engine: &Engine, user: &User) -> String {
@@ -155,4 +164,72 @@ async fn a_vanished_instance_shows_as_not_running() {
     };
     let running: Vec<(String, bool)> = detail.instances.iter().map(|i| (i.name.clone(), i.running)).collect();
     assert_eq!(running, [("web.1".to_string(), true), ("web.2".to_string(), false)]);
+}
+
+/// Waits until the run's three instances have their handles recorded.
+async fn all_started(engine: &Engine, run: &str) {
+    for _ in 0..250 {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM run_instances WHERE run_id = $1 AND handle <> ''")
+            .bind(run)
+            .fetch_one(&engine.db.pool)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        if n == 3 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("run {run}: its instances did not start");
+}
+
+/// A second engine on the same database: what a restarted server is (its in-memory agent
+/// tokens are gone).
+async fn restarted(url: &str, connectors: BTreeMap<String, Arc<dyn Connector>>) -> Engine {
+    let run_config = RunConfig { data_dir: crate::testing::temp_dir("mock"), ..Default::default() };
+    let engine = Engine::open_with_connectors(url, run_config, connectors).await.unwrap();
+    engine.set_service_url("http://127.0.0.1:9");
+    engine
+}
+
+#[tokio::test]
+async fn a_restart_finishes_every_run_as_its_state_says() {
+    let url = crate::testing::sqlite_url();
+    let (engine, mock, user, connectors) = engine_on(&url, &[], 3).await;
+    let set = |run: &str, state: &str| {
+        let (engine, run, state) = (engine.clone(), run.to_string(), state.to_string());
+        async move {
+            sqlx::query("UPDATE runs SET state = $1 WHERE id = $2").bind(&state).bind(&run).execute(&engine.db.pool).await.unwrap();
+        }
+    };
+    // Caught in Provisioning while its instances were starting: one never got a handle.
+    let provisioning = launch(&engine, &user).await;
+    assert_eq!(state_after(&engine, &provisioning, RunState::Initializing).await, RunState::Provisioning);
+    // Once the three starts are recorded (else the first engine would record web.3 again).
+    all_started(&engine, &provisioning).await;
+    sqlx::query("UPDATE run_instances SET handle = '' WHERE run_id = $1 AND name = 'web.3'")
+        .bind(&provisioning)
+        .execute(&engine.db.pool)
+        .await
+        .unwrap();
+    // Caught in Finalizing, and in Ready with nothing kept.
+    let finalizing = launch(&engine, &user).await;
+    assert_eq!(state_after(&engine, &finalizing, RunState::Initializing).await, RunState::Provisioning);
+    all_started(&engine, &finalizing).await;
+    set(&finalizing, "Finalizing").await;
+    let ready = launch(&engine, &user).await;
+    assert_eq!(state_after(&engine, &ready, RunState::Initializing).await, RunState::Provisioning);
+    all_started(&engine, &ready).await;
+    set(&ready, "Ready").await;
+
+    let after = restarted(&url, connectors).await;
+    after.recover_runs().await.unwrap();
+    let summary = after.run_summary(&provisioning).await.unwrap();
+    assert_eq!(summary.state, RunState::Aborted, "aborted, not cancelled");
+    assert_eq!(summary.abort.as_deref(), Some("The server restarted before all of the run's instances were started"));
+    assert_eq!(after.run_summary(&finalizing).await.unwrap().state, RunState::Done);
+    assert_eq!(after.run_summary(&ready).await.unwrap().state, RunState::Done);
+    let stopped = mock.stopped.lock().unwrap().clone();
+    assert_eq!(stopped.len(), 2 * 3 + 2, "the started instances were stopped: {stopped:?}");
 }

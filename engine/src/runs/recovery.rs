@@ -1,7 +1,8 @@
 //! After a restart: re-attaches to what was running before. Live instances are checked with
 //! their connector, timeouts re-armed, and barriers a crash may have left met but not passed
-//! are evaluated again. A run caught before its instances started cannot go on (its agent
-//! token lived only in memory) and is aborted.
+//! are evaluated again. A run caught before all its instances started cannot go on (its
+//! agent token lived only in memory) and is aborted, saying so; one caught in Finalizing is
+//! finished; one caught in Ready that keeps nothing goes on to its end.
 
 use sqlx::Row;
 
@@ -38,15 +39,20 @@ impl Engine {
                 }
             }
             tracing::info!(run = id, state = state.as_str(), alive, of = instances.len(), "run recovered");
-            if state == RunState::Initializing {
-                self.raise_abort(&id, "ss", "The server restarted before the run's instances were started").await?;
-                self.drive(&id, Event::Terminate).await?;
-            } else {
-                if state != RunState::Ready {
-                    self.schedule_timeout(&id, state, since).await?;
-                }
-                self.drive(&id, Event::Completed).await?;
+            // Instances without a handle were never started, and cannot be now: their agent
+            // token lived only in memory.
+            let unstarted: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM run_instances WHERE run_id = $1 AND handle = '' AND start_failed = 0 AND scale <> 'gone'",
+            )
+            .bind(&id)
+            .fetch_one(&self.db.pool)
+            .await?
+            .try_get("n")?;
+            let unstarted = unstarted > 0 || state == RunState::Initializing;
+            if !unstarted && !matches!(state, RunState::Ready | RunState::Finalizing) {
+                self.schedule_timeout(&id, state, since).await?;
             }
+            self.drive(&id, Event::Recovered { unstarted }).await?;
             count += 1;
         }
         Ok(count)
