@@ -476,3 +476,17 @@ async fn many_users_saving_importing_and_signing_up_at_once_never_see_an_interna
         assert_eq!(logs[0]["line"], "before\u{FFFD}after", "{db}");
     }
 }
+
+#[tokio::test]
+async fn pages_and_answers_forbid_framing_and_sniffing() {
+    let (_, url) = backend_urls().await.into_iter().next().unwrap();
+    let s = spawn(url, true).await;
+    for path in ["/", "/catalog", "/api/v1/catalog", "/api/v1/runs"] {
+        let r = client().get(format!("{}{path}", s.base)).send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["content-security-policy"], "frame-ancestors 'none'", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+}
