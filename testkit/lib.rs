@@ -124,6 +124,11 @@ impl TestServer {
         format!("{}/api/v1{path}", self.url)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::id)
+    }
+
     /// The server's identity (connectors label what they make with it).
     pub fn server_id(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("server-id")).map(|s| s.trim().to_string()).unwrap_or_default()

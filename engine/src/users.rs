@@ -173,6 +173,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Deletes the sessions that have expired; returns how many (run at start and hourly).
+    pub async fn delete_expired_sessions(&self) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now_ms()).execute(&self.db.pool).await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn user_for_session(&self, session_token: &str) -> Result<Option<User>> {
         let row = sqlx::query(
             "SELECT u.name, u.is_admin FROM sessions s JOIN users u ON u.name = s.user_name \
@@ -345,6 +351,22 @@ mod tests {
         let h = PasswordHash::new(DUMMY_HASH).expect("parses");
         assert_eq!(h.algorithm.as_str(), "argon2id");
         assert!(Argon2::default().verify_password(b"anything", &h).is_err());
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_deleted_and_live_ones_kept() {
+        let engine = Engine::open(&crate::testing::sqlite_url()).await.unwrap();
+        engine.register("olivia", "correct horse").await.unwrap();
+        let (_, old) = engine.login("olivia", "correct horse").await.unwrap();
+        let (_, live) = engine.login("olivia", "correct horse").await.unwrap();
+        sqlx::query("UPDATE sessions SET expires_at = 0 WHERE token_hash = $1")
+            .bind(sha256_hex(&old))
+            .execute(&engine.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(engine.delete_expired_sessions().await.unwrap(), 1);
+        assert!(engine.user_for_session(&old).await.unwrap().is_none());
+        assert!(engine.user_for_session(&live).await.unwrap().is_some());
     }
 
     #[test]

@@ -78,6 +78,19 @@ impl Application {
         if recovered > 0 {
             tracing::info!(recovered, "runs re-attached after a restart");
         }
+        // Expired sessions go, now and every hour.
+        let cleaner = engine.clone();
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                hourly.tick().await;
+                match cleaner.delete_expired_sessions().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(n, "expired sessions deleted"),
+                    Err(e) => tracing::warn!(error = %e, "deleting expired sessions failed"),
+                }
+            }
+        });
         let resumed = engine.resume_sweeps().await.map_err(|e| format!("resuming sweeps failed: {e}"))?;
         if resumed > 0 {
             tracing::info!(resumed, "sweeps resumed after a restart");

@@ -131,8 +131,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 connectors: server::settings::connectors(store.config.as_deref(), &store.connectors)?,
                 report_limit_mb,
             };
+            let files = raise_open_files();
             let app = Application::build(&settings).await?;
             println!("Slipstream listening on http://{}", app.addr());
+            println!("  open files: {files}");
             println!("  database: {}", engine::db::redact(&settings.database_url()));
             println!("  site:     {}", settings.site_root.display());
             match &settings.agent_bin {
@@ -198,6 +200,26 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{} is an administrator", admin.name);
             Ok(())
         }
+    }
+}
+
+/// Raises the open-file limit to its hard limit (every instance's agent holds connections; a
+/// 1,000-instance run needs more than the usual 1,024); says what it is, or why not.
+fn raise_open_files() -> String {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct given, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return format!("unknown ({})", std::io::Error::last_os_error());
+        }
+        if l.rlim_cur < l.rlim_max {
+            let raised = libc::rlimit { rlim_cur: l.rlim_max, rlim_max: l.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                return format!("{} (could not raise it to {}: {})", l.rlim_cur, l.rlim_max, std::io::Error::last_os_error());
+            }
+            return format!("{} (raised from {})", l.rlim_max, l.rlim_cur);
+        }
+        l.rlim_cur.to_string()
     }
 }
 

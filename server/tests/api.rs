@@ -490,3 +490,14 @@ async fn pages_and_answers_forbid_framing_and_sniffing() {
         assert_eq!(h["referrer-policy"], "same-origin", "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
+    let (_, url) = backend_urls().await.into_iter().next().unwrap();
+    let s = spawn(url, false).await;
+    let pid = s._server.pid().expect("the server runs");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], fields[4], "soft = hard: {line}");
+}
