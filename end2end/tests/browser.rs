@@ -376,6 +376,9 @@ async fn a_user_scales_a_running_deployment_from_the_run_page() {
         .await?;
         wait_text(&c, sel::RUN_STATE, |t| t.contains("Ready")).await?;
         screenshot(&c, "scaled-run").await?;
+        // A scalable run stays up until terminated: end it, so that nothing outlives the test.
+        click(&c, "#terminate").await?;
+        wait_text(&c, sel::RUN_STATE, |t| t.contains("Done")).await?;
         Ok::<(), String>(())
     })
     .await;
