@@ -76,6 +76,9 @@ pub enum Action {
     FinishScaling,
 }
 
+/// The abort message of a run the server restarted under before all its instances started.
+pub const RESTARTED_BEFORE_STARTS: &str = "The server restarted before all of the run's instances were started";
+
 /// The transitional states and their successors.
 fn successor(s: RunState) -> Option<RunState> {
     use RunState::*;
@@ -109,7 +112,7 @@ pub fn next(run: &RunView, event: &Event) -> Vec<Action> {
             _ => vec![Action::SetState(Cancelled), Action::StopInstances],
         },
         Event::Recovered { unstarted: true } if run.state != Ready && run.state != Finalizing => vec![
-            Action::RaiseAbort("The server restarted before all of the run's instances were started".into()),
+            Action::RaiseAbort(RESTARTED_BEFORE_STARTS.into()),
             Action::SetState(Finalizing),
             Action::StopInstances,
             Action::SetState(Aborted),
@@ -197,6 +200,7 @@ mod tests {
         let r = Some(SendingReports);
         let timeout = Event::Timeout { pending: vec!["web.1".into()], minutes: 30, repeated: false };
         let again = Event::Timeout { pending: vec!["web.1".into()], minutes: 30, repeated: true };
+        let restarted_abort = vec![RaiseAbort(RESTARTED_BEFORE_STARTS.into()), SetState(Finalizing), StopInstances, SetState(Aborted)];
         let cases: Vec<(&str, RunView, Event, Vec<Action>)> = vec![
             (
                 "creation starts the instances",
@@ -321,23 +325,13 @@ mod tests {
                 "a restart before every instance started aborts (not cancels) the run",
                 view(Provisioning, false, Never, &[p, None]),
                 Event::Recovered { unstarted: true },
-                vec![
-                    RaiseAbort("The server restarted before all of the run's instances were started".into()),
-                    SetState(Finalizing),
-                    StopInstances,
-                    SetState(Aborted),
-                ],
+                restarted_abort.clone(),
             ),
             (
                 "a restart in Initializing aborts too",
                 view(Initializing, false, Never, &[None]),
                 Event::Recovered { unstarted: true },
-                vec![
-                    RaiseAbort("The server restarted before all of the run's instances were started".into()),
-                    SetState(Finalizing),
-                    StopInstances,
-                    SetState(Aborted),
-                ],
+                restarted_abort,
             ),
             (
                 "a restart in Finalizing finishes it",

@@ -78,6 +78,15 @@ pub struct SweepPoint {
     pub stats: Option<Stats>,
 }
 
+/// A sweep in the list of sweeps (`GET /api/v1/sweeps`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepSummary {
+    pub id: String,
+    pub module: String,
+    pub state: String,
+    pub created_at: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
     pub id: String,

@@ -227,7 +227,7 @@ async fn a_restart_finishes_every_run_as_its_state_says() {
     after.recover_runs().await.unwrap();
     let summary = after.run_summary(&provisioning).await.unwrap();
     assert_eq!(summary.state, RunState::Aborted, "aborted, not cancelled");
-    assert_eq!(summary.abort.as_deref(), Some("The server restarted before all of the run's instances were started"));
+    assert_eq!(summary.abort.as_deref(), Some(crate::orchestrator::RESTARTED_BEFORE_STARTS));
     assert_eq!(after.run_summary(&finalizing).await.unwrap().state, RunState::Done);
     assert_eq!(after.run_summary(&ready).await.unwrap().state, RunState::Done);
     let stopped = mock.stopped.lock().unwrap().clone();

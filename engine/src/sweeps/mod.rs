@@ -8,7 +8,7 @@
 pub mod driver;
 pub mod grid;
 
-use model::sweep::{Sample, Stats, Sweep, SweepPoint, SweepRequest};
+use model::sweep::{Sample, Stats, Sweep, SweepPoint, SweepRequest, SweepSummary};
 use model::{ModulePath, RunState, User};
 use sqlx::Row;
 
@@ -112,14 +112,23 @@ impl Engine {
     }
 
     /// The caller's sweeps (an administrator's: all), newest first, without their samples.
-    pub async fn sweeps(&self, actor: Option<&User>) -> Result<Vec<(String, String, String, i64)>> {
+    pub async fn sweeps(&self, actor: Option<&User>) -> Result<Vec<SweepSummary>> {
         let user = actor.ok_or_else(|| Error::Unauthorized("sign in to see sweeps".into()))?;
         let rows = sqlx::query("SELECT id, module, state, created_at FROM sweeps WHERE ($1 = 1 OR owner = $2) ORDER BY created_at DESC")
             .bind(i64::from(user.is_admin))
             .bind(&user.name)
             .fetch_all(&self.db.pool)
             .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("module")?, r.try_get("state")?, r.try_get("created_at")?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(SweepSummary {
+                    id: r.try_get("id")?,
+                    module: r.try_get("module")?,
+                    state: r.try_get("state")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
     }
 
     /// The sweep as CSV: one row per (run, collected instance), the varied values as columns.

@@ -5,7 +5,6 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use model::sweep::SweepRequest;
-use serde_json::json;
 
 use super::error::{parse_json, ApiError};
 use super::{AppState, Caller};
@@ -17,12 +16,7 @@ pub async fn create(State(s): State<AppState>, caller: Caller, body: axum::body:
 }
 
 pub async fn list(State(s): State<AppState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
-    let sweeps = s.engine.sweeps(caller.user()).await?;
-    let out: Vec<_> = sweeps
-        .into_iter()
-        .map(|(id, module, state, created_at)| json!({"id": id, "module": module, "state": state, "created_at": created_at}))
-        .collect();
-    Ok(Json(out))
+    Ok(Json(s.engine.sweeps(caller.user()).await?))
 }
 
 pub async fn detail(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
