@@ -29,13 +29,14 @@ use std::time::{Duration, Instant};
 use model::run::{InstancePlan, PlannedScript};
 use model::{ParamKey, RunState};
 
-use crate::client::{encode, Client, Failure, EXIT_SERVER, EXIT_USAGE};
+use crate::client::{encode, Client, Failure, EXIT_SECURITY, EXIT_SERVER, EXIT_USAGE};
 use crate::commands::write;
 
 /// How long a script may go on after the run is aborted before it is stopped.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run() -> u8 {
+    let confined = crate::session::enter();
     let c = match Client::from_env() {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -43,6 +44,13 @@ pub fn run() -> u8 {
             return EXIT_USAGE;
         }
     };
+    if let Err(e) = confined {
+        // Nothing runs unconfined: the run is told why and this instance does nothing.
+        eprintln!("slipstream-agent: {e}");
+        let body = serde_json::json!({"message": format!("{}: {e}", c.instance), "source": c.instance}).to_string();
+        let _ = c.call("POST", "/abort", Some(body.as_bytes()), Duration::from_secs(30));
+        return EXIT_SECURITY;
+    }
     match Executor::new(c).and_then(|mut e| e.lifecycle()) {
         Ok(()) => 0,
         Err(e) => {

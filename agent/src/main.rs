@@ -13,10 +13,12 @@
 //! - [`client`]: HTTP calls with retries and backoff, and the exit codes of failures
 //! - [`commands`]: the `ss-*` commands
 //! - [`executor`]: the lifecycle loop, target scripts, logs, reports
+//! - [`session`]: a session of its own and, for a root server's local instances, confinement
 
 mod client;
 mod commands;
 mod executor;
+mod session;
 
 use std::process::ExitCode;
 

@@ -1,11 +1,11 @@
 //! The core of Slipstream, without HTTP: everything the server, the CLI and the UI's server
-//! functions call. The database is the source of truth; nothing here caches state that cannot
-//! be rebuilt from it.
+//! functions call. The database is the source of truth; what is held in memory (live runs'
+//! parameters, barrier counts, who a token belongs to) is rebuilt from it on demand.
 //!
 //! # Layout
 //! - [`db`]: the connection pool (SQLite by default, PostgreSQL for `postgres://` URLs) and migrations
 //! - [`error`]: [`Error`], the one error type of the engine's boundary
-//! - [`users`]: accounts, password hashing, sessions, API tokens, profiles
+//! - [`users`]: accounts, password hashing, sessions, API tokens, profiles (`auth_cache`: who a secret belongs to, for a few seconds)
 //! - [`accounts`]: per-connector settings, write-only credentials and quotas
 //! - [`access`]: who may do what to a module (pure rules, table-tested)
 //! - [`modules`]: the versioned module store: save, read, history, restore, delete, catalog
@@ -22,6 +22,7 @@
 
 pub mod access;
 pub mod accounts;
+mod auth_cache;
 pub mod bundle;
 pub mod check;
 pub mod connector;
@@ -69,7 +70,12 @@ pub struct Engine {
 
 /// In-memory state of the engine: caches and notifiers that can be rebuilt from the database.
 pub(crate) struct Runtime {
-    pub waits: waits::Waits,
+    pub waits: std::sync::Arc<waits::Waits>,
+    /// Live runs' parameters in memory, and the task that commits writes in groups.
+    pub params: std::sync::Arc<params::LiveParams>,
+    pub committer: params::Committer,
+    /// Who recent session cookies and API tokens belong to.
+    pub auth: auth_cache::AuthCache,
     pub config: RunConfig,
     pub service_url: std::sync::OnceLock<String>,
     /// Per-run locks and agent tokens of live runs.
@@ -108,8 +114,13 @@ impl Engine {
     pub async fn open_with_connectors(url: &str, config: RunConfig, connectors: ConnectorMap) -> Result<Self> {
         let db = Db::connect(url).await?;
         let (live, _) = tokio::sync::broadcast::channel(4096);
+        let params = std::sync::Arc::new(params::LiveParams::default());
+        let waits = std::sync::Arc::new(waits::Waits::default());
         let rt = Runtime {
-            waits: waits::Waits::default(),
+            committer: params::Committer::start(db.clone(), params.clone(), waits.clone()),
+            params,
+            auth: Default::default(),
+            waits,
             config,
             service_url: std::sync::OnceLock::new(),
             runs: Default::default(),

@@ -21,8 +21,10 @@ pub struct RunView {
     pub state: RunState,
     pub aborted: bool,
     pub keep_running: KeepRunning,
-    /// Per instance: the state it last completed.
-    pub completed: Vec<Option<RunState>>,
+    /// How many instances hold back the barrier of `state` (started, not removed by a scaling).
+    pub instances: usize,
+    /// How many of them completed `state`.
+    pub done: usize,
     /// A build: at Ready, unless aborted, its instance is kept as an image before it stops.
     pub build: bool,
     /// Stays in Ready until terminated; may be scaled there.
@@ -33,7 +35,7 @@ pub struct RunView {
 
 impl RunView {
     fn barrier_met(&self) -> bool {
-        self.completed.iter().all(|c| *c == Some(self.state))
+        self.done >= self.instances
     }
     fn final_state(&self) -> RunState {
         if self.aborted {
@@ -100,7 +102,7 @@ pub fn next(run: &RunView, event: &Event) -> Vec<Action> {
     match event {
         Event::Created if run.state == Initializing => {
             let mut out = vec![Action::SetState(Provisioning), Action::StartInstances];
-            out.extend(advance(&RunView { state: Provisioning, ..run.clone() }));
+            out.extend(advance(&RunView { state: Provisioning, done: 0, ..run.clone() }));
             out
         }
         Event::Completed | Event::Aborted => advance(run),
@@ -130,7 +132,7 @@ pub fn next(run: &RunView, event: &Event) -> Vec<Action> {
         Event::Recovered { .. } => advance(run),
         Event::Scale if run.state == Ready && run.scalable => {
             let mut out = vec![Action::SetState(Provisioning), Action::StartInstances];
-            out.extend(advance(&RunView { state: Provisioning, ..run.clone() }));
+            out.extend(advance(&RunView { state: Provisioning, done: 0, ..run.clone() }));
             out
         }
         Event::Timeout { pending, minutes, repeated } => {
@@ -162,6 +164,7 @@ fn advance(run: &RunView) -> Vec<Action> {
     while let Some(to) = successor(view.state).filter(|_| view.barrier_met()) {
         out.push(Action::SetState(to));
         view.state = to;
+        view.done = 0; // nobody completed the state just entered
         if to == RunState::Ready {
             if view.build && !view.aborted {
                 out.push(Action::CommitImage);
@@ -189,7 +192,8 @@ mod tests {
     use RunState::*;
 
     fn view(state: RunState, aborted: bool, keep: KeepRunning, completed: &[Option<RunState>]) -> RunView {
-        RunView { state, aborted, keep_running: keep, completed: completed.to_vec(), build: false, scalable: false, scaling: false }
+        let done = completed.iter().filter(|c| **c == Some(state)).count();
+        RunView { state, aborted, keep_running: keep, instances: completed.len(), done, build: false, scalable: false, scaling: false }
     }
 
     #[test]

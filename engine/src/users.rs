@@ -133,6 +133,7 @@ impl Engine {
             }
             (None, None) => return Err(Error::invalid("", "password", "a new administrator needs a password")),
         }
+        self.rt.auth.clear();
         Ok(User { name: name.to_string(), is_admin: true })
     }
 
@@ -170,6 +171,7 @@ impl Engine {
 
     pub async fn logout(&self, session_token: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(sha256_hex(session_token)).execute(&self.db.pool).await?;
+        self.rt.auth.clear();
         Ok(())
     }
 
@@ -180,31 +182,45 @@ impl Engine {
     }
 
     pub async fn user_for_session(&self, session_token: &str) -> Result<Option<User>> {
+        let hash = sha256_hex(session_token);
+        let now = now_ms();
+        if let Some(u) = self.rt.auth.get(&hash, now) {
+            return Ok(Some(u));
+        }
         let row = sqlx::query(
-            "SELECT u.name, u.is_admin FROM sessions s JOIN users u ON u.name = s.user_name \
+            "SELECT u.name, u.is_admin, s.expires_at FROM sessions s JOIN users u ON u.name = s.user_name \
              WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
-        .bind(sha256_hex(session_token))
-        .bind(now_ms())
+        .bind(&hash)
+        .bind(now)
         .fetch_optional(&self.db.pool)
         .await?;
-        row.as_ref().map(user_from_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row)?;
+        self.rt.auth.keep(hash, user.clone(), Some(row.try_get("expires_at")?));
+        Ok(Some(user))
     }
 
+    /// The token's user; "last used" is written when the answer is not remembered, so at most
+    /// once per [`crate::auth_cache::TTL`] for a busy token.
     pub async fn user_for_api_token(&self, token: &str) -> Result<Option<User>> {
         let hash = sha256_hex(token);
+        if let Some(u) = self.rt.auth.get(&hash, now_ms()) {
+            return Ok(Some(u));
+        }
         let row = sqlx::query("SELECT u.name, u.is_admin FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.token_hash = $1")
             .bind(&hash)
             .fetch_optional(&self.db.pool)
             .await?;
-        if row.is_some() {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
-                .bind(now_ms())
-                .bind(&hash)
-                .execute(&self.db.pool)
-                .await?;
-        }
-        row.as_ref().map(user_from_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
+            .bind(now_ms())
+            .bind(&hash)
+            .execute(&self.db.pool)
+            .await?;
+        let user = user_from_row(&row)?;
+        self.rt.auth.keep(hash, user.clone(), None);
+        Ok(Some(user))
     }
 
     /// Creates a bearer token for scripts and CI. The secret is returned once and only its
@@ -247,6 +263,7 @@ impl Engine {
     pub async fn revoke_api_token(&self, user: &User, id: &str) -> Result<()> {
         let done =
             sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_name = $2").bind(id).bind(&user.name).execute(&self.db.pool).await?;
+        self.rt.auth.clear();
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("you have no API token `{id}`")));
         }

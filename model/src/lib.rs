@@ -14,6 +14,7 @@
 //! - [`error`]: [`FieldError`], the error that names the module, the field and the reason
 
 pub mod account;
+pub mod confine;
 pub mod diff;
 pub mod error;
 pub mod key;

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -336,6 +337,65 @@ async fn a_server_killed_during_executing_comes_back_and_the_run_finishes_with_n
     assert_eq!(d["params"]["writer.1:step2"], "done", "written while the server was down: retried");
     assert_eq!(statecustom(&d, "reader.1"), "got done");
     assert_eq!(statecustom(&d, "reader.2"), "got done");
+}
+
+/// Writes are committed in groups; each is answered only once its group committed. A burst
+/// of concurrent writes, the server SIGKILLed the moment the last answer arrives: after the
+/// restart every answered value is there (SQLite's default, WAL with synchronous=NORMAL,
+/// writes each commit to the WAL file before it returns).
+#[tokio::test]
+async fn every_answered_write_of_a_burst_survives_a_sigkill_right_after_it() {
+    agent_bin();
+    let mut server = TestServer::start(ServerOptions { no_examples: true, ..Default::default() });
+    let base = server.url.clone();
+    let c = client();
+    c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    const KEYS: usize = 400;
+    let params: Vec<Value> = (0..KEYS).map(|i| json!({"name": format!("k{i}"), "category": "output"})).collect();
+    for m in [
+        json!({"kind": "project", "path": "d"}),
+        json!({"kind": "image", "path": "d/kv", "native": true, "images": {"local": "host"}, "parameters": params,
+               "targets": {"execute": "#!/bin/sh\nexec sleep 600\n"}}),
+        json!({"kind": "deployment", "path": "d/run", "nodes": {"kv": {"image": "d/kv"}}}),
+    ] {
+        let path = m["path"].as_str().unwrap().to_string();
+        assert!(c.put(format!("{base}/api/v1/modules/{path}")).json(&m).send().await.unwrap().status().is_success());
+    }
+    let run: Value = c.post(format!("{base}/api/v1/runs")).json(&json!({"module": "d/run"})).send().await.unwrap().json().await.unwrap();
+    let run = run["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut st = String::new();
+    while st != "Executing" {
+        assert!(Instant::now() < deadline, "the run did not reach Executing: {st}");
+        let from = if st.is_empty() { String::new() } else { format!("from={st}&") };
+        st = c.get(format!("{base}/api/v1/runs/{run}/state?{from}wait=10")).send().await.unwrap().text().await.unwrap();
+    }
+    // 400 writers at once (distinct keys, so "the last value" is never ambiguous).
+    let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writes = (0..KEYS).map(|i| {
+        let (c, url, answered) = (c.clone(), format!("{base}/api/v1/runs/{run}/params/kv.1:k{i}"), answered.clone());
+        async move {
+            if let Ok(r) = c.put(url).body(format!("value {i}")).send().await {
+                if r.status().is_success() {
+                    answered.lock().unwrap().push(i);
+                }
+            }
+        }
+    });
+    futures::future::join_all(writes).await;
+    server.kill_9();
+    let answered = answered.lock().unwrap().clone();
+    assert_eq!(answered.len(), KEYS, "every write was answered before the kill");
+    server.restart();
+    // A fresh client: the old one's pooled connections went with the killed server.
+    let c = client();
+    c.post(format!("{base}/api/v1/auth/login")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    let d: Value = c.get(format!("{base}/api/v1/runs/{run}")).send().await.unwrap().json().await.unwrap();
+    let lost: Vec<usize> = answered.iter().copied().filter(|i| d["params"][format!("kv.1:k{i}")] != format!("value {i}")).collect();
+    assert!(lost.is_empty(), "answered writes lost after SIGKILL: {lost:?}");
+    c.delete(format!("{base}/api/v1/runs/{run}")).send().await.unwrap();
+    let st = c.get(format!("{base}/api/v1/runs/{run}/state?from=Executing&wait=30")).send().await.unwrap().text().await.unwrap();
+    assert!(["Cancelled", "Finalizing"].contains(&st.as_str()), "{st}");
 }
 
 /// Reads websocket messages until `stop` says so (30 s at most).

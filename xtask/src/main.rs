@@ -407,11 +407,14 @@ fn bench(root: &Path) -> Result {
     ensure_rust_tools(root)?;
     let target = target_dir(root);
     let agent = build_agent(&target, true)?;
+    step("build the server (release)", || run(cargo(&target).args(["build", "--release", "-p", "server", "--bin", "slipstream"])))?;
+    let server = target.join("release").join("slipstream");
     ensure_debian_packages(&["docker.io", "iptables", "busybox-static", "debootstrap"])?;
     let bed = step("start the Docker test bed", || docker::DockerBed::start(cache_dir().as_deref()))?;
     let result = step("benchmark", || {
         run(cargo(&target)
             .args(["run", "--release", "-p", "server", "--example", "bench"])
+            .env("SLIPSTREAM_BIN", &server)
             .env("SLIPSTREAM_AGENT_BIN", &agent)
             .env("SLIPSTREAM_TEST_DOCKER", &bed.endpoint))
     });

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::path::PathBuf;
 
+use model::confine::{ConfineSpec, Limit};
+
 const OPTIONS: [&str; 5] = ["user", "work_dir", "memory", "processes", "files"];
 const DEFAULT_USER: &str = "nobody";
 const DEFAULT_WORK_DIR: &str = "/var/tmp/slipstream";
@@ -26,24 +28,7 @@ pub struct Confinement {
     pub gid: u32,
     pub work_dir: PathBuf,
     /// `(resource, limit)` pairs set before the user is changed.
-    limits: Vec<(Resource, u64)>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Resource {
-    AddressSpace,
-    Processes,
-    Files,
-}
-
-impl Resource {
-    fn id(self) -> libc::__rlimit_resource_t {
-        match self {
-            Resource::AddressSpace => libc::RLIMIT_AS,
-            Resource::Processes => libc::RLIMIT_NPROC,
-            Resource::Files => libc::RLIMIT_NOFILE,
-        }
-    }
+    limits: Vec<(Limit, u64)>,
 }
 
 fn number(options: &BTreeMap<String, String>, key: &str, default: u64) -> Result<u64, String> {
@@ -65,9 +50,9 @@ impl Confinement {
             Some(m) => super::docker::limits::parse_bytes(m).ok_or_else(|| format!("memory `{m}` is not a size (e.g. 512m, 2g)"))? as u64,
         };
         let limits = vec![
-            (Resource::AddressSpace, memory),
-            (Resource::Processes, number(options, "processes", 4096)?),
-            (Resource::Files, number(options, "files", 4096)?),
+            (Limit::AddressSpace, memory),
+            (Limit::Processes, number(options, "processes", 4096)?),
+            (Limit::Files, number(options, "files", 4096)?),
         ];
         let user = options.get("user").map(|u| u.trim().to_string()).unwrap_or_else(|| DEFAULT_USER.into());
         // SAFETY: geteuid only reads the caller's effective user id.
@@ -82,20 +67,9 @@ impl Confinement {
         Ok(Some(Self { user, uid, gid, work_dir, limits }))
     }
 
-    /// Called in the child between fork and exec (only async-signal-safe calls): the limits
-    /// first (root may set any), then no supplementary groups, the group, the user.
-    pub fn apply(&self) -> std::io::Result<()> {
-        let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
-        for (resource, limit) in &self.limits {
-            let l = libc::rlimit { rlim_cur: *limit, rlim_max: *limit };
-            // SAFETY: setrlimit reads the struct it is given.
-            check(unsafe { libc::setrlimit(resource.id(), &l) })?;
-        }
-        // SAFETY: setgroups with no groups, then setgid and setuid: the order that leaves no
-        // privilege behind (after setuid the process could no longer change its groups).
-        check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
-        check(unsafe { libc::setgid(self.gid) })?;
-        check(unsafe { libc::setuid(self.uid) })
+    /// What the agent applies to itself before anything else (see [`model::confine`]).
+    pub fn spec(&self) -> ConfineSpec {
+        ConfineSpec { uid: self.uid, gid: self.gid, limits: self.limits.clone() }
     }
 }
 
@@ -132,7 +106,7 @@ mod tests {
         if unsafe { libc::geteuid() } == 0 {
             let c = Confinement::from_options(&opts(&[("memory", "1g")])).unwrap().expect("a root server confines");
             assert_eq!((c.user.as_str(), c.uid != 0), ("nobody", true));
-            assert!(c.limits.contains(&(Resource::AddressSpace, 1 << 30)));
+            assert!(c.spec().limits.contains(&(Limit::AddressSpace, 1 << 30)));
             assert!(Confinement::from_options(&opts(&[("user", "no-such-user-here")])).unwrap_err().contains("does not exist"));
         }
     }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::confine::Confinement;
+use super::sessions::Sessions;
 use crate::connector::{Account, BoxFuture, Capabilities, Connector, Health, StartSpec, Started};
 use crate::{Error, Result};
 
@@ -33,6 +34,8 @@ pub struct Local {
     /// another start forks would leave a write descriptor in that child, and executing the
     /// copy would then fail with "Text file busy").
     agent_placed: std::sync::Mutex<bool>,
+    /// Who is in which session, from a shared snapshot of `/proc`.
+    sessions: std::sync::Arc<Sessions>,
 }
 
 impl Local {
@@ -45,6 +48,7 @@ impl Local {
             next_address: AtomicU64::new(first_address),
             confine: None,
             agent_placed: std::sync::Mutex::new(false),
+            sessions: Default::default(),
         }
     }
 
@@ -101,7 +105,6 @@ impl Local {
     }
 
     fn start_blocking(&self, spec: &StartSpec) -> Result<Started> {
-        use std::os::unix::process::CommandExt as _;
         let agent = self
             .agent
             .as_ref()
@@ -126,18 +129,11 @@ impl Local {
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(|e| Error::Internal(e.to_string()))?)
             .stderr(log);
-        let confine = self.confine.clone();
-        // SAFETY: setsid is async-signal-safe. The fresh child is not a group leader (so setsid
-        // succeeds) and becomes the leader of a new session and process group. The
-        // confinement makes only async-signal-safe calls and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::setsid();
-                match &confine {
-                    Some(c) => c.apply(),
-                    None => Ok(()),
-                }
-            });
+        // No pre_exec, no uid: the standard library then starts the agent with posix_spawn
+        // (vfork-like) instead of forking this large process. The agent makes its own
+        // session and, for a root server, confines itself before anything else.
+        if let Some(c) = &self.confine {
+            cmd.env(model::confine::CONFINE_ENV, c.spec().encode());
         }
         let mut child = cmd.spawn().map_err(|e| Error::Internal(format!("cannot start the agent {}: {e}", agent.display())))?;
         let pid = child.id();
@@ -154,31 +150,6 @@ const INHERITED: [&str; 4] = ["LANG", "LC_ALL", "LC_CTYPE", "TZ"];
 
 fn inherited_env() -> Vec<(&'static str, String)> {
     INHERITED.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))).collect()
-}
-
-/// The processes of session `sid` (from `/proc/<pid>/stat`: pid (comm) state ppid pgrp session …).
-fn session_members(sid: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(3).and_then(|s| s.parse::<i32>().ok())))
-                .flatten()
-                == Some(sid)
-        })
-        .collect()
-}
-
-fn session_alive(sid: i32) -> bool {
-    !session_members(sid).is_empty()
-}
-
-fn signal_session(sid: i32, signal: i32) {
-    for pid in session_members(sid) {
-        // SAFETY: signals only processes of the instance's own session.
-        unsafe { libc::kill(pid, signal) };
-    }
 }
 
 impl Connector for Local {
@@ -206,10 +177,10 @@ impl Connector for Local {
 
     fn inspect<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<Health>> {
         Box::pin(async move {
-            Ok(match handle.parse::<i32>() {
-                Ok(sid) if sid > 1 && session_alive(sid) => Health::Running,
-                _ => Health::Gone,
-            })
+            let Ok(sid) = handle.parse::<i32>() else { return Ok(Health::Gone) };
+            let sessions = self.sessions.clone();
+            let alive = sid > 1 && tokio::task::spawn_blocking(move || sessions.alive(sid)).await.unwrap_or(false);
+            Ok(if alive { Health::Running } else { Health::Gone })
         })
     }
 
@@ -234,16 +205,22 @@ impl Connector for Local {
             if sid <= 1 {
                 return Ok(());
             }
-            signal_session(sid, libc::SIGTERM);
+            let blocking = move |sessions: &std::sync::Arc<Sessions>, f: fn(&Sessions, i32)| {
+                let sessions = sessions.clone();
+                tokio::task::spawn_blocking(move || f(&sessions, sid))
+            };
+            let _ = blocking(&self.sessions, |s, sid| s.signal(sid, libc::SIGTERM)).await;
+            let sessions = self.sessions.clone();
             tokio::spawn(async move {
                 for _ in 0..30 {
-                    if !session_alive(sid) {
+                    let sessions = sessions.clone();
+                    if !tokio::task::spawn_blocking(move || sessions.alive(sid)).await.unwrap_or(false) {
                         return;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
                 // What ignored SIGTERM for 3 s is killed.
-                signal_session(sid, libc::SIGKILL);
+                let _ = blocking(&sessions, |s, sid| s.signal(sid, libc::SIGKILL)).await;
             });
             Ok(())
         })
@@ -252,13 +229,6 @@ impl Connector for Local {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_session_of_this_process_is_found() {
-        // SAFETY: getsid(0) only reads the caller's session id.
-        let sid = unsafe { libc::getsid(0) };
-        assert!(super::session_members(sid).contains(&(std::process::id() as i32)));
-    }
-
     #[test]
     fn addresses_are_distinct_loopback_addresses() {
         let a: Vec<String> = (0..u64::from(super::ADDRESS_SPACE)).step_by(997).map(super::Local::address).collect();

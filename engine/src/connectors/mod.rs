@@ -10,6 +10,7 @@ pub mod docker;
 pub mod local;
 #[cfg(any(test, feature = "mock-connector"))]
 pub mod mock;
+mod sessions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -14,6 +14,7 @@ use futures::StreamExt;
 
 use crate::connector::{Account, AgentEnv, BoxFuture, StartSpec, Started};
 use crate::orchestrator::{self, Action, Event, RunView};
+use crate::runs::registry::Barrier;
 use crate::runs::LiveEvent;
 use crate::{now_ms, Engine, Error, Result};
 
@@ -64,19 +65,37 @@ impl Engine {
         let state = parse_state(&row.try_get::<String, _>("state")?)?;
         let keep_running = KeepRunning::parse(&row.try_get::<String, _>("keep_running")?).unwrap_or_default();
         let aborted = self.abort_message(run).await?.is_some();
-        // An instance that could not be started, or was removed by a scaling, holds back no barrier.
-        let rows = sqlx::query("SELECT completed, scale FROM run_instances WHERE run_id = $1 AND start_failed = 0 AND scale <> 'gone'")
-            .bind(run)
-            .fetch_all(&self.db.pool)
-            .await?;
-        let completed = rows.iter().map(|r| Ok(RunState::parse(&r.try_get::<String, _>("completed")?))).collect::<Result<Vec<_>>>()?;
-        let mut scaling = false;
-        for r in &rows {
-            scaling |= !r.try_get::<String, _>("scale")?.is_empty();
-        }
+        let barrier = self.barrier(run, state).await?;
         let build = row.try_get::<String, _>("kind")? == super::create::BUILD_KIND;
         let scalable = row.try_get::<i64, _>("scalable")? != 0;
-        Ok(RunView { state, aborted, keep_running, completed, build, scalable, scaling })
+        let scaling = scalable
+            && sqlx::query("SELECT 1 AS one FROM run_instances WHERE run_id = $1 AND scale <> '' AND scale <> 'gone' LIMIT 1")
+                .bind(run)
+                .fetch_optional(&self.db.pool)
+                .await?
+                .is_some();
+        Ok(RunView { state, aborted, keep_running, instances: barrier.instances, done: barrier.done, build, scalable, scaling })
+    }
+
+    /// The instances that hold back `state`'s barrier, and how many completed it (under the
+    /// run's lock): counted in the database once per state, then in memory per completion.
+    async fn barrier(&self, run: &str, state: RunState) -> Result<Barrier> {
+        if let Some(b) = self.rt.runs.barrier(run).filter(|b| b.state == state) {
+            return Ok(b);
+        }
+        // An instance that could not be started, or was removed by a scaling, holds back no barrier.
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS instances, COALESCE(SUM(CASE WHEN completed = $2 THEN 1 ELSE 0 END), 0) AS done \
+             FROM run_instances WHERE run_id = $1 AND start_failed = 0 AND scale <> 'gone'",
+        )
+        .bind(run)
+        .bind(state.as_str())
+        .fetch_one(&self.db.pool)
+        .await?;
+        let count = |c: &str| -> Result<usize> { Ok(usize::try_from(row.try_get::<i64, _>(c)?).unwrap_or(0)) };
+        let b = Barrier { state, instances: count("instances")?, done: count("done")? };
+        self.rt.runs.keep_barrier(run, b);
+        Ok(b)
     }
 
     async fn apply(&self, run: &str, action: Action) -> Result<()> {
@@ -106,7 +125,10 @@ impl Engine {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.rt.runs.forget_barrier(run);
         let owner = self.run_owner(run).await?;
+        let seq = self.rt.params.next_seq();
+        self.rt.params.apply(run, "ss:state", Some(state.as_str()), seq);
         self.event(run, &owner, "state", state.as_str()).await?;
         self.rt.waits.wake_key(run, "ss:state");
         self.publish(LiveEvent::State { run: run.into(), owner, state });
@@ -115,6 +137,8 @@ impl Engine {
             self.rt.waits.wake_run(run);
             self.rt.waits.forget_run(run);
             self.rt.runs.forget(run);
+            // Reloaded on demand as an ended run (its agent token no longer valid).
+            self.rt.params.forget(run);
         } else if state != RunState::Ready {
             self.schedule_timeout(run, state, now).await?;
         }
@@ -212,6 +236,7 @@ impl Engine {
                     .bind(name)
                     .execute(&self.db.pool)
                     .await?;
+                self.rt.runs.forget_barrier(run);
                 tracing::warn!(run, instance = name, connector, why, "an instance could not be started");
                 self.raise_abort_locked(run, name, &format!("Provisioning failed for {name} on connector {connector}: {why}")).await?;
                 Ok(false)
@@ -264,18 +289,29 @@ impl Engine {
     /// An instance completed `state` (idempotent; a completion for another state is ignored).
     /// Returns the run's state afterwards.
     pub async fn complete_state(&self, run: &str, instance: &str, state: RunState) -> Result<RunState> {
-        let done = sqlx::query(
-            "UPDATE run_instances SET completed = $1 WHERE run_id = $2 AND name = $3 AND start_failed = 0 \
-             AND EXISTS (SELECT 1 FROM runs WHERE id = $2 AND state = $1)",
-        )
-        .bind(state.as_str())
-        .bind(run)
-        .bind(instance)
-        .execute(&self.db.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            self.require_instance(run, instance).await?;
-        } else {
+        let met = {
+            let lock = self.rt.runs.lock(run);
+            let _held = lock.lock().await;
+            // `completed <> $1`: a repeated completion changes nothing and is not counted twice.
+            let done = sqlx::query(
+                "UPDATE run_instances SET completed = $1 WHERE run_id = $2 AND name = $3 AND start_failed = 0 \
+                 AND completed <> $1 AND EXISTS (SELECT 1 FROM runs WHERE id = $2 AND state = $1)",
+            )
+            .bind(state.as_str())
+            .bind(run)
+            .bind(instance)
+            .execute(&self.db.pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                self.require_instance(run, instance).await?;
+                false
+            } else {
+                // Only the completion that meets the barrier asks the orchestrator (an unknown
+                // count is counted afresh by the driver).
+                self.rt.runs.count_completion(run, state).is_none_or(|b| b.done >= b.instances)
+            }
+        };
+        if met {
             self.drive(run, Event::Completed).await?;
         }
         self.run_state(run).await

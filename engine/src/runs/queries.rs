@@ -19,18 +19,14 @@ const LIST_LIMIT: i64 = 500;
 impl Engine {
     /// Checks that the caller may see and act on the run; returns its owner.
     pub async fn authorize_run(&self, caller: &RunCaller<'_>, run: &str) -> Result<String> {
-        let row = sqlx::query("SELECT owner, token_hash, ended_at FROM runs WHERE id = $1")
-            .bind(run)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("run `{run}` does not exist")))?;
-        let owner: String = row.try_get("owner")?;
+        // From memory for live runs: agents and long polls call this on every request.
+        let live = self.live_run(run).await?;
+        let owner = live.owner.clone();
         match caller {
             RunCaller::Agent(token) => {
-                let hash: String = row.try_get("token_hash")?;
-                if sha256_hex(token) != hash {
+                if sha256_hex(token) != live.token_hash {
                     Err(Error::Forbidden(format!("this token is not valid for run `{run}`")))
-                } else if row.try_get::<Option<i64>, _>("ended_at")?.is_some() {
+                } else if live.ended {
                     // Revoked with the run: a copy left anywhere changes nothing any more.
                     Err(Error::Forbidden(format!("run `{run}` has ended: its agent token is no longer valid")))
                 } else {
@@ -54,10 +50,17 @@ impl Engine {
     }
 
     pub(crate) async fn run_owner(&self, run: &str) -> Result<String> {
-        Ok(sqlx::query("SELECT owner FROM runs WHERE id = $1").bind(run).fetch_one(&self.db.pool).await?.try_get("owner")?)
+        Ok(self.live_run(run).await?.owner.clone())
     }
 
+    /// The run's state; from memory for live runs (the `ss:state` parameter mirrors it,
+    /// written in the same transaction).
     pub async fn run_state(&self, run: &str) -> Result<RunState> {
+        if let Some(live) = self.rt.params.get(run) {
+            if let crate::params::Slot::Set(s) = live.slot("ss:state") {
+                return parse_state(&s);
+            }
+        }
         let row = sqlx::query("SELECT state FROM runs WHERE id = $1")
             .bind(run)
             .fetch_optional(&self.db.pool)

@@ -91,6 +91,9 @@ impl Engine {
             }
             self.set_scaling(&mut tx, run, node, Some(Scaling { action: "vm_create", node, vms: &names })).await?;
             tx.commit().await?;
+            // New keys, links and counts: the in-memory copy is reloaded.
+            self.rt.params.forget(run);
+            self.rt.runs.forget_barrier(run);
             let message = format!("Scaling up '{node}' with {count} new instance(s): {}", names.join(", "));
             self.event(run, &owner, "scale", &message).await?;
             tracing::info!(run, node, count, "scaling up");
@@ -138,6 +141,9 @@ impl Engine {
             }
             self.set_scaling(&mut tx, run, node, Some(Scaling { action: "vm_remove", node, vms: &leaving })).await?;
             tx.commit().await?;
+            // New keys, links and counts: the in-memory copy is reloaded.
+            self.rt.params.forget(run);
+            self.rt.runs.forget_barrier(run);
             self.event(run, &owner, "scale", &format!("Scaling down '{node}', removing {}", leaving.join(", "))).await?;
             tracing::info!(run, node, count = leaving.len(), "scaling down");
         }
@@ -173,6 +179,9 @@ impl Engine {
         sqlx::query("UPDATE run_instances SET scale = '' WHERE run_id = $1 AND scale = 'new'").bind(run).execute(&mut *tx).await?;
         self.set_scaling(&mut tx, run, &node, None).await?;
         tx.commit().await?;
+        // New keys, links and counts: the in-memory copy is reloaded.
+        self.rt.params.forget(run);
+        self.rt.runs.forget_barrier(run);
         let owner = self.run_owner(run).await?;
         self.event(run, &owner, "scale", &format!("Scaling of '{node}' done")).await?;
         Ok(())

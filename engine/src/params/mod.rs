@@ -5,10 +5,17 @@
 //! flag: once raised, every parameter call of the run fails fast with 409 (the agent's own
 //! bookkeeping calls pass `ignore_abort`).
 
+mod commit;
+mod memory;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use model::{KeyOwner, ParamKey, MAX_VALUE_LEN};
 use sqlx::Row;
+
+pub(crate) use commit::Committer;
+pub(crate) use memory::{LiveParams, LiveRun, Slot};
 
 use crate::orchestrator::Event;
 use crate::runs::LiveEvent;
@@ -31,12 +38,43 @@ fn truncate_middle(msg: &str) -> String {
 }
 
 impl Engine {
-    pub async fn abort_message(&self, run: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM run_params WHERE run_id = $1 AND key = 'ss:abort'")
+    /// The run as the parameter store holds it in memory (loaded on first use).
+    pub(crate) async fn live_run(&self, run: &str) -> Result<Arc<LiveRun>> {
+        if let Some(r) = self.rt.params.get(run) {
+            return Ok(r);
+        }
+        let epoch = self.rt.params.epoch();
+        let row = sqlx::query("SELECT owner, token_hash, ended_at FROM runs WHERE id = $1")
             .bind(run)
             .fetch_optional(&self.db.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get::<Option<String>, _>("value")).transpose()?.flatten())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("run `{run}` does not exist")))?;
+        let values = sqlx::query("SELECT key, value FROM run_params WHERE run_id = $1")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect::<Result<Vec<_>>>()?;
+        let links = sqlx::query("SELECT source, target FROM run_links WHERE run_id = $1")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("source")?, r.try_get("target")?)))
+            .collect::<Result<Vec<_>>>()?;
+        let loaded = LiveRun::new(
+            row.try_get("owner")?,
+            row.try_get("token_hash")?,
+            row.try_get::<Option<i64>, _>("ended_at")?.is_some(),
+            values,
+            links,
+        );
+        Ok(self.rt.params.keep(run, loaded, epoch))
+    }
+
+    pub async fn abort_message(&self, run: &str) -> Result<Option<String>> {
+        Ok(self.live_run(run).await?.abort())
     }
 
     fn aborted_error(run: &str, msg: &str) -> Error {
@@ -46,9 +84,17 @@ impl Engine {
     /// Reads a parameter; with `wait`, blocks until it is set, the run aborts, or the deadline.
     pub async fn get_param(&self, run: &str, key: &ParamKey, wait: Option<Duration>, ignore_abort: bool) -> Result<String> {
         let k = key.to_string();
+        let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+        let (slot, abort) = self.live_run(run).await?.slot_and_abort(&k);
+        match (slot, abort) {
+            (Slot::Missing, _) => return Err(Error::NotFound(format!("run `{run}` has no parameter `{k}`"))),
+            (_, Some(msg)) if !ignore_abort => return Err(Self::aborted_error(run, &msg)),
+            (Slot::Set(v), _) => return Ok(v),
+            (Slot::Unset, _) if wait.is_none() => return Err(Error::Timeout(format!("`{k}` is not set yet"))),
+            (Slot::Unset, _) => {}
+        }
         let key_notify = self.rt.waits.key(run, &k);
         let run_notify = self.rt.waits.run(run);
-        let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
         loop {
             // Register interest first, then read: a write between the two still wakes us.
             let on_key = key_notify.notified();
@@ -56,31 +102,14 @@ impl Engine {
             tokio::pin!(on_key, on_run);
             on_key.as_mut().enable();
             on_run.as_mut().enable();
-            let rows = sqlx::query("SELECT key, value FROM run_params WHERE run_id = $1 AND (key = $2 OR key = 'ss:abort')")
-                .bind(run)
-                .bind(&k)
-                .fetch_all(&self.db.pool)
-                .await?;
-            let mut found = None;
-            let mut abort = None;
-            for r in &rows {
-                let rk: String = r.try_get("key")?;
-                let v: Option<String> = r.try_get("value")?;
-                if rk == "ss:abort" {
-                    abort = v.clone();
-                }
-                if rk == k {
-                    found = Some(v);
-                }
-            }
-            let Some(value) = found else {
-                return Err(Error::NotFound(format!("run `{run}` has no parameter `{k}`")));
-            };
+            let (slot, abort) = self.live_run(run).await?.slot_and_abort(&k);
             if let (false, Some(msg)) = (ignore_abort, &abort) {
                 return Err(Self::aborted_error(run, msg));
             }
-            if let Some(v) = value {
-                return Ok(v);
+            match slot {
+                Slot::Missing => return Err(Error::NotFound(format!("run `{run}` has no parameter `{k}`"))),
+                Slot::Set(v) => return Ok(v),
+                Slot::Unset => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Timeout(format!("`{k}` is not set yet")));
@@ -94,6 +123,7 @@ impl Engine {
     }
 
     /// Writes a parameter (`source`: who writes, for abort messages) and follows its links.
+    /// The write is committed (with others waiting at the same moment) before it answers.
     pub async fn set_param(&self, run: &str, key: &ParamKey, value: &str, ignore_abort: bool, source: &str) -> Result<()> {
         let k = key.to_string();
         if k == "ss:state" {
@@ -110,42 +140,18 @@ impl Engine {
         if value.len() > MAX_VALUE_LEN {
             return Err(Error::TooLarge(format!("the value of `{k}` is {} characters; the limit is {MAX_VALUE_LEN}", value.len())));
         }
-        if !ignore_abort {
-            if let Some(msg) = self.abort_message(run).await? {
-                return Err(Self::aborted_error(run, &msg));
-            }
-        }
-        let mut tx = self.db.begin_write().await?;
-        let done = sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3")
-            .bind(value)
-            .bind(run)
-            .bind(&k)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
+        let live = self.live_run(run).await?;
+        let (slot, abort) = live.slot_and_abort(&k);
+        if slot == Slot::Missing {
             return Err(Error::NotFound(format!("run `{run}` has no parameter `{k}`")));
         }
-        let targets: Vec<String> = sqlx::query("SELECT target FROM run_links WHERE run_id = $1 AND source = $2")
-            .bind(run)
-            .bind(&k)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("target"))
-            .collect::<std::result::Result<_, _>>()?;
-        for t in &targets {
-            sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3")
-                .bind(value)
-                .bind(run)
-                .bind(t)
-                .execute(&mut *tx)
-                .await?;
+        if let (false, Some(msg)) = (ignore_abort, abort) {
+            return Err(Self::aborted_error(run, &msg));
         }
-        tx.commit().await?;
-        let owner = self.run_owner(run).await?;
-        for key in std::iter::once(&k).chain(targets.iter()) {
-            self.rt.waits.wake_key(run, key);
-            self.publish(LiveEvent::Param { run: run.into(), owner: owner.clone(), key: key.clone(), value: Some(value.to_string()) });
+        let keys: Vec<String> = std::iter::once(k).chain(live.links_of(&key.to_string()).iter().cloned()).collect();
+        self.rt.committer.write(run, keys.clone(), value.to_string()).await?;
+        for key in keys {
+            self.publish(LiveEvent::Param { run: run.into(), owner: live.owner.clone(), key, value: Some(value.to_string()) });
         }
         Ok(())
     }
@@ -176,16 +182,22 @@ impl Engine {
             .bind(run)
             .execute(&self.db.pool)
             .await?;
+        let seq = self.rt.params.next_seq();
         if source != "ss" {
-            sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3 AND value IS NULL")
+            let own = format!("{source}:abort");
+            let set = sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3 AND value IS NULL")
                 .bind(&message)
                 .bind(run)
-                .bind(format!("{source}:abort"))
+                .bind(&own)
                 .execute(&self.db.pool)
                 .await?;
+            if set.rows_affected() > 0 {
+                self.rt.params.apply(run, &own, Some(&message), seq);
+            }
         }
         let raised = done.rows_affected() > 0;
         if raised {
+            self.rt.params.apply(run, "ss:abort", Some(&message), seq);
             let owner = self.run_owner(run).await?;
             self.event(run, &owner, "abort", &format!("Abort from '{source}': {message}")).await?;
             self.publish(LiveEvent::Param { run: run.into(), owner, key: "ss:abort".into(), value: Some(message.clone()) });
@@ -199,11 +211,15 @@ impl Engine {
 
     /// `ss-abort --cancel`: clears the run's and the instance's abort flags (for debugging).
     pub async fn cancel_abort(&self, run: &str, source: &str) -> Result<()> {
+        let own = format!("{source}:abort");
         sqlx::query("UPDATE run_params SET value = NULL WHERE run_id = $1 AND (key = 'ss:abort' OR key = $2)")
             .bind(run)
-            .bind(format!("{source}:abort"))
+            .bind(&own)
             .execute(&self.db.pool)
             .await?;
+        let seq = self.rt.params.next_seq();
+        self.rt.params.apply(run, "ss:abort", None, seq);
+        self.rt.params.apply(run, &own, None, seq);
         let owner = self.run_owner(run).await?;
         self.event(run, &owner, "abort-cancelled", &format!("Reset abort from '{source}'")).await?;
         self.publish(LiveEvent::Param { run: run.into(), owner, key: "ss:abort".into(), value: None });
