@@ -152,6 +152,19 @@ impl TestServer {
     }
 }
 
+/// A root server's local instances work under `/var/tmp/slipstream/<server id>` (outside its
+/// data directory): once the server is stopped, that goes too, or every test server would
+/// leave its copy of the agent there.
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let id = self.server_id();
+        drop(self.proc.take());
+        if !id.is_empty() {
+            let _ = std::fs::remove_dir_all(Path::new("/var/tmp/slipstream").join(id));
+        }
+    }
+}
+
 fn launch(options: &ServerOptions, data_dir: &Path) -> (Proc, String) {
     let bin = slipstream_bin();
     let mut cmd = Command::new(&bin);

@@ -23,16 +23,18 @@ use tower_http::services::ServeDir;
 
 pub use settings::Settings;
 
-/// What every request handler gets.
+/// What every request handler gets. Cloned for every request (axum's `State`), so each part
+/// is a reference count: the page options behind an `Arc` (a by-value copy of them cost more
+/// than a parameter read did).
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    pub leptos: LeptosOptions,
+    pub leptos: std::sync::Arc<LeptosOptions>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(s: &AppState) -> Self {
-        s.leptos.clone()
+        (*s.leptos).clone()
     }
 }
 
@@ -100,7 +102,7 @@ impl Application {
         let mut leptos = conf.leptos_options;
         leptos.site_root = settings.site_root.display().to_string().into();
         leptos.site_addr = addr;
-        let state = AppState { engine: engine.clone(), leptos: leptos.clone() };
+        let state = AppState { engine: engine.clone(), leptos: std::sync::Arc::new(leptos.clone()) };
         let agent_router = api::agent_routes().with_state(state.clone());
         let router = router(state);
         Ok(Self { listener, router, agent_listeners, agent_router, engine })
@@ -120,9 +122,13 @@ impl Application {
         let mut agents = Vec::new();
         for l in self.agent_listeners {
             let router = self.agent_router.clone();
-            agents.push(tokio::spawn(async move { axum::serve(l, router).await }));
+            agents.push(tokio::spawn(async move { axum::serve(l, router.into_make_service()).await }));
         }
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        // `into_make_service`: each connection gets a reference-counted copy of the router.
+        // Serving the `Router` itself re-applies its state to a deep copy of every route for
+        // each connection (and drops it when the connection closes): with the page routes that
+        // made each new connection cost more than a hundred parameter reads.
+        let served = axum::serve(self.listener, self.router.into_make_service()).with_graceful_shutdown(shutdown).await;
         for a in agents {
             a.abort();
         }
@@ -166,7 +172,7 @@ pub fn router(state: AppState) -> Router {
     let leptos = state.leptos.clone();
     let pkg = std::path::Path::new(state.leptos.site_root.as_ref()).join(state.leptos.site_pkg_dir.as_ref());
     api::routes()
-        .leptos_routes_with_context(&state, routes, move || provide_context(engine.clone()), move || app::shell(leptos.clone()))
+        .leptos_routes_with_context(&state, routes, move || provide_context(engine.clone()), move || app::shell((*leptos).clone()))
         // The WASM, JS and CSS: a release build also writes `.gz` twins (3 MB of WASM → 0.9 MB),
         // sent to browsers that accept gzip without compressing anything per request.
         .nest_service("/pkg", ServeDir::new(pkg).precompressed_gzip())

@@ -20,10 +20,19 @@ use crate::{Error, Result};
 /// The names the agent answers to (multi-call by argv[0]).
 pub const AGENT_COMMANDS: [&str; 7] = ["ss-get", "ss-set", "ss-abort", "ss-display", "ss-random", "ss-get-all", "slipstream-agent"];
 
+/// Ended runs' directories being deleted are renamed with this prefix first (what a crash
+/// left half-deleted is deleted when the connector starts).
+const REMOVING: &str = ".removing-";
+
 /// How many loopback addresses the connector cycles through (127.2.0.1 upwards).
 pub const ADDRESS_SPACE: u32 = 1 << 22;
 
 pub struct Local {
+    // Shared with the blocking threads that start instances (several at once).
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
     name: String,
     /// Where instance directories go (`runs/<run>/<instance>` under it).
     data_dir: PathBuf,
@@ -42,24 +51,46 @@ impl Local {
     /// `first_address`: where in [`ADDRESS_SPACE`] to start handing out addresses.
     pub fn new(name: &str, data_dir: PathBuf, agent: Option<PathBuf>, first_address: u64) -> Self {
         Self {
-            name: name.into(),
-            data_dir,
-            agent,
-            next_address: AtomicU64::new(first_address),
-            confine: None,
-            agent_placed: std::sync::Mutex::new(false),
-            sessions: Default::default(),
+            inner: std::sync::Arc::new(Inner {
+                name: name.into(),
+                data_dir,
+                agent,
+                next_address: AtomicU64::new(first_address),
+                confine: None,
+                agent_placed: std::sync::Mutex::new(false),
+                sessions: Default::default(),
+            }),
         }
     }
 
     /// Instances run confined (as another user, with limits) in a directory of this server's
     /// under the confinement's `work_dir`.
     pub fn confined(mut self, confine: Option<Confinement>, server_id: &str) -> Self {
+        let inner = std::sync::Arc::get_mut(&mut self.inner).expect("not shared before it is built");
         if let Some(c) = &confine {
-            self.data_dir = c.work_dir.join(server_id);
+            inner.data_dir = c.work_dir.join(server_id);
         }
-        self.confine = confine;
+        inner.confine = confine;
+        inner.remove_leftovers();
         self
+    }
+
+    fn address(n: u64) -> String {
+        // 127.2.0.1 upwards; all of 127/8 is routed to the loopback interface.
+        let n = n % u64::from(ADDRESS_SPACE) + 1;
+        format!("127.{}.{}.{}", 2 + (n >> 16) % 250, (n >> 8) & 255, n & 255)
+    }
+}
+
+impl Inner {
+    /// Deletes what a crash left of ended runs' directories (in the background).
+    fn remove_leftovers(&self) {
+        let Ok(entries) = std::fs::read_dir(self.data_dir.join("runs")) else { return };
+        let doomed: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(REMOVING)).map(|e| e.path()).collect();
+        if !doomed.is_empty() {
+            std::thread::spawn(move || doomed.iter().for_each(|d| drop(std::fs::remove_dir_all(d))));
+        }
     }
 
     /// The instance's directory and the directory of the agent's commands, made for the user
@@ -98,19 +129,13 @@ impl Local {
         Ok((dir, bin))
     }
 
-    fn address(n: u64) -> String {
-        // 127.2.0.1 upwards; all of 127/8 is routed to the loopback interface.
-        let n = n % u64::from(ADDRESS_SPACE) + 1;
-        format!("127.{}.{}.{}", 2 + (n >> 16) % 250, (n >> 8) & 255, n & 255)
-    }
-
     fn start_blocking(&self, spec: &StartSpec) -> Result<Started> {
         let agent = self
             .agent
             .as_ref()
             .ok_or_else(|| Error::Internal("no agent binary is configured (SLIPSTREAM_AGENT_BIN or --agent-bin)".into()))?;
         let (dir, bin) = self.prepare_dirs(agent, spec)?;
-        let address = Self::address(self.next_address.fetch_add(1, Ordering::SeqCst));
+        let address = Local::address(self.next_address.fetch_add(1, Ordering::SeqCst));
         let instance_id = format!("local-{}-{}", &spec.run[..8.min(spec.run.len())], spec.instance);
         let log = std::fs::File::create(dir.join(".slipstream").join("agent.log")).map_err(|e| Error::Internal(e.to_string()))?;
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
@@ -154,7 +179,7 @@ fn inherited_env() -> Vec<(&'static str, String)> {
 
 impl Connector for Local {
     fn name(&self) -> &str {
-        &self.name
+        &self.inner.name
     }
 
     fn kind(&self) -> &'static str {
@@ -172,13 +197,19 @@ impl Connector for Local {
     }
 
     fn start<'a>(&'a self, spec: &'a StartSpec) -> BoxFuture<'a, Result<Started>> {
-        Box::pin(async move { self.start_blocking(spec) })
+        Box::pin(async move {
+            // On a blocking thread: the driver starts several at once.
+            let (inner, spec) = (self.inner.clone(), spec.clone());
+            tokio::task::spawn_blocking(move || inner.start_blocking(&spec))
+                .await
+                .map_err(|e| Error::Internal(format!("starting the agent: {e}")))?
+        })
     }
 
     fn inspect<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<Health>> {
         Box::pin(async move {
             let Ok(sid) = handle.parse::<i32>() else { return Ok(Health::Gone) };
-            let sessions = self.sessions.clone();
+            let sessions = self.inner.sessions.clone();
             let alive = sid > 1 && tokio::task::spawn_blocking(move || sessions.alive(sid)).await.unwrap_or(false);
             Ok(if alive { Health::Running } else { Health::Gone })
         })
@@ -187,13 +218,21 @@ impl Connector for Local {
     /// Removes the run's instance directories (the reports were sent; nothing there is needed).
     fn release_run<'a>(&'a self, run: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let dir = self.data_dir.join("runs").join(run);
-            match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Ok(Err(e)) => Err(Error::Internal(format!("removing the run's directories: {e}"))),
-                Err(e) => Err(Error::Internal(format!("removing the run's directories: {e}"))),
+            let runs = self.inner.data_dir.join("runs");
+            let (dir, doomed) = (runs.join(run), runs.join(format!("{REMOVING}{run}")));
+            // Out of the way at once (a rename), deleted in the background: a run of 1,000
+            // instances has ~15,000 files, and its end need not wait for them.
+            match std::fs::rename(&dir, &doomed) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(Error::Internal(format!("removing the run's directories: {e}"))),
             }
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = std::fs::remove_dir_all(&doomed) {
+                    tracing::warn!(dir = %doomed.display(), error = %e, "removing an ended run's directories failed");
+                }
+            });
+            Ok(())
         })
     }
 
@@ -209,8 +248,8 @@ impl Connector for Local {
                 let sessions = sessions.clone();
                 tokio::task::spawn_blocking(move || f(&sessions, sid))
             };
-            let _ = blocking(&self.sessions, |s, sid| s.signal(sid, libc::SIGTERM)).await;
-            let sessions = self.sessions.clone();
+            let _ = blocking(&self.inner.sessions, |s, sid| s.signal(sid, libc::SIGTERM)).await;
+            let sessions = self.inner.sessions.clone();
             tokio::spawn(async move {
                 for _ in 0..30 {
                     let sessions = sessions.clone();

@@ -183,6 +183,7 @@ impl Engine {
             ready.insert(name.clone(), outcome);
         }
         let (ready, plan, token, service_url) = (&ready, &plan, &token, &service_url);
+        let began = std::time::Instant::now();
         let outcomes: Vec<Result<bool>> = futures::stream::iter(pending)
             .map(|(name, node, connector)| async move {
                 let started = match (self.connector(&connector), &ready[&connector]) {
@@ -202,6 +203,7 @@ impl Engine {
             .collect()
             .await;
         let started = outcomes.into_iter().collect::<Result<Vec<bool>>>()?;
+        tracing::info!(run, instances = started.len(), ms = began.elapsed().as_millis() as u64, "instances started");
         let failed = started.contains(&false);
         if failed {
             // Instances that failed to start hold back no barrier: once this decision is
@@ -268,6 +270,7 @@ impl Engine {
             started.push((r.try_get::<String, _>("connector")?, r.try_get::<String, _>("handle")?));
         }
         let accounts = &accounts;
+        let (began, count) = (std::time::Instant::now(), started.len());
         futures::stream::iter(started)
             .for_each_concurrent(STOP_CONCURRENCY, |(connector, handle)| async move {
                 let (Some(c), Some(account)) = (self.connector(&connector), accounts.get(&connector)) else { return };
@@ -276,6 +279,7 @@ impl Engine {
                 }
             })
             .await;
+        tracing::info!(run, instances = count, ms = began.elapsed().as_millis() as u64, "instances stopped");
         for name in used {
             if let (Some(c), Some(account)) = (self.connector(&name), accounts.get(&name)) {
                 if let Err(e) = c.release_run(run, account).await {
