@@ -8,7 +8,7 @@
 //!
 //! - launch to Done for 1, 10, 100 and 1,000 trivial instances, the server's peak RSS and the
 //!   agents' RSS per instance (local connector; Docker: 1, 10, 100 containers);
-//! - the parameter store as `../shared/bench/kvbench` measures it against etcd: put and get
+//! - the parameter store as our side-by-side comparison with etcd measures it: put and get
 //!   with 1 and 64 keep-alive connections (20,000 operations over 1,000 keys), fan-out of one
 //!   put to 100, 1,000 and 10,000 blocked readers (time from the put to each reader's answer),
 //!   and a chain of 200 get→set hops.
