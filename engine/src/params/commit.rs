@@ -100,19 +100,48 @@ async fn commit(db: &Db, conn: &mut Option<PoolConnection<Any>>, group: &[Write]
         Backend::Postgres => "BEGIN",
     };
     sqlx::query(begin).execute(&mut **c).await?;
-    let mut written = Ok(());
-    'all: for w in group {
-        for k in &w.keys {
-            let done = sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3")
-                .bind(&w.value)
-                .bind(&w.run)
-                .bind(k)
-                .execute(&mut **c)
-                .await;
-            if let Err(e) = done {
-                written = Err(e);
-                break 'all;
+    // One statement per run of the group (`SET value = CASE key WHEN … END`): a round trip to
+    // the database's thread per statement is what a group costs. Of two writes of one key in
+    // a group the later wins, as it does in memory.
+    let mut by_run: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+    for w in group {
+        let pos = match by_run.iter().position(|(r, _)| *r == w.run) {
+            Some(p) => p,
+            None => {
+                by_run.push((&w.run, Vec::new()));
+                by_run.len() - 1
             }
+        };
+        let keys = &mut by_run[pos].1;
+        for k in &w.keys {
+            keys.retain(|(old, _)| old != k);
+            keys.push((k, &w.value));
+        }
+    }
+    let mut written = Ok(());
+    for (run, keys) in &by_run {
+        for chunk in keys.chunks(MAX_GROUP) {
+            let mut sql = String::from("UPDATE run_params SET value = CASE key");
+            for i in 0..chunk.len() {
+                sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3));
+            }
+            sql.push_str(" END WHERE run_id = $1 AND key IN (");
+            for i in 0..chunk.len() {
+                sql.push_str(&format!("{}${}", if i == 0 { "" } else { ", " }, 2 * i + 2));
+            }
+            sql.push(')');
+            // Only placeholders are formatted into the text; every value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*run);
+            for (k, v) in chunk {
+                q = q.bind(*k).bind(*v);
+            }
+            if let Err(e) = q.execute(&mut **c).await {
+                written = Err(e);
+                break;
+            }
+        }
+        if written.is_err() {
+            break;
         }
     }
     let end = if written.is_ok() { "COMMIT" } else { "ROLLBACK" };
