@@ -90,15 +90,19 @@ async fn start_server() -> Res<Server> {
     Ok(server)
 }
 
+/// Who a connection's requests come from: a header sent with each (`authorization: Bearer …`,
+/// or `cookie: …` while signing in).
+type Auth = Arc<(&'static str, String)>;
+
 /// One HTTP/1.1 keep-alive connection.
 struct Conn {
     tx: http1::SendRequest<Full<Bytes>>,
     host: String,
-    auth: Arc<String>,
+    auth: Auth,
 }
 
 impl Conn {
-    async fn open(addr: std::net::SocketAddr, auth: Arc<String>) -> Res<Conn> {
+    async fn open(addr: std::net::SocketAddr, auth: Auth) -> Res<Conn> {
         let s = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
         let _ = s.set_nodelay(true);
         let (tx, conn) = http1::handshake(TokioIo::new(s)).await.map_err(|e| format!("handshake: {e}"))?;
@@ -114,19 +118,22 @@ impl Conn {
     }
 
     async fn send(&mut self, method: &str, path: &str, ctype: &str, body: Bytes) -> Res<(u16, Bytes)> {
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", &self.host)
-            .header("content-type", ctype)
-            .header("authorization", self.auth.as_str())
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
+        let (status, _, body) = self.send_full(method, path, ctype, body).await?;
+        Ok((status, body))
+    }
+
+    /// [`Conn::send`] with the answer's headers.
+    async fn send_full(&mut self, method: &str, path: &str, ctype: &str, body: Bytes) -> Res<(u16, hyper::HeaderMap, Bytes)> {
+        let mut req = hyper::Request::builder().method(method).uri(path).header("host", &self.host).header("content-type", ctype);
+        if !self.auth.1.is_empty() {
+            req = req.header(self.auth.0, self.auth.1.as_str());
+        }
+        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
         self.tx.ready().await.map_err(|e| format!("connection: {e}"))?;
         let r = self.tx.send_request(req).await.map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = r.status().as_u16();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
         let body = r.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok((status, body))
+        Ok((status, headers, body))
     }
 
     async fn json(&mut self, method: &str, path: &str, body: Option<Value>) -> Res<Value> {
@@ -169,38 +176,16 @@ async fn bench() -> Res<()> {
     let server = start_server().await?;
     let addr = server.addr;
     let pid = server.child.id();
-    let mut c = Conn::open(addr, Arc::new(String::new())).await?;
-    c.json("POST", "/api/v1/auth/register", Some(json!({"name": "bench", "password": "benchmark"}))).await?;
-    // Sign in by API token, as scripts and CI do.
-    let (_, cookie) = {
-        let req = hyper::Request::builder()
-            .method("POST")
-            .uri("/api/v1/auth/login")
-            .header("host", addr.to_string())
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(json!({"name": "bench", "password": "benchmark"}).to_string())))
-            .map_err(|e| e.to_string())?;
-        c.tx.ready().await.map_err(|e| e.to_string())?;
-        let r = c.tx.send_request(req).await.map_err(|e| e.to_string())?;
-        let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").to_string();
-        (r.into_body().collect().await.map_err(|e| e.to_string())?, cookie)
-    };
-    let token = {
-        let req = hyper::Request::builder()
-            .method("POST")
-            .uri("/api/v1/auth/tokens")
-            .header("host", addr.to_string())
-            .header("content-type", "application/json")
-            .header("cookie", cookie)
-            .body(Full::new(Bytes::from(json!({"name": "bench"}).to_string())))
-            .map_err(|e| e.to_string())?;
-        c.tx.ready().await.map_err(|e| e.to_string())?;
-        let r = c.tx.send_request(req).await.map_err(|e| e.to_string())?;
-        let v: Value =
-            serde_json::from_slice(&r.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()).map_err(|e| e.to_string())?;
-        v["token"].as_str().ok_or("no API token")?.to_string()
-    };
-    let auth = Arc::new(format!("Bearer {token}"));
+    let mut c = Conn::open(addr, Arc::new(("authorization", String::new()))).await?;
+    let me = Bytes::from(json!({"name": "bench", "password": "benchmark"}).to_string());
+    c.send("POST", "/api/v1/auth/register", "application/json", me.clone()).await?;
+    // Sign in, then take an API token: the benchmarks call as scripts and CI do.
+    let (_, headers, _) = c.send_full("POST", "/api/v1/auth/login", "application/json", me).await?;
+    let cookie = headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").to_string();
+    let mut signed_in = Conn::open(addr, Arc::new(("cookie", cookie))).await?;
+    let token = signed_in.json("POST", "/api/v1/auth/tokens", Some(json!({"name": "bench"}))).await?;
+    let token = token["token"].as_str().ok_or("no API token")?.to_string();
+    let auth: Auth = Arc::new(("authorization", format!("Bearer {token}")));
     let mut c = Conn::open(addr, auth.clone()).await?;
     let keys: Vec<Value> = (0..KEYS + 210).map(|i| json!({"name": format!("k{i}"), "category": "output"})).collect();
     for m in [
@@ -328,7 +313,7 @@ async fn wait_for(c: &mut Conn, run: &str, want: &str) -> Res<()> {
 /// The kvbench cases against one run's parameters.
 struct Kv {
     addr: std::net::SocketAddr,
-    auth: Arc<String>,
+    auth: Auth,
     run: String,
 }
 

@@ -22,25 +22,22 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    /// The processes of session `sid`; `fresh`: scanned after this call began (before a
-    /// signal, so that a process forked just before it is not missed).
-    pub fn members(&self, sid: i32, fresh: bool) -> Vec<i32> {
-        let asked = Instant::now();
+    /// The processes of session `sid`, from a snapshot at most [`FRESH`] old.
+    pub fn members(&self, sid: i32) -> Vec<i32> {
         let mut snap = self.snapshot.lock().expect("not poisoned");
-        let usable = snap.as_ref().is_some_and(|(at, _)| if fresh { *at >= asked } else { at.elapsed() < FRESH });
-        if !usable {
+        if snap.as_ref().is_none_or(|(at, _)| at.elapsed() >= FRESH) {
             *snap = Some((Instant::now(), scan()));
         }
         snap.as_ref().and_then(|(_, by_session)| by_session.get(&sid).cloned()).unwrap_or_default()
     }
 
     pub fn alive(&self, sid: i32) -> bool {
-        !self.members(sid, false).is_empty()
+        !self.members(sid).is_empty()
     }
 
     /// Sends `signal` to every process of session `sid`.
     pub fn signal(&self, sid: i32, signal: i32) {
-        for pid in self.members(sid, false) {
+        for pid in self.members(sid) {
             // SAFETY: signals only processes of the instance's own session.
             unsafe { libc::kill(pid, signal) };
         }
@@ -71,18 +68,19 @@ mod tests {
         // SAFETY: getsid(0) only reads the calling process's session id.
         let sid = unsafe { libc::getsid(0) };
         let s = Sessions::default();
-        assert!(s.members(sid, true).contains(&(std::process::id() as i32)));
+        assert!(s.members(sid).contains(&(std::process::id() as i32)));
         assert!(s.alive(sid));
     }
 
     #[test]
-    fn a_fresh_read_scans_again_and_a_plain_one_shares() {
+    fn callers_share_a_snapshot_until_it_is_old() {
         let s = Sessions::default();
-        s.members(1, false);
+        s.members(1);
         let first = s.snapshot.lock().unwrap().as_ref().unwrap().0;
-        s.members(1, false);
+        s.members(1);
         assert_eq!(s.snapshot.lock().unwrap().as_ref().unwrap().0, first, "shared within FRESH");
-        s.members(1, true);
-        assert!(s.snapshot.lock().unwrap().as_ref().unwrap().0 > first, "a fresh read scans");
+        std::thread::sleep(FRESH);
+        s.members(1);
+        assert!(s.snapshot.lock().unwrap().as_ref().unwrap().0 > first, "scanned again once older");
     }
 }

@@ -46,22 +46,13 @@ impl LiveRun {
     }
 
     pub fn slot(&self, key: &str) -> Slot {
-        match self.values.lock().expect("not poisoned").get(key) {
-            None => Slot::Missing,
-            Some((None, _)) => Slot::Unset,
-            Some((Some(v), _)) => Slot::Set(v.clone()),
-        }
+        slot_of(&self.values.lock().expect("not poisoned"), key)
     }
 
     /// The key and the run's abort flag, read together.
     pub fn slot_and_abort(&self, key: &str) -> (Slot, Option<String>) {
         let values = self.values.lock().expect("not poisoned");
-        let slot = match values.get(key) {
-            None => Slot::Missing,
-            Some((None, _)) => Slot::Unset,
-            Some((Some(v), _)) => Slot::Set(v.clone()),
-        };
-        (slot, values.get("ss:abort").and_then(|(v, _)| v.clone()))
+        (slot_of(&values, key), values.get("ss:abort").and_then(|(v, _)| v.clone()))
     }
 
     pub fn abort(&self) -> Option<String> {
@@ -80,6 +71,14 @@ impl LiveRun {
                 *slot = (value.map(str::to_string), seq);
             }
         }
+    }
+}
+
+fn slot_of(values: &HashMap<String, (Option<String>, u64)>, key: &str) -> Slot {
+    match values.get(key) {
+        None => Slot::Missing,
+        Some((None, _)) => Slot::Unset,
+        Some((Some(v), _)) => Slot::Set(v.clone()),
     }
 }
 

@@ -44,11 +44,7 @@ impl Engine {
             return Ok(r);
         }
         let epoch = self.rt.params.epoch();
-        let row = sqlx::query("SELECT owner, token_hash, ended_at FROM runs WHERE id = $1")
-            .bind(run)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("run `{run}` does not exist")))?;
+        let (owner, token_hash, ended) = self.run_identity_row(run).await?;
         let values = sqlx::query("SELECT key, value FROM run_params WHERE run_id = $1")
             .bind(run)
             .fetch_all(&self.db.pool)
@@ -63,14 +59,26 @@ impl Engine {
             .iter()
             .map(|r| Ok((r.try_get("source")?, r.try_get("target")?)))
             .collect::<Result<Vec<_>>>()?;
-        let loaded = LiveRun::new(
-            row.try_get("owner")?,
-            row.try_get("token_hash")?,
-            row.try_get::<Option<i64>, _>("ended_at")?.is_some(),
-            values,
-            links,
-        );
-        Ok(self.rt.params.keep(run, loaded, epoch))
+        Ok(self.rt.params.keep(run, LiveRun::new(owner, token_hash, ended, values, links), epoch))
+    }
+
+    /// Who owns the run, its agent token's hash, whether it ended: from memory when the run is
+    /// loaded, else from its row alone (an ended run, or one whose parameters nobody asked for
+    /// yet, is not loaded whole just to authorize a request).
+    pub(crate) async fn run_identity(&self, run: &str) -> Result<(String, String, bool)> {
+        match self.rt.params.get(run) {
+            Some(r) => Ok((r.owner.clone(), r.token_hash.clone(), r.ended)),
+            None => self.run_identity_row(run).await,
+        }
+    }
+
+    async fn run_identity_row(&self, run: &str) -> Result<(String, String, bool)> {
+        let row = sqlx::query("SELECT owner, token_hash, ended_at FROM runs WHERE id = $1")
+            .bind(run)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("run `{run}` does not exist")))?;
+        Ok((row.try_get("owner")?, row.try_get("token_hash")?, row.try_get::<Option<i64>, _>("ended_at")?.is_some()))
     }
 
     pub async fn abort_message(&self, run: &str) -> Result<Option<String>> {
@@ -85,13 +93,17 @@ impl Engine {
     pub async fn get_param(&self, run: &str, key: &ParamKey, wait: Option<Duration>, ignore_abort: bool) -> Result<String> {
         let k = key.to_string();
         let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
-        let (slot, abort) = self.live_run(run).await?.slot_and_abort(&k);
-        match (slot, abort) {
-            (Slot::Missing, _) => return Err(Error::NotFound(format!("run `{run}` has no parameter `{k}`"))),
-            (_, Some(msg)) if !ignore_abort => return Err(Self::aborted_error(run, &msg)),
-            (Slot::Set(v), _) => return Ok(v),
-            (Slot::Unset, _) if wait.is_none() => return Err(Error::Timeout(format!("`{k}` is not set yet"))),
-            (Slot::Unset, _) => {}
+        // What the key holds answers the read, unless it is unset and there is time to wait.
+        let answer = |(slot, abort): (Slot, Option<String>)| match (slot, abort) {
+            (Slot::Missing, _) => Some(Err(Error::NotFound(format!("run `{run}` has no parameter `{k}`")))),
+            (_, Some(msg)) if !ignore_abort => Some(Err(Self::aborted_error(run, &msg))),
+            (Slot::Set(v), _) => Some(Ok(v)),
+            (Slot::Unset, _) if tokio::time::Instant::now() >= deadline => Some(Err(Error::Timeout(format!("`{k}` is not set yet")))),
+            (Slot::Unset, _) => None,
+        };
+        // Most reads find the key set: no notifier for them.
+        if let Some(done) = answer(self.live_run(run).await?.slot_and_abort(&k)) {
+            return done;
         }
         let key_notify = self.rt.waits.key(run, &k);
         let run_notify = self.rt.waits.run(run);
@@ -102,17 +114,8 @@ impl Engine {
             tokio::pin!(on_key, on_run);
             on_key.as_mut().enable();
             on_run.as_mut().enable();
-            let (slot, abort) = self.live_run(run).await?.slot_and_abort(&k);
-            if let (false, Some(msg)) = (ignore_abort, &abort) {
-                return Err(Self::aborted_error(run, msg));
-            }
-            match slot {
-                Slot::Missing => return Err(Error::NotFound(format!("run `{run}` has no parameter `{k}`"))),
-                Slot::Set(v) => return Ok(v),
-                Slot::Unset => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Timeout(format!("`{k}` is not set yet")));
+            if let Some(done) = answer(self.live_run(run).await?.slot_and_abort(&k)) {
+                return done;
             }
             tokio::select! {
                 _ = &mut on_key => {}
@@ -148,7 +151,8 @@ impl Engine {
         if let (false, Some(msg)) = (ignore_abort, abort) {
             return Err(Self::aborted_error(run, &msg));
         }
-        let keys: Vec<String> = std::iter::once(k).chain(live.links_of(&key.to_string()).iter().cloned()).collect();
+        let links = live.links_of(&k).to_vec();
+        let keys: Vec<String> = std::iter::once(k).chain(links).collect();
         self.rt.committer.write(run, keys.clone(), value.to_string()).await?;
         for key in keys {
             self.publish(LiveEvent::Param { run: run.into(), owner: live.owner.clone(), key, value: Some(value.to_string()) });

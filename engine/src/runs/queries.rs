@@ -20,13 +20,12 @@ impl Engine {
     /// Checks that the caller may see and act on the run; returns its owner.
     pub async fn authorize_run(&self, caller: &RunCaller<'_>, run: &str) -> Result<String> {
         // From memory for live runs: agents and long polls call this on every request.
-        let live = self.live_run(run).await?;
-        let owner = live.owner.clone();
+        let (owner, token_hash, ended) = self.run_identity(run).await?;
         match caller {
             RunCaller::Agent(token) => {
-                if sha256_hex(token) != live.token_hash {
+                if sha256_hex(token) != token_hash {
                     Err(Error::Forbidden(format!("this token is not valid for run `{run}`")))
-                } else if live.ended {
+                } else if ended {
                     // Revoked with the run: a copy left anywhere changes nothing any more.
                     Err(Error::Forbidden(format!("run `{run}` has ended: its agent token is no longer valid")))
                 } else {
@@ -50,7 +49,7 @@ impl Engine {
     }
 
     pub(crate) async fn run_owner(&self, run: &str) -> Result<String> {
-        Ok(self.live_run(run).await?.owner.clone())
+        Ok(self.run_identity(run).await?.0)
     }
 
     /// The run's state; from memory for live runs (the `ss:state` parameter mirrors it,
