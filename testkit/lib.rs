@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+mod ssh;
+pub use ssh::{SshHost, SshHosts};
+
 /// A fresh directory for one test, under `$TMPDIR/slipstream-tests` (which `cargo xtask test`
 /// empties before each run).
 pub fn temp_dir(prefix: &str) -> PathBuf {

@@ -42,6 +42,8 @@ const TEST_PACKAGES: &[&str] = &[
     "netavark",
     "aardvark-dns",
     "catatonit",
+    // SSH hosts for the SSH connector's tests (sshd in network namespaces).
+    "openssh-server",
 ];
 
 fn main() -> ExitCode {

@@ -2,6 +2,7 @@
 //!
 //! - [`local`]: instances are processes on the server's own host
 //! - [`docker`]: instances are containers on a Docker Engine (or Podman's compatible service)
+//! - [`ssh`]: instances are processes on existing machines reached over SSH
 //! - [`mock`] (feature `mock-connector`): a scripted connector for driver tests without processes
 
 pub mod agent_files;
@@ -11,6 +12,7 @@ pub mod local;
 #[cfg(any(test, feature = "mock-connector"))]
 pub mod mock;
 mod sessions;
+pub mod ssh;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,13 +46,27 @@ pub fn build(configs: &[ConnectorConfig], cx: &Context) -> Result<BTreeMap<Strin
                 )
             }
             "docker" => Arc::new(docker::Docker::new(c, cx).map_err(|e| format!("connector `{}`: {e}", c.name))?),
+            "ssh" => Arc::new(ssh::Ssh::new(c, cx).map_err(|e| format!("connector `{}`: {e}", c.name))?),
             #[cfg(any(test, feature = "mock-connector"))]
             "mock" => Arc::new(mock::Mock::new(c)),
-            other => return Err(format!("connector `{}`: unknown kind `{other}` (local or docker)", c.name)),
+            other => return Err(format!("connector `{}`: unknown kind `{other}` (local, docker or ssh)", c.name)),
         };
         if out.insert(c.name.clone(), built).is_some() {
             return Err(format!("connector `{}` is configured twice", c.name));
         }
     }
     Ok(out)
+}
+
+/// One value for every endpoint, or one per endpoint (empty for none), from a comma-separated
+/// option.
+pub(crate) fn per_endpoint(config: &ConnectorConfig, option: &str, endpoints: usize) -> std::result::Result<Vec<Option<String>>, String> {
+    let Some(v) = config.options.get(option) else { return Ok(vec![None; endpoints]) };
+    let values: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+    match values.len() {
+        1 => Ok(vec![Some(values[0].clone()); endpoints]),
+        // An empty value: that endpoint has none (`,10.0.0.2`).
+        n if n == endpoints => Ok(values.into_iter().map(|v| Some(v).filter(|v| !v.is_empty())).collect()),
+        n => Err(format!("option `{option}` has {n} values for {endpoints} endpoints (give one, or one per endpoint)")),
+    }
 }

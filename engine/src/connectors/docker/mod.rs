@@ -38,7 +38,7 @@ pub(crate) mod limits;
 pub use limits::Limits;
 
 use super::local::AGENT_COMMANDS;
-use super::Context;
+use super::{per_endpoint, Context};
 use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Health, StartSpec, Started};
 use crate::{Error, Result};
 use endpoint::Endpoint;
@@ -106,19 +106,6 @@ fn network_name(run: &str) -> String {
 /// before several endpoints are a bare id, on the first endpoint.)
 fn handle_of(endpoint: &str, id: &str) -> String {
     format!("{endpoint}#{id}")
-}
-
-/// One value for every endpoint, or one per endpoint (empty for none), from a comma-separated
-/// option.
-fn per_endpoint(config: &ConnectorConfig, option: &str, endpoints: usize) -> std::result::Result<Vec<Option<String>>, String> {
-    let Some(v) = config.options.get(option) else { return Ok(vec![None; endpoints]) };
-    let values: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
-    match values.len() {
-        1 => Ok(vec![Some(values[0].clone()); endpoints]),
-        // An empty value: that endpoint has none (`,10.0.0.2`).
-        n if n == endpoints => Ok(values.into_iter().map(|v| Some(v).filter(|v| !v.is_empty())).collect()),
-        n => Err(format!("option `{option}` has {n} values for {endpoints} endpoints (give one, or one per endpoint)")),
-    }
 }
 
 impl Docker {
