@@ -51,13 +51,73 @@ pub fn run() -> u8 {
         let _ = c.call("POST", "/abort", Some(body.as_bytes()), Duration::from_secs(30));
         return EXIT_SECURITY;
     }
-    match Executor::new(c).and_then(|mut e| e.lifecycle()) {
+    let started = Executor::new(c).and_then(|e| {
+        crate::setup::write(&e.workdir, &e.report_dir)?;
+        Ok(e)
+    });
+    match started.and_then(|mut e| e.lifecycle()) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("slipstream-agent: {e}");
             EXIT_SERVER
         }
     }
+}
+
+/// `slipstream-agent rerun TARGET`: runs the scripts of one target given on stdin (a JSON list
+/// of module, version and script, root first: the module's current version, chosen by the
+/// server) in this instance, as the lifecycle would, its output streaming to the run like any
+/// target's. Exits with the first failing script's exit code (0 if all succeed).
+pub fn rerun(args: &[String]) -> u8 {
+    let [target] = args else {
+        eprintln!("usage: slipstream-agent rerun TARGET   (the scripts come on stdin as JSON)");
+        return EXIT_USAGE;
+    };
+    let mut input = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input) {
+        eprintln!("slipstream-agent: reading the scripts: {e}");
+        return EXIT_USAGE;
+    }
+    let scripts: Vec<PlannedScript> = match serde_json::from_str(&input) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("slipstream-agent: the scripts are not a JSON list of {{module, version, script}}: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let c = match Client::from_env() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("slipstream-agent: {e} (source slipstream.setup first)");
+            return EXIT_USAGE;
+        }
+    };
+    let mut e = match Executor::new(c) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("slipstream-agent: {e}");
+            return EXIT_SERVER;
+        }
+    };
+    e.rerun = true;
+    let mut code = 0u8;
+    for script in &scripts {
+        match e.run_script(script, target) {
+            Ok(Outcome::Ok) => {}
+            Ok(Outcome::Stopped) => unreachable!("a re-run has no abort watcher"),
+            Ok(Outcome::Failed { code: c, .. }) => {
+                code = u8::try_from(c).unwrap_or(1).max(1);
+                break;
+            }
+            Err(err) => {
+                eprintln!("slipstream-agent: {err}");
+                code = EXIT_SERVER;
+                break;
+            }
+        }
+    }
+    e.flush_logs();
+    code
 }
 
 struct Executor {
@@ -70,6 +130,9 @@ struct Executor {
     scaling_env: Vec<(&'static str, String)>,
     /// Report bundles uploaded so far.
     reports_sent: u32,
+    /// A target re-run by hand (`slipstream-agent rerun`): a failure raises no abort, and an
+    /// abort of the run does not stop it.
+    rerun: bool,
 }
 
 /// What a scaling of the run is doing, from `ss:scaling.*`.
@@ -91,7 +154,7 @@ impl Executor {
         let (tx, rx) = mpsc::channel::<Shipped>();
         let shipper_client = c.clone();
         let shipper = std::thread::spawn(move || ship_logs(&shipper_client, rx));
-        Ok(Self { c, workdir, report_dir, logs: tx, shipper: Some(shipper), scaling_env: Vec::new(), reports_sent: 0 })
+        Ok(Self { c, workdir, report_dir, logs: tx, shipper: Some(shipper), scaling_env: Vec::new(), reports_sent: 0, rerun: false })
     }
 
     fn lifecycle(&mut self) -> Result<(), String> {
@@ -157,6 +220,7 @@ impl Executor {
                 }
                 RunState::Executing => {
                     let plan = self.plan()?;
+                    self.keep_scripts(&plan)?;
                     // Image creation first (root image first in each), then deployment.
                     for target in ["prerecipe", "packages", "recipe", "execute"] {
                         if self.aborted() {
@@ -260,13 +324,28 @@ impl Executor {
         Ok(())
     }
 
-    fn run_script(&self, script: &PlannedScript, target: &str) -> Result<Outcome, String> {
+    /// Writes every script of the plan to `.slipstream/scripts/` (to be run by hand too).
+    fn keep_scripts(&self, plan: &InstancePlan) -> Result<(), String> {
+        for (target, scripts) in &plan.targets {
+            for script in scripts {
+                self.write_script(script, target)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `.slipstream/scripts/<module with / as _>__<target>`, executable.
+    fn write_script(&self, script: &PlannedScript, target: &str) -> Result<PathBuf, String> {
         let dir = self.workdir.join(".slipstream").join("scripts");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let file_name = format!("{}__{target}", script.module.replace('/', "_"));
-        let path = dir.join(&file_name);
+        let path = dir.join(format!("{}__{target}", script.module.replace('/', "_")));
         std::fs::write(&path, &script.script).map_err(|e| format!("{}: {e}", path.display()))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    fn run_script(&self, script: &PlannedScript, target: &str) -> Result<Outcome, String> {
+        let path = self.write_script(script, target)?;
         say(&format!("running {}@{}:{target}", script.module, script.version));
         let mut child = Command::new(&path)
             .current_dir(&self.workdir)
@@ -315,7 +394,7 @@ impl Executor {
         // The abort watcher: a long poll on ss:abort; stops the script's group when raised.
         let done = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
-        if target != "report" {
+        if target != "report" && !self.rerun {
             let (c, done, stopped) = (self.c.clone(), done.clone(), stopped.clone());
             std::thread::spawn(move || {
                 while !done.load(Ordering::SeqCst) {

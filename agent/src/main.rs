@@ -4,7 +4,10 @@
 //! - `ss-get`, `ss-set`, `ss-abort`, `ss-display`, `ss-random`, `ss-get-all`: the commands
 //!   scripts written for the original system call (see [`commands`]);
 //! - `slipstream-agent run`: the executor that takes the instance through the run's lifecycle
-//!   (see [`executor`]).
+//!   (see [`executor`]); it writes `slipstream.setup`, the client environment by hand (see
+//!   [`setup`]);
+//! - `slipstream-agent rerun TARGET`: runs one target again with the scripts given on stdin;
+//! - `slipstream-agent enter CMD…`: runs a command in the instance's session and confinement.
 //!
 //! Configuration comes from the environment the connector sets: `SLIPSTREAM_SERVICEURL`,
 //! `SLIPSTREAM_DIID` (run id), `SLIPSTREAM_NODE_INSTANCE_NAME`, `SLIPSTREAM_RUN_TOKEN`.
@@ -14,11 +17,13 @@
 //! - [`commands`]: the `ss-*` commands
 //! - [`executor`]: the lifecycle loop, target scripts, logs, reports
 //! - [`session`]: a session of its own and, for a root server's local instances, confinement
+//! - [`setup`]: `slipstream.setup` and where the scripts are kept
 
 mod client;
 mod commands;
 mod executor;
 mod session;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -32,13 +37,15 @@ fn main() -> ExitCode {
     } else {
         args.remove(0);
         if args.is_empty() {
-            eprintln!("usage: slipstream-agent run | ss-get | ss-set | ss-abort | ss-display | ss-random | ss-get-all [ARGS]");
+            eprintln!("usage: slipstream-agent run | rerun TARGET | enter CMD… | ss-get | ss-set | ss-abort | ss-display | ss-random | ss-get-all [ARGS]");
             return ExitCode::from(client::EXIT_USAGE);
         }
         args.remove(0)
     };
     let code = match command.as_str() {
         "run" => executor::run(),
+        "rerun" => executor::rerun(&args),
+        "enter" => session::enter_and_exec(&args),
         "ss-get" => commands::get(&args),
         "ss-set" => commands::set(&args),
         "ss-abort" => commands::abort(&args),

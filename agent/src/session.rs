@@ -38,3 +38,27 @@ fn apply(spec: &ConfineSpec) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// `slipstream-agent enter CMD [ARGS…]`: runs a command in the instance as its processes run —
+/// a session of its own (whose controlling terminal is stdin, when that is a terminal) and the
+/// instance's confinement. The local connector opens terminals and re-runs targets with it.
+pub fn enter_and_exec(args: &[String]) -> u8 {
+    let Some((program, rest)) = args.split_first() else {
+        eprintln!("usage: slipstream-agent enter CMD [ARGS…]");
+        return crate::client::EXIT_USAGE;
+    };
+    if let Err(e) = enter() {
+        eprintln!("slipstream-agent: {e}");
+        return crate::client::EXIT_SECURITY;
+    }
+    // SAFETY: isatty and ioctl(TIOCSCTTY) act on this process's own stdin.
+    unsafe {
+        if libc::isatty(0) == 1 {
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+        }
+    }
+    use std::os::unix::process::CommandExt;
+    let e = std::process::Command::new(program).args(rest).exec();
+    eprintln!("slipstream-agent: cannot run {program}: {e}");
+    crate::client::EXIT_USAGE
+}

@@ -132,6 +132,84 @@ pub struct Capabilities {
     pub own_address: bool,
 }
 
+/// A process to open inside a running instance: a shell for a terminal, or a target re-run.
+/// It runs as the instance's processes run (its user, its confinement), after `slipstream.setup`
+/// was sourced, so it starts in the instance's directory with the run's environment.
+#[derive(Clone, Debug)]
+pub struct ExecSpec {
+    pub run: String,
+    pub instance: String,
+    /// A shell command line, run by `sh -c` after `. ./slipstream.setup`.
+    pub command: String,
+    /// Bytes for its stdin, then end of input (without a terminal).
+    pub stdin: Vec<u8>,
+    /// A terminal of (columns, rows): an interactive session; output is the terminal's.
+    pub tty: Option<(u16, u16)>,
+}
+
+impl ExecSpec {
+    /// The interactive shell of a terminal (bash if the instance has it).
+    pub fn shell(run: &str, instance: &str, columns: u16, rows: u16) -> Self {
+        Self {
+            run: run.into(),
+            instance: instance.into(),
+            command: "if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi".into(),
+            stdin: Vec::new(),
+            tty: Some((columns, rows)),
+        }
+    }
+
+    /// The whole command line for `sh -c` in the instance whose directory is `dir`.
+    pub fn script(&self, dir: &str) -> String {
+        let dir = format!("'{}'", dir.replace('\'', r"'\''"));
+        format!("cd {dir} && . ./slipstream.setup && export TERM=xterm-256color && {}", self.command)
+    }
+}
+
+/// What goes into an opened process.
+#[derive(Debug)]
+pub enum ExecInput {
+    Data(bytes::Bytes),
+    /// The terminal's new size (columns, rows).
+    Resize(u16, u16),
+}
+
+/// What comes out of it: output (stdout and stderr, or the terminal), then its exit code
+/// (`None`: ended by a signal, or unknown) as the last message.
+#[derive(Debug)]
+pub enum ExecOutput {
+    Data(bytes::Bytes),
+    Exit(Option<i32>),
+}
+
+/// An opened process. Dropping `input` closes its terminal (a shell then ends: hang-up).
+pub struct Exec {
+    pub input: tokio::sync::mpsc::Sender<ExecInput>,
+    pub output: tokio::sync::mpsc::Receiver<ExecOutput>,
+}
+
+impl Exec {
+    /// A pair of channels for a connector to serve: (the `Exec` for the caller, the connector's ends).
+    pub fn channels() -> (Exec, tokio::sync::mpsc::Receiver<ExecInput>, tokio::sync::mpsc::Sender<ExecOutput>) {
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel(64);
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
+        (Exec { input: in_tx, output: out_rx }, in_rx, out_tx)
+    }
+
+    /// Waits for the end; what it printed and its exit code.
+    pub async fn finish(mut self) -> (Vec<u8>, Option<i32>) {
+        drop(self.input);
+        let mut out = Vec::new();
+        while let Some(m) = self.output.recv().await {
+            match m {
+                ExecOutput::Data(d) => out.extend_from_slice(&d),
+                ExecOutput::Exit(code) => return (out, code),
+            }
+        }
+        (out, None)
+    }
+}
+
 pub trait Connector: Send + Sync {
     /// The configured name (`local`, `lab`).
     fn name(&self) -> &str;
@@ -182,6 +260,12 @@ pub trait Connector: Send + Sync {
     /// returns the image id. Connectors without `build_images` refuse.
     fn commit<'a>(&'a self, _handle: &'a str, _image: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move { Err(crate::Error::Unavailable(format!("connector `{}` cannot build images", self.name()))) })
+    }
+    /// Opens a process inside a running instance (see [`ExecSpec`]).
+    fn exec<'a>(&'a self, _handle: &'a str, _account: &'a Account, _spec: &'a ExecSpec) -> BoxFuture<'a, Result<Exec>> {
+        Box::pin(
+            async move { Err(crate::Error::Unavailable(format!("connector `{}` cannot open processes in its instances", self.name()))) },
+        )
     }
     /// Re-attaches to an instance after a server restart; `false` if it is gone.
     fn recover<'a>(&'a self, handle: &'a str, account: &'a Account) -> BoxFuture<'a, Result<bool>> {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::confine::Confinement;
 use super::sessions::Sessions;
-use crate::connector::{Account, BoxFuture, Capabilities, Connector, Health, StartSpec, Started};
+use crate::connector::{Account, BoxFuture, Capabilities, Connector, Exec, ExecSpec, Health, StartSpec, Started};
 use crate::{Error, Result};
 
 /// The names the agent answers to (multi-call by argv[0]).
@@ -212,6 +212,30 @@ impl Connector for Local {
             let sessions = self.inner.sessions.clone();
             let alive = sid > 1 && tokio::task::spawn_blocking(move || sessions.alive(sid)).await.unwrap_or(false);
             Ok(if alive { Health::Running } else { Health::Gone })
+        })
+    }
+
+    /// A process in the instance's directory, started by the agent's `enter` (its own
+    /// session, the instance's confinement); a pseudo-terminal for a terminal.
+    fn exec<'a>(&'a self, _handle: &'a str, _account: &'a Account, spec: &'a ExecSpec) -> BoxFuture<'a, Result<Exec>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let dir = inner.data_dir.join("runs").join(&spec.run).join(&spec.instance);
+            if !dir.is_dir() {
+                return Err(Error::NotFound(format!("instance {} has no directory on connector `{}`", spec.instance, inner.name)));
+            }
+            // The copy the instance runs (another user may not reach the server's own).
+            let agent = match &inner.confine {
+                Some(_) => inner.data_dir.join("bin").join("slipstream-agent"),
+                None => dir.join(".slipstream").join("bin").join("slipstream-agent"),
+            };
+            let mut env: Vec<(String, String)> = inherited_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            env.push(("HOME".into(), dir.display().to_string()));
+            env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into()));
+            if let Some(c) = &inner.confine {
+                env.push((model::confine::CONFINE_ENV.into(), c.spec().encode()));
+            }
+            super::local_exec::open(&agent, &dir, env, spec)
         })
     }
 

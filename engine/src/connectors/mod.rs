@@ -9,6 +9,7 @@ pub mod agent_files;
 pub mod confine;
 pub mod docker;
 pub mod local;
+mod local_exec;
 #[cfg(any(test, feature = "mock-connector"))]
 pub mod mock;
 mod sessions;

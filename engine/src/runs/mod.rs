@@ -16,6 +16,7 @@
 //! - [`reports`]: report bundles on disk
 //! - [`queries`]: summaries, details, states, parameters, who may see a run
 //! - [`launch`]: what the launch form offers and the run page's node graph
+//! - [`debug`]: a terminal in an instance, and re-running one target with the current scripts
 //! - [`registry`]: per-run locks and agent tokens held in memory
 //! - [`rows`]: decoding database rows
 
@@ -23,6 +24,7 @@ pub mod plan;
 
 mod builds;
 mod create;
+mod debug;
 mod driver;
 mod journal;
 mod launch;
@@ -41,6 +43,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{now_ms, Engine, Error, Result};
 
+pub use debug::{Rerun, RERUN_TARGETS};
 pub use model::run::LiveEvent;
 
 /// Parameters every instance has, written by the platform or the agent.

@@ -2,6 +2,7 @@
 //! agent, the CLI and CI. Handlers are thin: they parse, find the caller, call the engine.
 
 mod auth;
+mod debug;
 mod error;
 mod modules;
 mod runs;
@@ -69,6 +70,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/runs/{id}/instances/{instance}/plan"),
     ("post", "/api/v1/runs/{id}/nodes/{node}/instances"),
     ("delete", "/api/v1/runs/{id}/nodes/{node}/instances"),
+    ("post", "/api/v1/runs/{id}/instances/{instance}/rerun"),
+    ("get", "/api/v1/runs/{id}/instances/{instance}/terminal"),
     ("post", "/api/v1/sweeps"),
     ("get", "/api/v1/sweeps"),
     ("get", "/api/v1/sweeps/{id}"),
@@ -116,6 +119,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs", post(runs::create).get(runs::list))
         .route("/api/v1/runs/{id}", get(runs::detail).delete(runs::terminate))
         .route("/api/v1/runs/{id}/nodes/{node}/instances", post(runs::scale_up).delete(runs::scale_down))
+        .route("/api/v1/runs/{id}/instances/{instance}/rerun", post(debug::rerun))
+        .route("/api/v1/runs/{id}/instances/{instance}/terminal", get(debug::terminal))
         .route("/api/v1/sweeps", post(sweeps::create).get(sweeps::list))
         .route("/api/v1/sweeps/{id}", get(sweeps::detail))
         .route("/api/v1/sweeps/{id}/csv", get(sweeps::csv))

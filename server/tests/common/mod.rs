@@ -138,3 +138,68 @@ pub fn statecustom(detail: &Value, instance: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// A terminal inside an instance, over the terminal websocket, for tests: type into it and
+/// read its screen output (raw bytes as text, escape sequences and all).
+pub struct Terminal {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub seen: String,
+}
+
+impl Terminal {
+    /// Opens it with an API token of the signed-in user.
+    pub async fn open(s: &Server, run: &str, instance: &str) -> Terminal {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let token: Value = s.c.post(s.api("/auth/tokens")).json(&json!({"name": "terminal"})).send().await.unwrap().json().await.unwrap();
+        let url = format!("{}/api/v1/runs/{run}/instances/{instance}/terminal?columns=100&rows=30", s.base.replace("http://", "ws://"));
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {}", token["token"].as_str().unwrap()).parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("the terminal opens");
+        Terminal { ws, seen: String::new() }
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        use futures::SinkExt;
+        self.ws.send(tokio_tungstenite::tungstenite::Message::Text(message.to_string().into())).await.unwrap();
+    }
+
+    pub async fn type_text(&mut self, text: &str) {
+        self.send(json!({"type": "input", "data": text})).await;
+    }
+
+    /// Reads until the shell's exit message (`{"type":"exit","code":N}`).
+    pub async fn wait_exit(&mut self) -> Value {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the shell never exited; the terminal showed:\n{}", self.seen);
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => self.seen.push_str(&String::from_utf8_lossy(&b)),
+                Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
+                Ok(Some(Ok(_))) | Err(_) => {}
+                Ok(_) => panic!("the terminal closed without an exit message; it showed:\n{}", self.seen),
+            }
+        }
+    }
+
+    /// Reads output until `done(everything seen so far)`, for 20 s at most (then fails,
+    /// showing the screen).
+    pub async fn read_until(&mut self, done: impl Fn(&str) -> bool) {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the terminal never showed what was expected; it showed:\n{}", self.seen);
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => self.seen.push_str(&String::from_utf8_lossy(&b)),
+                Ok(Some(Ok(Message::Text(t)))) => panic!("the shell ended ({t}); the terminal showed:\n{}", self.seen),
+                Ok(Some(Ok(_))) => {}
+                Ok(_) => panic!("the terminal closed; it showed:\n{}", self.seen),
+                Err(_) => {}
+            }
+        }
+    }
+}

@@ -33,13 +33,14 @@ use bollard::query_parameters::{
 mod agent;
 mod commit;
 mod endpoint;
+mod exec;
 pub(crate) mod limits;
 
 pub use limits::Limits;
 
 use super::local::AGENT_COMMANDS;
 use super::{per_endpoint, Context};
-use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Health, StartSpec, Started};
+use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Exec, ExecSpec, Health, StartSpec, Started};
 use crate::{Error, Result};
 use endpoint::Endpoint;
 
@@ -387,6 +388,11 @@ impl Connector for Docker {
             let (_, c, id) = self.locate(handle, account)?;
             destroy_container(&c, id).await
         })
+    }
+
+    /// A Docker exec in the container (with a TTY for a terminal), in `/slipstream`.
+    fn exec<'a>(&'a self, handle: &'a str, account: &'a Account, spec: &'a ExecSpec) -> BoxFuture<'a, Result<Exec>> {
+        Box::pin(self.exec_in(handle, account, spec))
     }
 
     fn commit<'a>(&'a self, handle: &'a str, image: &'a str, account: &'a Account) -> BoxFuture<'a, Result<String>> {

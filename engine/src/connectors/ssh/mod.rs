@@ -29,7 +29,7 @@ use sha2::Digest;
 
 use super::local::AGENT_COMMANDS;
 use super::{per_endpoint, Context};
-use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Health, StartSpec, Started};
+use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Exec, ExecSpec, Health, StartSpec, Started};
 use crate::{Error, Result};
 pub use session::{parse_host_key, quote, Connection, HostAddr, Output};
 use slots::Slots;
@@ -416,6 +416,17 @@ impl Connector for Ssh {
             }
             self.release_slot(h.host, h.dir);
             Ok(())
+        })
+    }
+
+    /// A process in the instance's directory on its host, as the login user (a PTY channel
+    /// for a terminal).
+    fn exec<'a>(&'a self, handle: &'a str, account: &'a Account, spec: &'a ExecSpec) -> BoxFuture<'a, Result<Exec>> {
+        Box::pin(async move {
+            let h = self.parse_handle(handle)?;
+            let key = self.key_for(account)?;
+            let c = self.connection(h.host, &key).await?;
+            c.exec(&spec.script(h.dir), &spec.stdin, spec.tty).await
         })
     }
 

@@ -10,6 +10,7 @@ use russh::client;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 
+use crate::connector::{Exec, ExecInput, ExecOutput};
 use crate::{Error, Result};
 
 /// How long connecting (TCP, key exchange, authentication) may take.
@@ -140,6 +141,52 @@ impl Connection {
             }
         }
         Ok(out)
+    }
+
+    /// Opens `command` with its stdin given at once, or on a terminal of `tty` (columns, rows)
+    /// fed from the returned [`Exec`]; dropping its input closes the channel (the shell on
+    /// the host gets a hang-up).
+    pub async fn exec(&self, command: &str, stdin: &[u8], tty: Option<(u16, u16)>) -> Result<Exec> {
+        let channel = self.channel().await?;
+        let host = self.host.clone();
+        let lost = move |e: russh::Error| Error::Unavailable(format!("SSH host {host}: {e}"));
+        if let Some((columns, rows)) = tty {
+            channel.request_pty(true, "xterm-256color", columns.into(), rows.into(), 0, 0, &[]).await.map_err(&lost)?;
+        }
+        channel.exec(true, command).await.map_err(&lost)?;
+        if tty.is_none() {
+            if !stdin.is_empty() {
+                channel.data(stdin).await.map_err(&lost)?;
+            }
+            channel.eof().await.map_err(&lost)?;
+        }
+        let (exec, mut input, output) = Exec::channels();
+        let (mut read, write) = channel.split();
+        tokio::spawn(async move {
+            let (mut code, mut input_open) = (None, true);
+            loop {
+                tokio::select! {
+                    m = input.recv(), if input_open => match m {
+                        Some(ExecInput::Data(d)) => { let _ = write.data(&d[..]).await; }
+                        Some(ExecInput::Resize(c, r)) => { let _ = write.window_change(c.into(), r.into(), 0, 0).await; }
+                        None => {
+                            input_open = false;
+                            let _ = write.close().await;
+                        }
+                    },
+                    m = read.wait() => match m {
+                        Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
+                            let _ = output.send(ExecOutput::Data(bytes::Bytes::copy_from_slice(&data))).await;
+                        }
+                        Some(ChannelMsg::ExitStatus { exit_status }) => code = i32::try_from(exit_status).ok(),
+                        Some(_) => {}
+                        None => break,
+                    },
+                }
+            }
+            let _ = output.send(ExecOutput::Exit(code)).await;
+        });
+        Ok(exec)
     }
 
     /// A fresh session channel (a command, a shell, SFTP).

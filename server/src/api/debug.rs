@@ -1,0 +1,160 @@
+//! Debugging a running (or kept) instance: `POST …/instances/{instance}/rerun` runs one target
+//! again with the module's current scripts (output streams to the run's logs; answers once it
+//! ended, with its exit code), and `GET …/instances/{instance}/terminal` is a websocket to a
+//! shell on a terminal inside the instance.
+//!
+//! The terminal's protocol: the client sends text messages, `{"type":"input","data":"…"}` (what
+//! was typed) or `{"type":"resize","columns":C,"rows":R}`; the server sends the terminal's
+//! output as binary messages and, when the shell ends, `{"type":"exit","code":N}`, then closes.
+//! A browser must open it from the server's own origin (checked: cookies go with cross-site
+//! websockets too).
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use engine::connector::{Exec, ExecInput, ExecOutput};
+
+use super::error::parse_json;
+use super::{ApiError, Caller};
+use crate::AppState;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RerunRequest {
+    target: String,
+}
+
+fn signed_in(caller: &Caller) -> Result<&model::User, ApiError> {
+    caller.user().ok_or_else(|| ApiError(engine::Error::Unauthorized("sign in to debug instances".into())))
+}
+
+pub async fn rerun(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, instance)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(&caller)?;
+    let req: RerunRequest = parse_json("", &body)?;
+    Ok(Json(s.engine.rerun_target(user, &id, &instance, &req.target).await?))
+}
+
+/// Whether a browser's `Origin` is this server (same host and port as the request's `Host`).
+/// No `Origin`: not a browser (a command-line client), which sends no ambient cookie.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get("origin").and_then(|o| o.to_str().ok()) else { return true };
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin).trim_end_matches('/');
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+fn size(q: &HashMap<String, String>, key: &str, default: u16) -> Result<u16, ApiError> {
+    match q.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::invalid("", key, format!("`{v}` is not a terminal size between 1 and 1000"))),
+    }
+}
+
+pub async fn terminal(
+    State(s): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, instance)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let user = signed_in(&caller)?.clone();
+    if !same_origin(&headers) {
+        return Err(ApiError(engine::Error::Forbidden("a terminal opens only from this server's own pages".into())));
+    }
+    let (columns, rows) = (size(&q, "columns", 80)?, size(&q, "rows", 24)?);
+    // Who may comes before whether it is a websocket at all.
+    s.engine.authorize_run(&engine::runs::RunCaller::User(Some(&user)), &id).await?;
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
+    let exec = s.engine.open_terminal(&user, &id, &instance, columns, rows).await?;
+    Ok(upgrade.on_upgrade(move |socket| bridge(exec, socket)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Input { data: String },
+    Resize { columns: u16, rows: u16 },
+}
+
+async fn bridge(mut exec: Exec, mut socket: WebSocket) {
+    loop {
+        tokio::select! {
+            m = socket.recv() => match m {
+                Some(Ok(Message::Text(text))) => {
+                    let input = match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(ClientMessage::Input { data }) => ExecInput::Data(data.into_bytes().into()),
+                        Ok(ClientMessage::Resize { columns, rows }) => ExecInput::Resize(columns.clamp(1, 1000), rows.clamp(1, 1000)),
+                        Err(_) => continue,
+                    };
+                    if exec.input.send(input).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(data))) => {
+                    if exec.input.send(ExecInput::Data(data)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                // The page went away: dropping the input hangs up the shell.
+                Some(Err(_)) | None => return,
+            },
+            out = exec.output.recv() => match out {
+                Some(ExecOutput::Data(d)) => {
+                    if socket.send(Message::Binary(d)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(ExecOutput::Exit(code)) => {
+                    let _ = socket.send(Message::Text(serde_json::json!({"type": "exit", "code": code}).to_string().into())).await;
+                    break;
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_this_servers_own_pages_may_open_a_terminal() {
+        let headers = |origin: Option<&str>, host: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("host", host.parse().unwrap());
+            if let Some(o) = origin {
+                h.insert("origin", o.parse().unwrap());
+            }
+            h
+        };
+        let table = [
+            (Some("http://127.0.0.1:8080"), "127.0.0.1:8080", true),
+            (Some("https://slipstream.example.org"), "slipstream.example.org", true),
+            (None, "127.0.0.1:8080", true),
+            (Some("http://127.0.0.1:9999"), "127.0.0.1:8080", false),
+            (Some("http://evil.example"), "127.0.0.1:8080", false),
+            (Some("null"), "127.0.0.1:8080", false),
+        ];
+        for (origin, host, ok) in table {
+            assert_eq!(super::same_origin(&headers(origin, host)), ok, "{origin:?} on {host}");
+        }
+    }
+}
