@@ -36,6 +36,10 @@ pub struct SshHosts {
     pub user_key: String,
     /// A private key no host accepts.
     pub stranger_key: String,
+    /// A third key pair (`owner_ed25519` in `dir`), for a user's profile: accepted only where
+    /// the connector installed it.
+    pub owner_key_file: PathBuf,
+    pub owner_public_key: String,
     bridge: String,
     pub dir: PathBuf,
 }
@@ -77,9 +81,13 @@ impl SshHosts {
         let dir = temp_dir("ssh-hosts");
         let user_key = keygen(&dir.join("user_ed25519"));
         let stranger_key = keygen(&dir.join("stranger_ed25519"));
+        let owner_key_file = dir.join("owner_ed25519");
+        keygen(&owner_key_file);
+        let owner_public_key = std::fs::read_to_string(dir.join("owner_ed25519.pub")).expect("public key").trim().to_string();
         let authorized = std::fs::read_to_string(dir.join("user_ed25519.pub")).expect("public key");
         std::fs::create_dir_all("/run/sshd").expect("sshd's privilege-separation directory");
-        let mut set = SshHosts { hosts: Vec::new(), gateway, user_key, stranger_key, bridge, dir: dir.clone() };
+        let mut set =
+            SshHosts { hosts: Vec::new(), gateway, user_key, stranger_key, owner_key_file, owner_public_key, bridge, dir: dir.clone() };
         for i in 0..n {
             let netns = format!("{prefix}{i}");
             let address = format!("10.200.{subnet}.{}", 11 + i);
@@ -141,12 +149,15 @@ impl SshHosts {
             .collect();
         let endpoints: Vec<String> = self.hosts.iter().map(|h| format!("\"{}:22\"", h.address)).collect();
         let dirs: Vec<String> = self.hosts.iter().map(|h| h.work_dir.display().to_string()).collect();
+        let key_files: Vec<String> =
+            (0..self.hosts.len()).map(|i| self.dir.join(format!("host{i}/authorized_keys")).display().to_string()).collect();
         let key_file = if pool_key { format!("      key_file: \"{}\"\n", self.dir.join("user_ed25519").display()) } else { String::new() };
         format!(
-            "  {name}:\n    kind: ssh\n    endpoints: [{}]\n    options:\n      user: root\n      slots: \"{slots}\"\n      host_key: \"{}\"\n      work_dir: \"{}\"\n      agent_address: \"{}\"\n{key_file}",
+            "  {name}:\n    kind: ssh\n    endpoints: [{}]\n    options:\n      user: root\n      slots: \"{slots}\"\n      host_key: \"{}\"\n      work_dir: \"{}\"\n      authorized_keys: \"{}\"\n      agent_address: \"{}\"\n{key_file}",
             endpoints.join(", "),
             keys.join(","),
             dirs.join(","),
+            key_files.join(","),
             self.gateway
         )
     }
@@ -163,6 +174,28 @@ impl SshHost {
                 (comm != "sshd").then(|| format!("{pid} {comm}"))
             })
             .collect()
+    }
+
+    /// Runs `command` on the host with the system `ssh` client and `key`; its stdout, or `None`
+    /// if the login failed.
+    pub fn ssh_login(&self, key: &Path, command: &str) -> Option<String> {
+        let out = Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-i",
+            ])
+            .arg(key)
+            .args(["-p", "22", &format!("root@{}", self.address), command])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// What is left in the host's work directory (instance directories; the agent's copy is

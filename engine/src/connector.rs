@@ -107,6 +107,9 @@ pub struct StartSpec {
     pub image: String,
     pub env: AgentEnv,
     pub account: Account,
+    /// The run owner's SSH public keys from their profile (one per line; may be empty), for
+    /// connectors that install them for the instance's user.
+    pub authorized_keys: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +119,9 @@ pub struct Started {
     /// The instance's `hostname`.
     pub address: String,
     pub instance_id: String,
+    /// A command that logs a user into the instance (`ssh -p 22 root@10.0.0.5`): the
+    /// instance's `url.ssh`; none where the connector offers no SSH login.
+    pub ssh: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -44,8 +44,9 @@ async fn a_failing_instance_kept_on_error_is_fixed_from_a_terminal_and_a_rerun()
     eprintln!("terminal keystroke round trip (local): median {} µs, max {} µs", rtts[2], rtts[4]);
     term.type_text("\u{15}").await; // Ctrl-U: drop the typed letters
                                     // The client environment works as in a target: the abort is cancelled from the shell.
-    term.type_text("ss-abort --cancel && echo cancelled-ok; ls .slipstream/scripts\n").await;
-    term.read_until(|screen| screen.contains("cancelled-ok") && screen.contains("dbg_app__execute")).await;
+                                    // (Answers are computed, so the echo of the typed line cannot match them.)
+    term.type_text("ss-abort --cancel && echo cancelled-$((40+2)); ls .slipstream/scripts\n").await;
+    term.read_until(|screen| screen.contains("cancelled-42\r\n") && screen.contains("dbg_app__execute\r\n")).await;
     assert!(s.detail(&run).await["abort"].is_null(), "ss-abort --cancel from the terminal cleared the abort");
     // Ctrl-C interrupts a running program; the shell goes on.
     term.type_text("sleep 30; echo slept\n").await;
@@ -110,7 +111,7 @@ async fn a_failing_instance_kept_on_error_is_fixed_from_a_terminal_and_a_rerun()
     assert!(ev.iter().any(|e| e == "Terminal opened on machine.1 by olivia"), "{ev:?}");
     assert!(ev.iter().any(|e| e.starts_with("Re-running execute on machine.1 with dbg/app@2")), "{ev:?}");
     assert!(ev.iter().any(|e| e == "Re-run of execute on machine.1 exited with 0"), "{ev:?}");
-    assert!(!ev.iter().any(|e| e.contains("cancelled-ok")), "no keystrokes in the events");
+    assert!(!ev.iter().any(|e| e.contains("cancelled-")), "no keystrokes in the events");
 
     let r = s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
     assert!(r.status().is_success());

@@ -180,3 +180,75 @@ async fn a_server_killed_mid_run_comes_back_to_its_instances_on_ssh_hosts() {
     assert_eq!(statecustom(&d, "reader.2"), "got done");
     nothing_left(&hosts).await;
 }
+
+#[tokio::test]
+async fn a_kept_instance_on_an_ssh_host_is_debugged_from_a_terminal_ssh_and_a_rerun() {
+    let hosts = SshHosts::start(1);
+    let s = ssh_server(&hosts, 2, true, &[], false).await;
+    // The owner's profile key is installed for the working account while the instance runs.
+    let r =
+        s.c.put(s.api("/profile"))
+            .json(&json!({"keep_running": "on-error", "run_timeout_minutes": 60, "ssh_public_key": hosts.owner_public_key}))
+            .send()
+            .await
+            .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    s.save(json!({"kind": "project", "path": "dbg"})).await;
+    let broken = "#!/bin/sh\necho 'app.conf: no such file' >&2\nexit 3\n";
+    s.save(json!({"kind": "image", "path": "dbg/app", "reference": "examples/images/busybox", "targets": {"execute": broken}})).await;
+    let t = Instant::now();
+    let run = s.launch(json!({"module": "dbg/app", "keep_running": "on-error", "connectors": {"machine": "ssh"}})).await;
+    s.wait_state(&run, |st| st == "Ready").await;
+    eprintln!("one instance on an SSH host, launch to Ready (kept on error): {:.2} s", t.elapsed().as_secs_f64());
+    let d = s.detail(&run).await;
+    let host = &hosts.hosts[0];
+    assert_eq!(d["params"]["machine.1:url.ssh"], format!("ssh -p 22 root@{}", host.address), "{d}");
+    let via_ssh = host.ssh_login(&hosts.owner_key_file, "echo via-ssh").expect("the owner's key logs in while the instance runs");
+    assert_eq!(via_ssh.trim(), "via-ssh");
+
+    // A PTY channel over SSH: the shell starts in the instance's directory, setup sourced.
+    let mut term = Terminal::open(&s, &run, "machine.1").await;
+    term.type_text("echo \"name=$SLIPSTREAM_NODE_INSTANCE_NAME\"\n").await;
+    term.read_until(|screen| screen.contains("name=machine.1\r\n")).await;
+    let mut rtts = Vec::new();
+    for c in ["a", "b", "c", "d", "e"] {
+        let before = term.seen.len();
+        let t = Instant::now();
+        term.type_text(c).await;
+        term.read_until(|screen| screen[before..].contains(c)).await;
+        rtts.push(t.elapsed().as_micros());
+    }
+    rtts.sort();
+    eprintln!("terminal keystroke round trip (SSH host): median {} µs, max {} µs", rtts[2], rtts[4]);
+    // (The answer is computed, so the echo of the typed line cannot match it.)
+    term.type_text("\u{15}ss-abort --cancel && echo cancelled-$((40+2))\n").await;
+    term.read_until(|screen| screen.contains("cancelled-42\r\n")).await;
+    assert!(s.detail(&run).await["abort"].is_null(), "{}", s.detail(&run).await);
+    term.send(json!({"type": "resize", "columns": 101, "rows": 41})).await;
+    term.type_text("stty size\n").await;
+    term.read_until(|screen| screen.contains("41 101")).await;
+    // Left open: closing the page must end the shell on the host.
+    drop(term);
+
+    let fixed = "#!/bin/sh -e\necho 'port=8080' > app.conf\nss-display \"fixed on $(hostname -I 2>/dev/null || true)\"\n";
+    s.save(json!({"kind": "image", "path": "dbg/app", "reference": "examples/images/busybox", "targets": {"execute": fixed}})).await;
+    let rerun: Value =
+        s.c.post(s.api(&format!("/runs/{run}/instances/machine.1/rerun")))
+            .json(&json!({"target": "execute"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rerun["exit_code"], 0, "{rerun}");
+    assert_eq!(rerun["scripts"], json!(["dbg/app@2"]));
+    assert!(statecustom(&s.detail(&run).await, "machine.1").starts_with("fixed"));
+
+    let r = s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    assert!(r.status().is_success());
+    s.wait_stopped(&run).await;
+    nothing_left(&hosts).await;
+    assert!(host.ssh_login(&hosts.owner_key_file, "true").is_none(), "the owner's key was removed with the instance");
+    assert!(host.ssh_login(&hosts.dir.join("user_ed25519"), "true").is_some(), "the pool's key stays");
+}

@@ -166,7 +166,7 @@ impl Inner {
         std::thread::spawn(move || {
             let _ = child.wait();
         });
-        Ok(Started { handle: pid.to_string(), address, instance_id })
+        Ok(Started { handle: pid.to_string(), address, instance_id, ssh: None })
     }
 }
 

@@ -77,6 +77,7 @@ impl Connector for Mock {
                 handle: format!("mock:{}", spec.instance),
                 address: format!("mock-{}", spec.instance),
                 instance_id: spec.instance.clone(),
+                ssh: None,
             })
         })
     }

@@ -156,6 +156,14 @@ impl Engine {
         };
         let owner = self.run_owner(run).await?;
         let plan = self.plan_of(run).await?;
+        let authorized_keys: String = sqlx::query("SELECT ssh_public_key FROM users WHERE name = $1")
+            .bind(&owner)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .map(|r| r.try_get("ssh_public_key"))
+            .transpose()?
+            .unwrap_or_default();
+        let authorized_keys = &authorized_keys;
         let rows = sqlx::query(
             "SELECT name, node, connector FROM run_instances WHERE run_id = $1 AND handle = '' AND start_failed = 0 ORDER BY node, idx",
         )
@@ -191,7 +199,14 @@ impl Engine {
                         let env =
                             AgentEnv { service_url: service_url.clone(), run: run.into(), instance: name.clone(), token: token.clone() };
                         let image = plan.get(&node).map(|n| n.image_id.clone()).unwrap_or_default();
-                        let spec = StartSpec { run: run.into(), instance: name.clone(), image, env, account: account.clone() };
+                        let spec = StartSpec {
+                            run: run.into(),
+                            instance: name.clone(),
+                            image,
+                            env,
+                            account: account.clone(),
+                            authorized_keys: authorized_keys.clone(),
+                        };
                         c.start(&spec).await.map_err(|e| reason(&e))
                     }
                     (_, Err(why)) => Err(why.clone()),
@@ -230,6 +245,12 @@ impl Engine {
                     .bind(name)
                     .execute(&self.db.pool)
                     .await?;
+                if let Some(ssh) = &s.ssh {
+                    let key = model::ParamKey::parse(&format!("{name}:url.ssh")).map_err(|e| Error::Internal(e.to_string()))?;
+                    if let Err(e) = self.set_param(run, &key, ssh, true, "slipstream").await {
+                        tracing::warn!(run, instance = name, error = %e, "url.ssh could not be set");
+                    }
+                }
                 Ok(true)
             }
             Err(why) => {

@@ -251,7 +251,8 @@ impl Docker {
             return Err(err);
         }
         let address = address_of(&c, &created.id, &spec.run).await?;
-        Ok(Started { handle: handle_of(&e.url, &created.id), address, instance_id: created.id.chars().take(12).collect() })
+        // No sshd in containers: the run page's terminal (a Docker exec) is the way in.
+        Ok(Started { handle: handle_of(&e.url, &created.id), address, instance_id: created.id.chars().take(12).collect(), ssh: None })
     }
 
     fn not_listening(&self, e: &Endpoint) -> Error {

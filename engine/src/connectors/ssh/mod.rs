@@ -35,7 +35,7 @@ pub use session::{parse_host_key, quote, Connection, HostAddr, Output};
 use slots::Slots;
 
 /// The options an SSH connector accepts.
-const OPTIONS: [&str; 7] = ["user", "host_key", "slots", "key_file", "work_dir", "agent_address", "agent_url"];
+const OPTIONS: [&str; 8] = ["user", "host_key", "slots", "key_file", "work_dir", "authorized_keys", "agent_address", "agent_url"];
 /// Sessions opened at once on one connection (OpenSSH's `MaxSessions` is 10 by default).
 const CHANNELS_PER_CONNECTION: usize = 8;
 /// The image id of an SSH host: the machine as it is.
@@ -46,6 +46,9 @@ struct Host {
     key: PublicKey,
     /// Where instance directories go on the host (relative: to the login user's home).
     work_dir: String,
+    /// The login user's `authorized_keys` file, where the run owner's profile keys go while
+    /// an instance runs (relative: to the home).
+    authorized_keys: String,
 }
 
 /// One kept connection per (host, key), opened on first use and again when it dropped.
@@ -92,6 +95,7 @@ impl Ssh {
             per_endpoint(config, "slots", n)?,
             per_endpoint(config, "work_dir", n)?,
         );
+        let key_files = per_endpoint(config, "authorized_keys", n)?;
         let mut hosts = Vec::with_capacity(n);
         let mut capacity = Vec::with_capacity(n);
         for (i, endpoint) in endpoints.iter().enumerate() {
@@ -116,7 +120,8 @@ impl Ssh {
             };
             capacity.push(slot_count);
             let work_dir = dirs[i].clone().unwrap_or_else(|| ".slipstream".into());
-            hosts.push(Host { addr: HostAddr { address, port, user }, key, work_dir });
+            let authorized_keys = key_files[i].clone().unwrap_or_else(|| ".ssh/authorized_keys".into());
+            hosts.push(Host { addr: HostAddr { address, port, user }, key, work_dir, authorized_keys });
         }
         if endpoints.iter().enumerate().any(|(i, e)| endpoints[..i].contains(e)) {
             return Err("a host is listed twice".into());
@@ -274,12 +279,13 @@ impl Ssh {
         env.push(("SLIPSTREAM_HOSTNAME".into(), address.clone()));
         env.push(("SLIPSTREAM_INSTANCEID".into(), instance_id.clone()));
         let env_file: String = env.iter().map(|(k, v)| format!("{k}={}\n", quote(v))).collect();
+        let keys = install_keys(&spec.authorized_keys, &h.authorized_keys, &key_tag(&spec.run, &spec.instance));
         let links: String = AGENT_COMMANDS.iter().map(|n| format!("ln -sf {} \"$d/.slipstream/bin/{n}\"; ", quote(&agent))).collect();
         // The environment comes on stdin into a file only the login user reads; the agent is
         // started detached (all of its descriptors away from this session), and prints its pid,
         // which is its session id once it made its own session.
         let script = format!(
-            "set -e; umask 077; d={dir}; mkdir -p \"$d/.slipstream/bin\"; {links}cat > \"$d/.slipstream/env\"; cd \"$d\"; \
+            "set -e; umask 077; d={dir}; mkdir -p \"$d/.slipstream/bin\"; {keys}{links}cat > \"$d/.slipstream/env\"; cd \"$d\"; \
              ( set -a; . ./.slipstream/env; set +a; PATH=\"$PWD/.slipstream/bin:$PATH\"; export PATH; \
                exec ./.slipstream/bin/slipstream-agent run ) </dev/null >.slipstream/agent.log 2>&1 & \
              echo \"$!\"; pwd",
@@ -294,7 +300,8 @@ impl Ssh {
         if !out.ok() {
             return Err(Error::Unavailable(format!("SSH host {}: the agent did not start: {}", h.addr, out.reason())));
         }
-        Ok(Started { handle: format!("{}:{}#{pid}#{}", h.addr.address, h.addr.port, dir.trim()), address, instance_id })
+        let ssh = Some(format!("ssh -p {} {}@{}", h.addr.port, h.addr.user, h.addr.address));
+        Ok(Started { handle: format!("{}:{}#{pid}#{}", h.addr.address, h.addr.port, dir.trim()), address, instance_id, ssh })
     }
 
     fn release_slot(&self, host: usize, key: &str) {
@@ -410,7 +417,9 @@ impl Connector for Ssh {
         Box::pin(async move {
             let h = self.parse_handle(handle)?;
             let dir = quote(h.dir);
-            let out = self.run_on(h.host, account, &format!("rm -rf {dir}; rmdir \"$(dirname {dir})\" 2>/dev/null; true"), b"").await?;
+            let keys = remove_keys(&self.hosts[h.host].authorized_keys, h.dir);
+            let out =
+                self.run_on(h.host, account, &format!("{keys}rm -rf {dir}; rmdir \"$(dirname {dir})\" 2>/dev/null; true"), b"").await?;
             if !out.ok() {
                 return Err(Error::Unavailable(format!("SSH host {}: removing {}: {}", self.hosts[h.host].addr, h.dir, out.reason())));
             }
@@ -438,6 +447,44 @@ impl Connector for Ssh {
             Ok(self.inspect(handle, account).await? == Health::Running)
         })
     }
+}
+
+/// What marks the owner's keys installed for one instance (the comment of each line).
+fn key_tag(run: &str, instance: &str) -> String {
+    format!("slipstream-instance:{run}/{instance}")
+}
+
+/// Shell commands appending the owner's public keys (each re-written from its parsed form:
+/// no options slip in) to `file`, marked with `tag`; nothing for no (valid) key.
+fn install_keys(keys: &str, file: &str, tag: &str) -> String {
+    let lines: Vec<String> = keys
+        .lines()
+        .filter_map(|l| parse_host_key(l).ok())
+        .filter_map(|k| k.to_openssh().ok())
+        .map(|k| {
+            let mut parts = k.split_whitespace();
+            format!("{} {} {tag}", parts.next().unwrap_or(""), parts.next().unwrap_or(""))
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let f = quote(file);
+    let appends: String = lines.iter().map(|l| format!("printf '%s\\n' {} >> {f}; ", quote(l))).collect();
+    format!("mkdir -p \"$(dirname {f})\"; chmod 700 \"$(dirname {f})\"; {appends}")
+}
+
+/// Shell commands removing the keys installed for the instance in `dir` (`…/runs/<run>/<instance>`).
+fn remove_keys(file: &str, dir: &str) -> String {
+    let mut parts = dir.rsplit('/');
+    let (Some(instance), Some(run)) = (parts.next(), parts.next()) else { return String::new() };
+    let tag = key_tag(run, instance);
+    let f = quote(file);
+    // Lines ending with the tag go; the file keeps its owner and mode.
+    format!(
+        "if [ -f {f} ]; then grep -v -F -e {} {f} > {f}.slipstream; cat {f}.slipstream > {f}; rm -f {f}.slipstream; fi; ",
+        quote(&format!(" {tag}"))
+    )
 }
 
 #[cfg(test)]
@@ -485,6 +532,17 @@ mod tests {
                 Some(part) => assert!(got.as_deref().unwrap_or("").contains(part), "{endpoints:?} {options:?}: {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn only_well_formed_keys_are_installed_each_marked_for_its_instance() {
+        let keys = format!("{KEY} alice@laptop\ncommand=\"rm -rf /\" {KEY}\nnot a key\n");
+        let cmd = install_keys(&keys, ".ssh/authorized_keys", &key_tag("r1", "web.1"));
+        assert_eq!(cmd.matches(">> '.ssh/authorized_keys'").count(), 1, "one valid line: {cmd}");
+        assert!(cmd.contains("slipstream-instance:r1/web.1") && !cmd.contains("alice@laptop") && !cmd.contains("rm -rf"), "{cmd}");
+        assert_eq!(install_keys("", "f", "t"), "");
+        let rm = remove_keys(".ssh/authorized_keys", "/w/srv/runs/r1/web.1");
+        assert!(rm.contains("' slipstream-instance:r1/web.1'"), "{rm}");
     }
 
     #[test]

@@ -163,17 +163,23 @@ impl Connection {
         let (exec, mut input, output) = Exec::channels();
         let (mut read, write) = channel.split();
         tokio::spawn(async move {
-            let (mut code, mut input_open) = (None, true);
+            // Without a terminal, stdin was given at once: the command runs to its end.
+            let (mut code, mut input_open) = (None, tty.is_some());
+            let mut hung_up: Option<tokio::time::Instant> = None;
             loop {
+                let grace = hung_up.map(|at| at + std::time::Duration::from_secs(2));
                 tokio::select! {
                     m = input.recv(), if input_open => match m {
                         Some(ExecInput::Data(d)) => { let _ = write.data(&d[..]).await; }
                         Some(ExecInput::Resize(c, r)) => { let _ = write.window_change(c.into(), r.into(), 0, 0).await; }
                         None => {
+                            // The terminal closed: so does the channel (sshd hangs up the shell).
                             input_open = false;
+                            hung_up = Some(tokio::time::Instant::now());
                             let _ = write.close().await;
                         }
                     },
+                    _ = tokio::time::sleep_until(grace.unwrap_or_else(tokio::time::Instant::now)), if grace.is_some() => break,
                     m = read.wait() => match m {
                         Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
                             let _ = output.send(ExecOutput::Data(bytes::Bytes::copy_from_slice(&data))).await;
