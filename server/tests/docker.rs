@@ -500,3 +500,65 @@ async fn a_remote_engine_over_tls_takes_each_users_client_certificate() {
     assert_eq!(statecustom(&s.detail(&run).await, "testclient1.1"), "OK: Hello from Apache deployed by SlipStream!");
     nothing_left(&s).await;
 }
+
+#[tokio::test]
+async fn a_kept_container_is_debugged_from_a_terminal_and_a_rerun() {
+    let s = docker_server().await;
+    s.save(json!({"kind": "project", "path": "dbg"})).await;
+    let broken = "#!/bin/sh\necho 'app.conf: no such file' >&2\nexit 3\n";
+    s.save(json!({"kind": "image", "path": "dbg/app", "reference": "examples/images/busybox", "targets": {"execute": broken}})).await;
+    let run = s.launch(json!({"module": "dbg/app", "keep_running": "on-error", "connectors": {"machine": "docker"}})).await;
+    s.wait_state(&run, |st| st == "Ready").await;
+
+    // A TTY exec in the container, in /slipstream with slipstream.setup sourced.
+    let mut term = Terminal::open(&s, &run, "machine.1").await;
+    term.type_text("echo \"name=$SLIPSTREAM_NODE_INSTANCE_NAME in $(pwd)\"\n").await;
+    term.read_until(|screen| screen.contains("name=machine.1 in /slipstream\r\n")).await;
+    let mut rtts = Vec::new();
+    for c in ["a", "b", "c", "d", "e"] {
+        let before = term.seen.len();
+        let t = Instant::now();
+        term.type_text(c).await;
+        term.read_until(|screen| screen[before..].contains(c)).await;
+        rtts.push(t.elapsed().as_micros());
+    }
+    rtts.sort();
+    eprintln!("terminal keystroke round trip (Docker): median {} µs, max {} µs", rtts[2], rtts[4]);
+    term.type_text("\u{15}ss-abort --cancel && echo cancelled-$((40+2))\n").await;
+    term.read_until(|screen| screen.contains("cancelled-42\r\n")).await;
+    term.send(json!({"type": "resize", "columns": 99, "rows": 33})).await;
+    term.type_text("stty size\n").await;
+    term.read_until(|screen| screen.contains("33 99")).await;
+    // Closed with the shell still running: it gets a hang-up.
+    drop(term);
+
+    let fixed = "#!/bin/sh -e\necho 'port=8080' > app.conf\nss-display fixed\n";
+    s.save(json!({"kind": "image", "path": "dbg/app", "reference": "examples/images/busybox", "targets": {"execute": fixed}})).await;
+    let rerun: Value =
+        s.c.post(s.api(&format!("/runs/{run}/instances/machine.1/rerun")))
+            .json(&json!({"target": "execute"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rerun["exit_code"], 0, "{rerun}");
+    assert_eq!(statecustom(&s.detail(&run).await, "machine.1"), "fixed");
+    // The shell of the closed terminal is gone from the container.
+    let d = s.detail(&run).await;
+    let id = d["params"]["machine.1:instanceid"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ps = Command::new("docker").args(["-H", &endpoint(), "exec", &id, "ps", "-o", "args"]).output().unwrap();
+        let ps = String::from_utf8_lossy(&ps.stdout).to_string();
+        if !ps.lines().any(|l| l.trim_start().starts_with("sh -i") || l.contains("bash -i")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the terminal's shell is still running:\n{ps}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    s.wait_stopped(&run).await;
+    nothing_left(&s).await;
+}
