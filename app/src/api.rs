@@ -167,6 +167,20 @@ pub async fn terminate_run(id: String) -> Result<(), ServerFnError> {
     Ok(())
 }
 
+/// Runs `target` again on a running instance with the module's current scripts (the run
+/// page's "Re-run"); says how it ended.
+#[server]
+pub async fn rerun_target(id: String, instance: String, target: String) -> Result<String, ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in to debug instances"))?;
+    let r = engine.rerun_target(&user, &id, &instance, &target).await.map_err(ssr::fail)?;
+    let how = match r.exit_code {
+        Some(code) => format!("exited with {code}"),
+        None => "ended without an exit code".into(),
+    };
+    Ok(format!("{} on {} ({}) {how}", r.target, r.instance, r.scripts.join(", ")))
+}
+
 /// Adds `count` instances to `node` of a scalable run (the run page's "Add").
 #[server]
 pub async fn scale_up(id: String, node: String, count: String) -> Result<(), ServerFnError> {

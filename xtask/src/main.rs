@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod assets;
 mod docker;
 mod docs;
 
@@ -239,6 +240,7 @@ fn build(root: &Path, release: bool) -> Result<Built> {
         // LEPTOS_OUTPUT_NAME is set at compile time, so pages ask for /pkg/site.wasm.
         std::fs::rename(pkg.join(format!("{SITE_NAME}_bg.wasm")), pkg.join(format!("{SITE_NAME}.wasm"))).map_err(|e| e.to_string())?;
         std::fs::copy(root.join("style/main.css"), pkg.join(format!("{SITE_NAME}.css"))).map_err(|e| e.to_string())?;
+        assets::bundle(root, &cache_dir().unwrap_or_else(|| target.clone()), &pkg)?;
         for ext in ["wasm", "js", "css"] {
             let file = pkg.join(format!("{SITE_NAME}.{ext}"));
             let gz = pkg.join(format!("{SITE_NAME}.{ext}.gz"));

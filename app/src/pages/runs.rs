@@ -5,12 +5,13 @@
 //! change is missed.
 
 use leptos::prelude::*;
+use leptos_meta::{Script, Stylesheet};
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 use model::run::{LiveEvent, NodeLink, RunSummary};
 use model::RunState;
 
-use crate::api::{list_runs, run_page, RunPageData, ScaleDown, ScaleUp, TerminateRun, LOG_TAIL};
+use crate::api::{list_runs, run_page, RerunTarget, RunPageData, ScaleDown, ScaleUp, TerminateRun, LOG_TAIL};
 use crate::{error_text, format_time};
 
 /// State shown with its name and a symbol, not by colour alone.
@@ -212,6 +213,7 @@ fn RunView(data: RunPageData) -> impl IntoView {
         live::follow(id.clone(), since, page);
     }
     let terminate = ServerAction::<TerminateRun>::new();
+    let rerun = ServerAction::<RerunTarget>::new();
     let filter = RwSignal::new(String::new());
     let short = id[..8].to_string();
     let hidden_id = StoredValue::new(id.clone());
@@ -220,6 +222,10 @@ fn RunView(data: RunPageData) -> impl IntoView {
     let summary = move || page.with(|d| d.detail.summary.clone());
     let state = move || summary().state;
     view! {
+        <Stylesheet id="xterm" href="/pkg/xterm.css" />
+        <Script src="/pkg/xterm.js" />
+        <Script src="/pkg/xterm-addon-fit.js" />
+        <Script src="/pkg/terminal.js" />
         <nav class="breadcrumbs">
             <A href="/runs">"Runs"</A>
             " / "
@@ -280,6 +286,7 @@ fn RunView(data: RunPageData) -> impl IntoView {
                         <th>"Completed"</th>
                         <th>"Running"</th>
                         <th>"Message"</th>
+                        <th>"Debug"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -294,6 +301,8 @@ fn RunView(data: RunPageData) -> impl IntoView {
                                     let message = d.detail.params.get(&key).cloned().flatten().unwrap_or_default();
                                     let failed = d.detail.params.get(&abort_key).cloned().flatten();
                                     let is_failed = failed.is_some();
+                                    let live = i.running && !d.detail.summary.state.is_terminal();
+                                    let (run_id, name) = (d.detail.summary.id.clone(), i.name.clone());
                                     view! {
                                         <tr data-instance=i.name.clone() class:failed=is_failed>
                                             <td>
@@ -307,6 +316,34 @@ fn RunView(data: RunPageData) -> impl IntoView {
                                             <td class="statecustom">
                                                 {message}{failed.map(|f| view! { <span class="error">" ✗ " {f}</span> })}
                                             </td>
+                                            <td class="debug">
+                                                {live
+                                                    .then(|| {
+                                                        view! {
+                                                            <button
+                                                                type="button"
+                                                                class="open-terminal"
+                                                                data-run=run_id.clone()
+                                                                data-instance=name.clone()
+                                                            >
+                                                                "Open terminal"
+                                                            </button>
+                                                            <ActionForm action=rerun attr:class="inline rerun-form">
+                                                                <input type="hidden" name="id" value=run_id.clone() />
+                                                                <input type="hidden" name="instance" value=name.clone() />
+                                                                <select name="target" aria-label="Target to re-run">
+                                                                    <option value="execute">"execute"</option>
+                                                                    <option value="report">"report"</option>
+                                                                    <option value="onvmadd">"onvmadd"</option>
+                                                                    <option value="onvmremove">"onvmremove"</option>
+                                                                </select>
+                                                                <button type="submit" class="rerun">
+                                                                    "Re-run"
+                                                                </button>
+                                                            </ActionForm>
+                                                        }
+                                                    })}
+                                            </td>
                                         </tr>
                                     }
                                 })
@@ -315,6 +352,27 @@ fn RunView(data: RunPageData) -> impl IntoView {
                     }}
                 </tbody>
             </table>
+            <p id="rerun-result" aria-live="polite">
+                {move || {
+                    rerun
+                        .value()
+                        .get()
+                        .map(|r| match r {
+                            Ok(msg) => view! { <span class="ok">"Re-ran " {msg}</span> }.into_any(),
+                            Err(e) => view! { <span class="error">{error_text(&e)}</span> }.into_any(),
+                        })
+                }}
+                {move || rerun.pending().get().then_some("Re-running…")}
+            </p>
+        </section>
+        // Filled by /pkg/terminal.js (xterm.js on the terminal websocket) when "Open terminal"
+        // is pressed; Leptos never re-renders it.
+        <section class="panel" id="terminal-panel" hidden>
+            <h2 id="terminal-title">"Terminal"</h2>
+            <button type="button" id="terminal-close">
+                "Close terminal"
+            </button>
+            <div id="terminal"></div>
         </section>
         <section class="panel">
             <h2>"Reports"</h2>
