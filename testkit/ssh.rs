@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::{temp_dir, Proc};
 
-/// Subnets `10.200.160.0/24` upwards: clear of the Docker and Podman beds' pools.
-const FIRST_SUBNET: u32 = 160;
-const SUBNETS: u32 = 64;
+/// Subnets `10.200.10.0/24` to `10.200.57.0/24`: clear of the Docker bed's pools
+/// (`10.200.70.0/24`, `10.200.128.0/17`), Podman's (`10.200.64.0/18`) and its `10.200.59.1`.
+const FIRST_SUBNET: u32 = 10;
+const SUBNETS: u32 = 48;
 
 pub struct SshHost {
     /// `10.200.N.M`.

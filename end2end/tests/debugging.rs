@@ -36,6 +36,19 @@ async fn wait_screen(c: &Client, pred: impl Fn(&str) -> bool) -> Step<String> {
     }
 }
 
+/// As [`wait_screen`], polling every few milliseconds (for timing a keystroke).
+async fn wait_screen_fast(c: &Client, pred: impl Fn(&str) -> bool) -> Step {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let v = c.execute("return window.slipstreamTerminal.text()", vec![]).await.map_err(|e| e.to_string())?;
+        if pred(v.as_str().unwrap_or("")) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    Err("the typed key never showed".into())
+}
+
 #[tokio::test]
 async fn a_failing_instance_is_debugged_in_a_browser_terminal_fixed_and_rerun() {
     run_journey("debugging", |c, base| async move {
@@ -74,6 +87,18 @@ async fn a_failing_instance_is_debugged_in_a_browser_terminal_fixed_and_rerun() 
         if !(screen.contains("app.conf") && screen.contains("No such file or directory")) {
             return Err(format!("the script's problem is not on the screen:\n{screen}"));
         }
+        // Keystroke round trip as the user sees it: a key typed until the emulator shows it.
+        let mut rtts = Vec::new();
+        for ch in ["q", "w", "e", "r", "t", "y", "u"] {
+            let before = wait_screen(&c, |_| true).await?.matches(ch).count();
+            let t = std::time::Instant::now();
+            type_in_terminal(&c, ch).await?;
+            wait_screen_fast(&c, |s| s.matches(ch).count() > before).await?;
+            rtts.push(t.elapsed().as_millis());
+        }
+        rtts.sort();
+        note(&format!("keystroke round trip in the browser terminal: median {} ms, max {} ms", rtts[3], rtts[6]));
+        type_in_terminal(&c, "\u{15}").await?;
         screenshot(&c, "terminal").await?;
         click(&c, "#terminal-close").await?;
 

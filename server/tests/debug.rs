@@ -54,6 +54,17 @@ async fn a_failing_instance_kept_on_error_is_fixed_from_a_terminal_and_a_rerun()
     term.type_text("\u{3}echo after-ctrl-c\n").await;
     term.read_until(|screen| screen.contains("after-ctrl-c\r\n")).await;
     assert!(!term.seen.contains("\r\nslept\r\n"), "sleep was interrupted");
+    // Full-screen programs work: top draws and quits on `q`; vi edits a file.
+    term.type_text("top\n").await;
+    term.read_until(|screen| screen.contains("load average")).await;
+    term.type_text("q").await;
+    term.type_text("echo top-done-$((1+1))\n").await;
+    term.read_until(|screen| screen.contains("top-done-2\r\n")).await;
+    term.type_text("VI=$(command -v vi || echo 'busybox vi'); $VI notes.txt\n").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    term.type_text("ihello from vi\u{1b}:wq\r").await;
+    term.type_text("cat notes.txt | tr a-z A-Z\n").await;
+    term.read_until(|screen| screen.contains("HELLO FROM VI\r\n")).await;
     // A resize reaches the terminal.
     term.send(json!({"type": "resize", "columns": 123, "rows": 45})).await;
     term.type_text("stty size\n").await;
