@@ -64,6 +64,8 @@
   window.slipstreamTerminal = {
     open: open,
     close: close,
+    // The open emulator (browser tests time keystrokes through it).
+    term: function () { return current ? current.term : null; },
     // The screen (and scrollback) as text, one line per row.
     text: function () {
       if (!current) return "";

@@ -63,6 +63,8 @@ async fn a_failing_instance_kept_on_error_is_fixed_from_a_terminal_and_a_rerun()
     term.type_text("VI=$(command -v vi || echo 'busybox vi'); $VI notes.txt\n").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     term.type_text("ihello from vi\u{1b}:wq\r").await;
+    term.read_until(|screen| screen.contains("written")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     term.type_text("cat notes.txt | tr a-z A-Z\n").await;
     term.read_until(|screen| screen.contains("HELLO FROM VI\r\n")).await;
     // A resize reaches the terminal.
