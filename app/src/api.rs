@@ -62,7 +62,7 @@ pub async fn register(name: String, password: String) -> Result<(), ServerFnErro
     let engine = ssr::engine()?;
     engine.register(name.trim(), &password).await.map_err(ssr::fail)?;
     let (_, token) = engine.login(name.trim(), &password).await.map_err(ssr::fail)?;
-    ssr::set_cookie(&engine::users::session_cookie(&token))?;
+    ssr::set_cookie(&engine.session_cookie(&token))?;
     leptos_axum::redirect("/modules");
     Ok(())
 }
@@ -71,7 +71,7 @@ pub async fn register(name: String, password: String) -> Result<(), ServerFnErro
 pub async fn login(name: String, password: String) -> Result<(), ServerFnError> {
     let engine = ssr::engine()?;
     let (_, token) = engine.login(name.trim(), &password).await.map_err(ssr::fail)?;
-    ssr::set_cookie(&engine::users::session_cookie(&token))?;
+    ssr::set_cookie(&engine.session_cookie(&token))?;
     leptos_axum::redirect("/modules");
     Ok(())
 }
@@ -85,7 +85,7 @@ pub async fn logout() -> Result<(), ServerFnError> {
     {
         engine.logout(token).await.map_err(ssr::fail)?;
     }
-    ssr::set_cookie(&engine::users::clear_session_cookie())?;
+    ssr::set_cookie(&engine.clear_session_cookie())?;
     leptos_axum::redirect("/");
     Ok(())
 }

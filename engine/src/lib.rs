@@ -57,6 +57,8 @@ pub struct RunConfig {
     pub connectors: Vec<connector::ConnectorConfig>,
     /// The largest report bundle accepted, in bytes (`None`: 256 MiB).
     pub report_limit: Option<u64>,
+    /// Session cookies are `Secure` (sent over HTTPS only).
+    pub secure_cookies: bool,
 }
 
 type ConnectorMap = std::collections::BTreeMap<String, std::sync::Arc<dyn connector::Connector>>;

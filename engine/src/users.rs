@@ -326,14 +326,24 @@ pub fn session_from_cookie_header(cookie: &str) -> Option<&str> {
     cookie.split(';').filter_map(|c| c.trim().split_once('=')).find(|(k, _)| *k == SESSION_COOKIE).map(|(_, v)| v)
 }
 
-/// `Set-Cookie` value opening a session (HttpOnly: scripts never see it).
-pub fn session_cookie(token: &str) -> String {
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", SESSION_TTL_MS / 1000)
+/// `Set-Cookie` value opening a session (HttpOnly: scripts never see it; `secure`: over
+/// HTTPS only).
+pub fn session_cookie_with(token: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_TTL_MS / 1000)
 }
 
-/// `Set-Cookie` value ending the session.
-pub fn clear_session_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+impl Engine {
+    /// `Set-Cookie` value opening a session, `Secure` when the server is set so.
+    pub fn session_cookie(&self, token: &str) -> String {
+        session_cookie_with(token, self.rt.config.secure_cookies)
+    }
+
+    /// `Set-Cookie` value ending the session.
+    pub fn clear_session_cookie(&self) -> String {
+        let secure = if self.rt.config.secure_cookies { "; Secure" } else { "" };
+        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+    }
 }
 
 impl Engine {
@@ -390,6 +400,7 @@ mod tests {
     fn the_session_cookie_is_found_among_others() {
         assert_eq!(session_from_cookie_header("a=1; slipstream_session=abc; b=2"), Some("abc"));
         assert_eq!(session_from_cookie_header("a=1"), None);
-        assert!(session_cookie("t").contains("HttpOnly"));
+        assert!(session_cookie_with("t", false).contains("HttpOnly") && !session_cookie_with("t", false).contains("Secure"));
+        assert!(session_cookie_with("t", true).ends_with("; Secure"));
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod client;
+mod cross_site;
 pub mod openapi;
 pub mod settings;
 
@@ -64,6 +65,7 @@ impl Application {
             agent_bin: settings.agent_bin.clone(),
             connectors: settings.connectors.clone(),
             report_limit: Some(settings.report_limit_mb.saturating_mul(1 << 20)),
+            secure_cookies: settings.secure_cookies,
         };
         let engine = Engine::open_with(&url, config).await.map_err(|e| e.to_string())?;
         if settings.load_examples {
@@ -178,6 +180,7 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/pkg", ServeDir::new(pkg).precompressed_gzip())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .with_state(state)
+        .layer(axum::middleware::from_fn(cross_site::refuse_cross_site))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -34,6 +34,10 @@ enum Command {
         /// The largest report bundle an instance may upload, in MiB.
         #[arg(long, env = "SLIPSTREAM_REPORT_LIMIT_MB", default_value_t = 256)]
         report_limit_mb: u64,
+        /// Mark the session cookie `Secure` (browsers send it over HTTPS only): set it when
+        /// users reach the server through a TLS proxy.
+        #[arg(long, env = "SLIPSTREAM_SECURE_COOKIES")]
+        secure_cookies: bool,
     },
     /// Administration.
     Admin {
@@ -120,7 +124,7 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Client(_) => unreachable!("client commands return from main"),
-        Command::Serve { listen, store, site_root, agent_bin, no_examples, report_limit_mb } => {
+        Command::Serve { listen, store, site_root, agent_bin, no_examples, report_limit_mb, secure_cookies } => {
             let settings = Settings {
                 listen,
                 data_dir: store.data_dir,
@@ -130,6 +134,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 agent_bin: agent_bin.or_else(Settings::default_agent_bin),
                 connectors: server::settings::connectors(store.config.as_deref(), &store.connectors)?,
                 report_limit_mb,
+                secure_cookies,
             };
             let files = raise_open_files();
             let app = Application::build(&settings).await?;
@@ -249,9 +254,10 @@ async fn open_store(store: Store) -> Result<engine::Engine, String> {
         agent_bin: None,
         connectors: connectors.clone(),
         report_limit_mb: 256,
+        secure_cookies: false,
     };
     // The same connectors as the server, so quotas name the connectors it has.
-    let config = engine::RunConfig { data_dir: settings.data_dir.clone(), agent_bin: None, connectors, report_limit: None };
+    let config = engine::RunConfig { data_dir: settings.data_dir.clone(), connectors, ..Default::default() };
     engine::Engine::open_with(&settings.database_url(), config).await.map_err(|e| e.to_string())
 }
 

@@ -19,6 +19,9 @@ pub struct Settings {
     pub connectors: Vec<engine::connector::ConnectorConfig>,
     /// The largest report bundle accepted, in MiB (`--report-limit-mb`, default 256).
     pub report_limit_mb: u64,
+    /// Session cookies only over HTTPS (`--secure-cookies`: the server is reached through a
+    /// TLS proxy).
+    pub secure_cookies: bool,
 }
 
 /// The settings file (`--config FILE`, YAML): today its `connectors` section.

@@ -501,3 +501,49 @@ async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields[3], fields[4], "soft = hard: {line}");
 }
+
+#[tokio::test]
+async fn cookie_requests_from_another_site_are_refused_and_cookies_can_be_secure() {
+    let s = spawn(engine::testing::sqlite_url(), false).await;
+    let api = |p: &str| format!("{}/api/v1{p}", s.base);
+    let c = signed_up(&s, "olivia").await;
+    let project = json!({"kind": "project", "path": "xsite"});
+    // The owner's browser, on a page of another site: refused before anything is written.
+    let r = c.put(api("/modules/xsite")).header("origin", "http://evil.example").json(&project).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("another site"));
+    assert_eq!(c.get(api("/modules/xsite")).send().await.unwrap().status(), 404, "nothing was written");
+    let r = c.put(api("/modules/xsite")).header("sec-fetch-site", "cross-site").json(&project).send().await.unwrap();
+    assert_eq!(r.status(), 403, "Sec-Fetch-Site without Origin");
+    // A cookie websocket from another site.
+    let r = c.get(api("/ws")).header("origin", "http://evil.example").header("upgrade", "websocket").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // The server's own pages, a client without Origin, and a bearer token from anywhere pass.
+    let r = c.put(api("/modules/xsite")).header("origin", s.base.as_str()).json(&project).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (status, _) = put(&c, &s, json!({"kind": "project", "path": "xsite", "description": "again"})).await;
+    assert!(status.is_success());
+    let token: Value = c.post(api("/auth/tokens")).json(&json!({"name": "ci"})).send().await.unwrap().json().await.unwrap();
+    let r = client()
+        .put(api("/modules/xsite"))
+        .header("origin", "http://evil.example")
+        .bearer_auth(token["token"].as_str().unwrap())
+        .json(&json!({"kind": "project", "path": "xsite", "description": "from CI"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "a bearer token carries nothing ambient: {}", r.status());
+    let plain = c.post(api("/auth/login")).json(&json!({"name": "olivia", "password": "long enough"})).send().await.unwrap();
+    assert!(!plain.headers().get("set-cookie").unwrap().to_str().unwrap().contains("Secure"));
+
+    // Behind a TLS proxy: the cookie goes over HTTPS only.
+    let secure = TestServer::start(ServerOptions { args: vec!["--secure-cookies".into()], no_examples: true, ..Default::default() });
+    let r = client()
+        .post(format!("{}/api/v1/auth/register", secure.url))
+        .json(&json!({"name": "olivia", "password": "long enough"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.ends_with("; Secure"), "{cookie}");
+}

@@ -117,7 +117,12 @@ async fn a_failing_instance_kept_on_error_is_fixed_from_a_terminal_and_a_rerun()
     assert_eq!(r.status(), 403, "checked before the upgrade");
     // A page of another site may not open one with the owner's cookie.
     let r =
-        s.c.get(s.api(&format!("/runs/{run}/instances/machine.1/terminal"))).header("origin", "http://evil.example").send().await.unwrap();
+        s.c.get(s.api(&format!("/runs/{run}/instances/machine.1/terminal")))
+            .header("origin", "http://evil.example")
+            .header("upgrade", "websocket")
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 403);
 
     let ev = events(&s, &run).await;

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use engine::users::{clear_session_cookie, session_cookie, session_from_cookie_header};
+use engine::users::session_from_cookie_header;
 use model::User;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,13 +29,13 @@ pub async fn register(State(s): State<AppState>, body: axum::body::Bytes) -> Res
     let c: Credentials = parse_json("", &body)?;
     let user = s.engine.register(c.name.trim(), &c.password).await?;
     let (_, token) = s.engine.login(&user.name, &c.password).await?;
-    Ok((StatusCode::CREATED, [(header::SET_COOKIE, session_cookie(&token))], Json(user)))
+    Ok((StatusCode::CREATED, [(header::SET_COOKIE, s.engine.session_cookie(&token))], Json(user)))
 }
 
 pub async fn login(State(s): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
     let c: Credentials = parse_json("", &body)?;
     let (user, token) = s.engine.login(c.name.trim(), &c.password).await?;
-    Ok(([(header::SET_COOKIE, session_cookie(&token))], Json(user)))
+    Ok(([(header::SET_COOKIE, s.engine.session_cookie(&token))], Json(user)))
 }
 
 pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
@@ -43,7 +43,7 @@ pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<imp
     if let Some(token) = cookie.and_then(session_from_cookie_header) {
         s.engine.logout(token).await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear_session_cookie())]))
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, s.engine.clear_session_cookie())]))
 }
 
 pub async fn me(caller: Caller) -> Result<Json<User>, ApiError> {
