@@ -60,7 +60,9 @@ mod tests {
     #[test]
     fn only_cookie_requests_that_change_something_or_open_a_websocket_are_checked() {
         const COOKIE: (&str, &str) = ("cookie", "slipstream_session=abc");
-        let table: [(Method, Vec<(&'static str, &str)>, bool); 7] = [
+        /// (method, headers, whether it is checked)
+        type Case = (Method, Vec<(&'static str, &'static str)>, bool);
+        let table: [Case; 7] = [
             (Method::POST, vec![COOKIE], true),
             (Method::DELETE, vec![COOKIE], true),
             (Method::GET, vec![COOKIE], false),
@@ -76,7 +78,7 @@ mod tests {
 
     #[test]
     fn the_origin_must_be_this_server() {
-        let table: [(Vec<(&'static str, &str)>, bool); 8] = [
+        let table: [(Vec<(&'static str, &'static str)>, bool); 8] = [
             (vec![("origin", "http://127.0.0.1:8080")], true),
             (vec![("origin", "https://127.0.0.1:8080")], true),
             (vec![("origin", "http://127.0.0.1:9999")], false),

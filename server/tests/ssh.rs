@@ -151,6 +151,35 @@ async fn a_refused_key_and_a_changed_host_key_abort_naming_the_host() {
 }
 
 #[tokio::test]
+async fn an_unreachable_host_aborts_the_start_naming_it() {
+    let hosts = SshHosts::start(1);
+    // A second "host" on the bridge's subnet where no machine answers.
+    let gone = format!("{}.99", hosts.gateway.rsplit_once('.').unwrap().0);
+    let yaml = hosts.connector_yaml("ssh", 1, true, &[]).replace(
+        &format!("endpoints: [\"{}:22\"]", hosts.hosts[0].address),
+        &format!("endpoints: [\"{gone}:22\", \"{}:22\"]", hosts.hosts[0].address),
+    );
+    let yaml = yaml
+        .replace(&format!("host_key: \"{}\"", hosts.hosts[0].host_key), &format!("host_key: \"{0},{0}\"", hosts.hosts[0].host_key))
+        .replace(
+            &format!("work_dir: \"{}\"", hosts.hosts[0].work_dir.display()),
+            &format!("work_dir: \"{0},{0}\"", hosts.hosts[0].work_dir.display()),
+        );
+    let file = testkit::temp_dir("settings").join("slipstream.yaml");
+    std::fs::write(&file, format!("connectors:\n  local:\n    kind: local\n{yaml}")).unwrap();
+    let s = spawn_with(ServerOptions { args: vec!["--config".into(), file.display().to_string()], ..Default::default() }).await;
+    // Two instances, one slot per host: one lands on the missing host.
+    let run = s
+        .launch(json!({"module": "examples/tutorials/hello/client_server", "keep_running": "never",
+                       "connectors": on("ssh", &["apache1", "testclient1"])}))
+        .await;
+    assert_eq!(s.finished(&run).await, "Aborted");
+    let abort = s.detail(&run).await["abort"].as_str().unwrap().to_string();
+    assert!(abort.contains(&gone) && (abort.contains("cannot be reached") || abort.contains("did not answer")), "{abort}");
+    nothing_left(&hosts).await;
+}
+
+#[tokio::test]
 async fn a_server_killed_mid_run_comes_back_to_its_instances_on_ssh_hosts() {
     let hosts = SshHosts::start(2);
     let mut s = ssh_server(&hosts, 2, true, &[], false).await;
