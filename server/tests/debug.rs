@@ -57,14 +57,20 @@ async fn a_failing_instance_kept_on_error_is_fixed_from_a_terminal_and_a_rerun()
     // Full-screen programs work: top draws and quits on `q`; vi edits a file.
     term.type_text("top\n").await;
     term.read_until(|screen| screen.contains("load average")).await;
+    // top discards typed-ahead input when it leaves: wait for the prompt first.
+    let before = term.seen.len();
     term.type_text("q").await;
+    term.read_until(|screen| screen[before..].contains("$ ")).await;
     term.type_text("echo top-done-$((1+1))\n").await;
     term.read_until(|screen| screen.contains("top-done-2\r\n")).await;
+    let before = term.seen.len();
     term.type_text("VI=$(command -v vi || echo 'busybox vi'); $VI notes.txt\n").await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    term.type_text("ihello from vi\u{1b}:wq\r").await;
-    term.read_until(|screen| screen.contains("written")).await;
+    // Typed only once vi drew its screen (it asks the terminal things first).
+    term.read_until(|screen| screen[before..].contains("\"notes.txt\"")).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = term.seen.len();
+    term.type_text("ihello from vi\u{1b}:wq\r").await;
+    term.read_until(|screen| screen[before..].contains("$ ")).await;
     term.type_text("cat notes.txt | tr a-z A-Z\n").await;
     term.read_until(|screen| screen.contains("HELLO FROM VI\r\n")).await;
     // A resize reaches the terminal.
