@@ -42,6 +42,8 @@ pub struct SshHosts {
     pub owner_key_file: PathBuf,
     pub owner_public_key: String,
     bridge: String,
+    /// Whether an iptables rule was added for the bridge (removed on drop).
+    forward: bool,
     pub dir: PathBuf,
 }
 
@@ -78,6 +80,10 @@ impl SshHosts {
         let gateway = format!("10.200.{subnet}.1");
         ip(&["link", "add", &bridge, "type", "bridge"]).expect("a bridge");
         ip(&["addr", "add", &format!("{gateway}/24"), "dev", &bridge]).expect("its address");
+        // Hosts talk to each other over the bridge even when dockerd runs on this machine: it
+        // loads br_netfilter (bridged traffic then goes through iptables) and sets the FORWARD
+        // policy to DROP. One rule lets this bridge's own traffic through; removed on drop.
+        let forward = accept_on_bridge(&bridge, "-I");
         ip(&["link", "set", &bridge, "up"]).expect("up");
         let dir = temp_dir("ssh-hosts");
         let user_key = keygen(&dir.join("user_ed25519"));
@@ -87,8 +93,17 @@ impl SshHosts {
         let owner_public_key = std::fs::read_to_string(dir.join("owner_ed25519.pub")).expect("public key").trim().to_string();
         let authorized = std::fs::read_to_string(dir.join("user_ed25519.pub")).expect("public key");
         std::fs::create_dir_all("/run/sshd").expect("sshd's privilege-separation directory");
-        let mut set =
-            SshHosts { hosts: Vec::new(), gateway, user_key, stranger_key, owner_key_file, owner_public_key, bridge, dir: dir.clone() };
+        let mut set = SshHosts {
+            hosts: Vec::new(),
+            gateway,
+            user_key,
+            stranger_key,
+            owner_key_file,
+            owner_public_key,
+            bridge,
+            forward,
+            dir: dir.clone(),
+        };
         for i in 0..n {
             let netns = format!("{prefix}{i}");
             let address = format!("10.200.{subnet}.{}", 11 + i);
@@ -212,6 +227,15 @@ impl SshHost {
     }
 }
 
+/// `iptables -I|-D FORWARD -i BRIDGE -o BRIDGE -j ACCEPT`; `false` without iptables (then
+/// nothing filters bridged traffic: br_netfilter comes with it).
+fn accept_on_bridge(bridge: &str, op: &str) -> bool {
+    Command::new("iptables")
+        .args(["-w", op, "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 fn namespaces() -> Vec<String> {
     let out =
         Command::new("ip").args(["netns", "list"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
@@ -242,5 +266,8 @@ impl Drop for SshHosts {
             let _ = ip(&["netns", "del", &h.netns]);
         }
         let _ = ip(&["link", "del", &self.bridge]);
+        if self.forward {
+            accept_on_bridge(&self.bridge, "-D");
+        }
     }
 }

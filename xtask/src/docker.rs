@@ -310,6 +310,24 @@ fn make_certificates(dir: &Path) -> Result {
     Ok(())
 }
 
+/// `iptables-save` output with the `filter` and `nat` tables it lacks added empty: restoring a
+/// table that was not loaded before (a fresh host) must still remove what the daemon put there,
+/// and `iptables-restore` leaves alone the tables its input does not name.
+fn with_empty_tables(saved: &str) -> String {
+    let mut out = saved.to_string();
+    for (table, chains) in [("filter", &["INPUT", "FORWARD", "OUTPUT"][..]), ("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"][..])]
+    {
+        if !saved.lines().any(|l| l.trim() == format!("*{table}")) {
+            out.push_str(&format!("*{table}\n"));
+            for c in chains {
+                out.push_str(&format!(":{c} ACCEPT [0:0]\n"));
+            }
+            out.push_str("COMMIT\n");
+        }
+    }
+    out
+}
+
 impl Drop for DockerBed {
     fn drop(&mut self) {
         self.remove_leftovers();
@@ -334,7 +352,7 @@ impl Drop for DockerBed {
             use std::io::Write;
             if let Ok(mut restore) = Command::new("iptables-restore").stdin(Stdio::piped()).spawn() {
                 if let Some(mut stdin) = restore.stdin.take() {
-                    let _ = stdin.write_all(saved.as_bytes());
+                    let _ = stdin.write_all(with_empty_tables(saved).as_bytes());
                 }
                 let _ = restore.wait();
             }
@@ -345,5 +363,18 @@ impl Drop for DockerBed {
         if let Some(address) = &self.agent_address {
             let _ = Command::new("ip").args(["addr", "del", &format!("{address}/32"), "dev", "lo"]).stderr(Stdio::null()).status();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_missing_before_are_restored_empty() {
+        let fresh = super::with_empty_tables("");
+        assert!(fresh.contains("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"), "{fresh}");
+        assert!(fresh.contains("*nat\n"), "{fresh}");
+        let saved = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+        let kept = super::with_empty_tables(saved);
+        assert!(kept.starts_with(saved) && kept.matches("*filter").count() == 1 && kept.contains("*nat\n"), "{kept}");
     }
 }
