@@ -56,24 +56,43 @@ fn sha256_hex(s: &str) -> String {
     Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Password hashes computed at once, whatever the number of sign-ins: each argon2 hash takes
+/// 19 MiB and tens of milliseconds of CPU, and 64 wrong-password logins at once once took the
+/// server from 370 MB to 1.78 GB. More than this many wait their turn (a future each).
+pub const HASHING_AT_ONCE: usize = 2;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
+
+/// The most hashes that ran at the same moment (for tests).
+pub static HASHING_HIGH_WATER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static HASHING_NOW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs `f` (a hash) on a blocking thread once one of the [`HASHING_AT_ONCE`] places is free.
+async fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    use std::sync::atomic::Ordering;
+    let _place = HASHING.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+    let now = HASHING_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+    HASHING_HIGH_WATER.fetch_max(now, Ordering::SeqCst);
+    let out = tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(e.to_string()));
+    HASHING_NOW.fetch_sub(1, Ordering::SeqCst);
+    out
+}
+
 /// Hashing is CPU-bound (tens of milliseconds): keep it off the async workers.
 async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    bounded(move || {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).expect("the OS random source is available");
         let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Internal(e.to_string()))?;
         Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| Error::Internal(e.to_string()))
     })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?
+    .await?
 }
 
 async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
+    bounded(move || PasswordHash::new(&hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false))
+        .await
+        .unwrap_or(false)
 }
 
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
@@ -371,6 +390,16 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_flood_of_sign_ins_hashes_a_few_at_a_time() {
+        let attempts: Vec<_> = (0..16).map(|i| tokio::spawn(verify_password(format!("wrong {i}"), DUMMY_HASH.to_string()))).collect();
+        for a in attempts {
+            assert!(!a.await.unwrap(), "a wrong password never verifies");
+        }
+        let most = HASHING_HIGH_WATER.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=HASHING_AT_ONCE).contains(&most), "{most} hashes ran at once");
+    }
 
     #[test]
     fn the_dummy_hash_is_a_real_argon2_hash() {
