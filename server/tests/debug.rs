@@ -32,15 +32,7 @@ async fn a_failing_instance_kept_on_error_is_fixed_from_a_terminal_and_a_rerun()
     eprintln!("terminal: open and first answer in {} ms", t0.elapsed().as_millis());
     assert!(term.seen.contains(&format!("/runs/{run}/machine.1")), "starts in the instance's directory:\n{}", term.seen);
     // Keystroke round trip: one character typed, its echo seen.
-    let mut rtts = Vec::new();
-    for c in ["a", "b", "c", "d", "e"] {
-        let before = term.seen.len();
-        let t = std::time::Instant::now();
-        term.type_text(c).await;
-        term.read_until(|screen| screen[before..].contains(c)).await;
-        rtts.push(t.elapsed().as_micros());
-    }
-    rtts.sort();
+    let rtts = term.keystroke_rtts().await;
     eprintln!("terminal keystroke round trip (local): median {} µs, max {} µs", rtts[2], rtts[4]);
     term.type_text("\u{15}").await; // Ctrl-U: drop the typed letters
                                     // The client environment works as in a target: the abort is cancelled from the shell.
@@ -94,15 +86,7 @@ async fn a_failing_instance_kept_on_error_is_fixed_from_a_terminal_and_a_rerun()
 
     // The old script fails again when re-run: its exit code comes back.
     s.save(json!({"kind": "image", "path": "dbg/app", "reference": "examples/images/busybox", "targets": {"execute": broken}})).await;
-    let again: Value =
-        s.c.post(s.api(&format!("/runs/{run}/instances/machine.1/rerun")))
-            .json(&json!({"target": "execute"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let again = s.rerun(&run, "machine.1", "execute").await;
     assert_eq!(again["exit_code"], 3, "{again}");
     assert!(s.detail(&run).await["abort"].is_null(), "a re-run that fails raises no abort");
 

@@ -514,15 +514,7 @@ async fn a_kept_container_is_debugged_from_a_terminal_and_a_rerun() {
     let mut term = Terminal::open(&s, &run, "machine.1").await;
     term.type_text("echo \"name=$SLIPSTREAM_NODE_INSTANCE_NAME in $(pwd)\"\n").await;
     term.read_until(|screen| screen.contains("name=machine.1 in /slipstream\r\n")).await;
-    let mut rtts = Vec::new();
-    for c in ["a", "b", "c", "d", "e"] {
-        let before = term.seen.len();
-        let t = Instant::now();
-        term.type_text(c).await;
-        term.read_until(|screen| screen[before..].contains(c)).await;
-        rtts.push(t.elapsed().as_micros());
-    }
-    rtts.sort();
+    let rtts = term.keystroke_rtts().await;
     eprintln!("terminal keystroke round trip (Docker): median {} µs, max {} µs", rtts[2], rtts[4]);
     term.type_text("\u{15}ss-abort --cancel && echo cancelled-$((40+2))\n").await;
     term.read_until(|screen| screen.contains("cancelled-42\r\n")).await;
@@ -534,15 +526,7 @@ async fn a_kept_container_is_debugged_from_a_terminal_and_a_rerun() {
 
     let fixed = "#!/bin/sh -e\necho 'port=8080' > app.conf\nss-display fixed\n";
     s.save(json!({"kind": "image", "path": "dbg/app", "reference": "examples/images/busybox", "targets": {"execute": fixed}})).await;
-    let rerun: Value =
-        s.c.post(s.api(&format!("/runs/{run}/instances/machine.1/rerun")))
-            .json(&json!({"target": "execute"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let rerun = s.rerun(&run, "machine.1", "execute").await;
     assert_eq!(rerun["exit_code"], 0, "{rerun}");
     assert_eq!(statecustom(&s.detail(&run).await, "machine.1"), "fixed");
     // The shell of the closed terminal is gone from the container.

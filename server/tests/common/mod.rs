@@ -103,6 +103,18 @@ impl Server {
         }
     }
 
+    /// Re-runs `target` on `instance` (the API answers once it ended).
+    pub async fn rerun(&self, run: &str, instance: &str, target: &str) -> Value {
+        let r = self
+            .c
+            .post(self.api(&format!("/runs/{run}/instances/{instance}/rerun")))
+            .json(&json!({"target": target}))
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
+    }
+
     pub async fn detail(&self, run: &str) -> Value {
         self.c.get(self.api(&format!("/runs/{run}"))).send().await.unwrap().json().await.unwrap()
     }
@@ -165,6 +177,20 @@ impl Terminal {
 
     pub async fn type_text(&mut self, text: &str) {
         self.send(json!({"type": "input", "data": text})).await;
+    }
+
+    /// Round trips of five typed keys (typed until echoed), in µs, sorted.
+    pub async fn keystroke_rtts(&mut self) -> Vec<u128> {
+        let mut rtts = Vec::new();
+        for c in ["a", "b", "c", "d", "e"] {
+            let before = self.seen.len();
+            let t = Instant::now();
+            self.type_text(c).await;
+            self.read_until(|screen| screen[before..].contains(c)).await;
+            rtts.push(t.elapsed().as_micros());
+        }
+        rtts.sort();
+        rtts
     }
 
     /// Reads until the shell's exit message (`{"type":"exit","code":N}`).
