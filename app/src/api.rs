@@ -44,6 +44,15 @@ pub mod ssr {
         Ok((engine, user))
     }
 
+    /// The caller's address as the sign-in limits count it.
+    pub async fn client_address(engine: &engine::Engine) -> String {
+        use axum::extract::ConnectInfo;
+        let peer = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0.ip());
+        let headers: Option<axum::http::HeaderMap> = leptos_axum::extract().await.ok();
+        let forwarded = headers.as_ref().and_then(|h| h.get("x-forwarded-for")).and_then(|v| v.to_str().ok());
+        engine.client_address(peer, forwarded)
+    }
+
     pub fn set_cookie(value: &str) -> Result<(), ServerFnError> {
         let response = expect_context::<leptos_axum::ResponseOptions>();
         let value = axum::http::HeaderValue::from_str(value).map_err(|e| ServerFnError::new(e.to_string()))?;
@@ -58,10 +67,11 @@ pub async fn current_user() -> Result<Option<User>, ServerFnError> {
 }
 
 #[server]
-pub async fn register(name: String, password: String) -> Result<(), ServerFnError> {
+pub async fn register(name: String, password: String, #[server(default)] invitation: String) -> Result<(), ServerFnError> {
     let engine = ssr::engine()?;
-    engine.register(name.trim(), &password).await.map_err(ssr::fail)?;
-    let (_, token) = engine.login(name.trim(), &password).await.map_err(ssr::fail)?;
+    let client = ssr::client_address(&engine).await;
+    let user = engine.register(name.trim(), &password, Some(&invitation), &client).await.map_err(ssr::fail)?;
+    let token = engine.open_session(&user.name).await.map_err(ssr::fail)?;
     ssr::set_cookie(&engine.session_cookie(&token))?;
     leptos_axum::redirect("/modules");
     Ok(())
@@ -70,7 +80,8 @@ pub async fn register(name: String, password: String) -> Result<(), ServerFnErro
 #[server]
 pub async fn login(name: String, password: String) -> Result<(), ServerFnError> {
     let engine = ssr::engine()?;
-    let (_, token) = engine.login(name.trim(), &password).await.map_err(ssr::fail)?;
+    let client = ssr::client_address(&engine).await;
+    let (_, token) = engine.login(name.trim(), &password, &client).await.map_err(ssr::fail)?;
     ssr::set_cookie(&engine.session_cookie(&token))?;
     leptos_axum::redirect("/modules");
     Ok(())
@@ -276,6 +287,17 @@ pub async fn save_profile(keep_running: String, run_timeout_minutes: String, ssh
         .map_err(|_| ServerFnError::new(format!("run timeout: `{run_timeout_minutes}` is not a number of minutes")))?;
     engine.update_profile(&user, &keep_running, minutes, &ssh_public_key).await.map_err(ssr::fail)?;
     Ok(())
+}
+
+/// Changes the caller's password: every other session of the account ends; this browser
+/// gets a new session cookie.
+#[server]
+pub async fn change_password(current: String, new: String) -> Result<(), ServerFnError> {
+    let (engine, user) = ssr::caller().await?;
+    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let client = ssr::client_address(&engine).await;
+    let token = engine.change_password(&user, &current, &new, &client).await.map_err(ssr::fail)?;
+    ssr::set_cookie(&engine.session_cookie(&token))
 }
 
 /// Creates an API token; the secret is returned this once.

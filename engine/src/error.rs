@@ -25,6 +25,10 @@ pub enum Error {
     /// The run would take the user over a connector quota (429).
     #[error("{0}")]
     QuotaExceeded(String),
+    /// Too many attempts (sign-in, sign-up) from one address or at one account (429 with
+    /// `Retry-After`).
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
     /// A blocking read reached its deadline (408).
     #[error("{0}")]
     Timeout(String),

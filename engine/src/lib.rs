@@ -34,6 +34,7 @@ pub mod inherit;
 pub mod modules;
 pub mod orchestrator;
 pub mod params;
+pub mod rate_limit;
 pub mod runs;
 pub mod sweeps;
 pub mod testing;
@@ -59,6 +60,11 @@ pub struct RunConfig {
     pub report_limit: Option<u64>,
     /// Session cookies are `Secure` (sent over HTTPS only).
     pub secure_cookies: bool,
+    /// Who may create an account.
+    pub registration: users::Registration,
+    /// Clients come through a proxy that appends their address to `X-Forwarded-For`: the
+    /// sign-in limits count that address instead of the proxy's.
+    pub behind_proxy: bool,
 }
 
 type ConnectorMap = std::collections::BTreeMap<String, std::sync::Arc<dyn connector::Connector>>;
@@ -78,6 +84,8 @@ pub(crate) struct Runtime {
     pub committer: params::Committer,
     /// Who recent session cookies and API tokens belong to.
     pub auth: auth_cache::AuthCache,
+    /// Sign-in and sign-up attempts per account and address.
+    pub limits: rate_limit::AccountLimits,
     pub config: RunConfig,
     pub service_url: std::sync::OnceLock<String>,
     /// Per-run locks and agent tokens of live runs.
@@ -122,6 +130,7 @@ impl Engine {
             committer: params::Committer::start(db.clone(), params.clone(), waits.clone()),
             params,
             auth: Default::default(),
+            limits: Default::default(),
             waits,
             config,
             service_url: std::sync::OnceLock::new(),

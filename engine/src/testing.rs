@@ -46,3 +46,12 @@ pub async fn backend_urls() -> Vec<(&'static str, String)> {
     }
     out
 }
+
+/// Another empty database on the same backend as `like` (a test needing several servers).
+pub async fn fresh_url(like: &str) -> String {
+    if like.starts_with("sqlite:") {
+        return sqlite_url();
+    }
+    let admin = std::env::var("SLIPSTREAM_TEST_PG_URL").expect("a PostgreSQL URL came from SLIPSTREAM_TEST_PG_URL");
+    postgres_url(&admin).await
+}

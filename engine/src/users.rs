@@ -13,7 +13,14 @@ use crate::{now_ms, Engine, Error, Result};
 
 /// The owner of the example modules; it cannot sign in.
 pub const SYSTEM_USER: &str = "slipstream";
-const SESSION_TTL_MS: i64 = 14 * 24 * 3600 * 1000;
+/// A session ends after this long unused (each use moves its end, at most hourly)...
+pub const SESSION_IDLE_MS: i64 = 7 * 24 * 3600 * 1000;
+/// ...and this long after sign-in whatever the use.
+pub const SESSION_MAX_MS: i64 = 30 * 24 * 3600 * 1000;
+const SESSION_REFRESH_MS: i64 = 3600 * 1000;
+/// How long an invitation link stays valid unless the administrator says otherwise.
+pub const INVITATION_DAYS: i64 = 7;
+const FIRST_ADMIN_KEY: &str = "first_admin";
 const MIN_PASSWORD_LEN: usize = 8;
 /// An argon2 hash of a random password, verified against when the user does not exist.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2xpcHN0cmVhbWR1bW15$0D3Q5Cg4m0dYDD7wNRQm0Vf0yq9rX0bqN2oVqD3Cw3E";
@@ -95,32 +102,157 @@ async fn verify_password(password: String, hash: String) -> bool {
         .unwrap_or(false)
 }
 
+/// Who may create an account (`--registration`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone who reaches the server (the default: a server on a trusted network).
+    #[default]
+    Open,
+    /// Only with an invitation link an administrator made.
+    Invite,
+    /// Nobody: administrators create accounts with `slipstream admin create`.
+    Closed,
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "open" => Ok(Self::Open),
+            "invite" => Ok(Self::Invite),
+            "closed" => Ok(Self::Closed),
+            _ => Err(format!("`{s}` is not a registration policy: open, invite or closed")),
+        }
+    }
+}
+
+impl Registration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Invite => "invite",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// The end of a session used at `now`: `None` while its end is less than an hour old news
+/// (no write per request), else the idle period from now, never past the absolute limit.
+pub fn slid_expiry(created_at: i64, expires_at: i64, now: i64) -> Option<i64> {
+    let wanted = (now + SESSION_IDLE_MS).min(created_at + SESSION_MAX_MS);
+    (wanted - expires_at >= SESSION_REFRESH_MS).then_some(wanted)
+}
+
+fn too_many(what: &str, wait_ms: i64) -> Error {
+    let secs = (wait_ms as u64).div_ceil(1000).max(1);
+    Error::RateLimited { message: format!("too many {what}; try again in {secs} s"), retry_after_secs: secs }
+}
+
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User { name: row.try_get("name")?, is_admin: row.try_get::<i64, _>("is_admin")? != 0 })
 }
 
 impl Engine {
-    /// Creates an account. The first account (not counting the system user) is the administrator.
-    pub async fn register(&self, name: &str, password: &str) -> Result<User> {
+    /// Creates an account as the registration policy allows (`invitation`: the token of an
+    /// invitation link, used up by this). The first account (not counting the system user)
+    /// is the administrator: exactly one, even for sign-ups at the same moment on PostgreSQL.
+    /// `client` is the caller's address: sign-ups per address are limited.
+    pub async fn register(&self, name: &str, password: &str, invitation: Option<&str>, client: &str) -> Result<User> {
+        let now = now_ms();
+        if let Some(wait) = self.rt.limits.register_per_address.check(client, now) {
+            return Err(too_many("sign-ups from your address", wait));
+        }
         check_user_name(name)?;
         check_password(password)?;
+        let policy = self.rt.config.registration;
+        let invitation = invitation.map(str::trim).filter(|t| !t.is_empty());
+        match (policy, invitation) {
+            (Registration::Closed, _) => {
+                return Err(Error::Forbidden("sign-up is closed on this server: an administrator creates accounts".into()))
+            }
+            (Registration::Invite, None) => {
+                return Err(Error::Forbidden("sign-up on this server needs an invitation link from an administrator".into()))
+            }
+            _ => {}
+        }
+        self.rt.limits.register_per_address.record(client, now);
         let hash = hash_password(password.to_string()).await?;
         let mut tx = self.db.begin_write().await?;
         if sqlx::query("SELECT name FROM users WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?.is_some() {
             return Err(Error::Conflict(format!("the user name `{name}` is taken")));
         }
-        let others: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_system = 0").fetch_one(&mut *tx).await?.try_get("n")?;
-        let is_admin = others == 0;
-        sqlx::query("INSERT INTO users (name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4)")
+        if let (Registration::Invite, Some(token)) = (policy, invitation) {
+            let used = sqlx::query(
+                "UPDATE invitations SET used_by = $1, used_at = $2 WHERE token_hash = $3 AND used_by IS NULL AND expires_at > $2",
+            )
             .bind(name)
-            .bind(&hash)
-            .bind(is_admin as i64)
-            .bind(now_ms())
+            .bind(now)
+            .bind(sha256_hex(token))
             .execute(&mut *tx)
             .await?;
+            if used.rows_affected() != 1 {
+                return Err(Error::Forbidden("this invitation link is not valid: used, expired or mistyped".into()));
+            }
+        }
+        sqlx::query("INSERT INTO users (name, password_hash, is_admin, created_at) VALUES ($1, $2, 0, $3)")
+            .bind(name)
+            .bind(&hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let is_admin = claim_first_admin(&mut tx, name).await?;
         tx.commit().await?;
         tracing::info!(user = name, is_admin, "user registered");
         Ok(User { name: name.to_string(), is_admin })
+    }
+
+    /// An invitation link's token (shown once; only its hash is kept), valid for `days`.
+    pub async fn create_invitation(&self, actor: &User, days: Option<i64>) -> Result<(String, i64)> {
+        if !actor.is_admin {
+            return Err(Error::Forbidden("only administrators invite".into()));
+        }
+        let days = days.unwrap_or(INVITATION_DAYS);
+        if !(1..=90).contains(&days) {
+            return Err(Error::invalid("", "days", "must be between 1 and 90"));
+        }
+        let token = format!("ssi_{}", random_hex(24));
+        let now = now_ms();
+        let expires_at = now + days * 24 * 3600 * 1000;
+        sqlx::query("INSERT INTO invitations (token_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(sha256_hex(&token))
+            .bind(&actor.name)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.db.pool)
+            .await?;
+        Ok((token, expires_at))
+    }
+
+    /// The registration policy the server runs with.
+    pub fn registration(&self) -> Registration {
+        self.rt.config.registration
+    }
+
+    /// Changes the caller's password after checking the current one; every session of the
+    /// account is ended (a stolen cookie stops working) and a new one returned for the caller.
+    pub async fn change_password(&self, user: &User, current: &str, new: &str, client: &str) -> Result<String> {
+        check_password(new).map_err(|_| Error::invalid("", "new", format!("must have {MIN_PASSWORD_LEN} to 1024 characters")))?;
+        // The same check and limits as a sign-in: a borrowed session cannot guess the password.
+        self.check_credentials(&user.name, current, client).await.map_err(|e| match e {
+            Error::Unauthorized(_) => Error::invalid("", "current", "is not your password"),
+            e => e,
+        })?;
+        let hash = hash_password(new.to_string()).await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2").bind(hash).bind(&user.name).execute(&self.db.pool).await?;
+        self.end_sessions_of(&user.name).await?;
+        self.open_session(&user.name).await
+    }
+
+    /// Ends every session of `name` (password changed or reset).
+    async fn end_sessions_of(&self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1").bind(name).execute(&self.db.pool).await?;
+        self.rt.auth.clear();
+        Ok(())
     }
 
     /// Makes `name` an administrator, creating the account if it does not exist
@@ -137,6 +269,7 @@ impl Engine {
                     check_password(pw)?;
                     let hash = hash_password(pw.to_string()).await?;
                     sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2").bind(hash).bind(name).execute(&self.db.pool).await?;
+                    self.end_sessions_of(name).await?;
                 }
                 sqlx::query("UPDATE users SET is_admin = 1 WHERE name = $1").bind(name).execute(&self.db.pool).await?;
             }
@@ -152,13 +285,39 @@ impl Engine {
             }
             (None, None) => return Err(Error::invalid("", "password", "a new administrator needs a password")),
         }
+        // An administrator exists now: a later sign-up must not become one too.
+        let mut tx = self.db.begin_write().await?;
+        claim_first_admin(&mut tx, name).await?;
+        tx.commit().await?;
         self.rt.auth.clear();
         Ok(User { name: name.to_string(), is_admin: true })
     }
 
-    /// Checks the password and opens a session; returns the user and the session token for the cookie.
-    pub async fn login(&self, name: &str, password: &str) -> Result<(User, String)> {
-        let bad = || Error::Unauthorized("wrong user name or password".into());
+    /// Checks the password and opens a session; returns the user and the session token for
+    /// the cookie. Wrong passwords are limited per account and per client address (`client`):
+    /// past the limit the answer is 429 before any hash is computed.
+    pub async fn login(&self, name: &str, password: &str, client: &str) -> Result<(User, String)> {
+        let user = self.check_credentials(name, password, client).await?;
+        let token = self.open_session(&user.name).await?;
+        Ok((user, token))
+    }
+
+    /// The account if `password` is its password, within the sign-in limits.
+    async fn check_credentials(&self, name: &str, password: &str, client: &str) -> Result<User> {
+        let limits = &self.rt.limits;
+        let now = now_ms();
+        let account = name.to_ascii_lowercase();
+        if let Some(wait) = limits.login_per_account.check(&account, now) {
+            return Err(too_many("failed sign-ins for this account", wait));
+        }
+        if let Some(wait) = limits.login_per_address.check(client, now) {
+            return Err(too_many("failed sign-ins from your address", wait));
+        }
+        let failed = || {
+            limits.login_per_account.record(&account, now);
+            limits.login_per_address.record(client, now);
+            Error::Unauthorized("wrong user name or password".into())
+        };
         let row = sqlx::query("SELECT name, is_admin, password_hash, is_system FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.db.pool)
@@ -166,26 +325,31 @@ impl Engine {
         let Some(row) = row else {
             // Spend the same time as for a real account, so timing does not tell which names exist.
             verify_password(password.to_string(), DUMMY_HASH.to_string()).await;
-            return Err(bad());
+            return Err(failed());
         };
         if row.try_get::<i64, _>("is_system")? != 0 {
-            return Err(bad());
+            return Err(failed());
         }
         let hash: String = row.try_get("password_hash")?;
         if !verify_password(password.to_string(), hash).await {
-            return Err(bad());
+            return Err(failed());
         }
-        let user = user_from_row(&row)?;
+        limits.login_per_account.clear(&account);
+        user_from_row(&row)
+    }
+
+    /// Opens a session for `name` (just registered, or signed in); returns its token.
+    pub async fn open_session(&self, name: &str) -> Result<String> {
         let token = random_hex(32);
         let now = now_ms();
         sqlx::query("INSERT INTO sessions (token_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(sha256_hex(&token))
-            .bind(&user.name)
+            .bind(name)
             .bind(now)
-            .bind(now + SESSION_TTL_MS)
+            .bind(now + SESSION_IDLE_MS)
             .execute(&self.db.pool)
             .await?;
-        Ok((user, token))
+        Ok(token)
     }
 
     pub async fn logout(&self, session_token: &str) -> Result<()> {
@@ -207,7 +371,7 @@ impl Engine {
             return Ok(Some(u));
         }
         let row = sqlx::query(
-            "SELECT u.name, u.is_admin, s.expires_at FROM sessions s JOIN users u ON u.name = s.user_name \
+            "SELECT u.name, u.is_admin, s.created_at, s.expires_at FROM sessions s JOIN users u ON u.name = s.user_name \
              WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
         .bind(&hash)
@@ -216,7 +380,13 @@ impl Engine {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let user = user_from_row(&row)?;
-        self.rt.auth.keep(hash, user.clone(), Some(row.try_get("expires_at")?));
+        let mut expires_at: i64 = row.try_get("expires_at")?;
+        // Sliding expiry: a session in use lives on (up to its absolute limit).
+        if let Some(later) = slid_expiry(row.try_get("created_at")?, expires_at, now) {
+            sqlx::query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2").bind(later).bind(&hash).execute(&self.db.pool).await?;
+            expires_at = later;
+        }
+        self.rt.auth.keep(hash, user.clone(), Some(expires_at));
         Ok(Some(user))
     }
 
@@ -349,7 +519,45 @@ pub fn session_from_cookie_header(cookie: &str) -> Option<&str> {
 /// HTTPS only).
 pub fn session_cookie_with(token: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_TTL_MS / 1000)
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_MAX_MS / 1000)
+}
+
+/// The address sign-in limits count for a request from `peer`: the peer itself, or behind a
+/// proxy the last address of `X-Forwarded-For` (the one the proxy added; earlier ones are
+/// whatever the client sent).
+pub fn client_address(peer: Option<std::net::IpAddr>, forwarded_for: Option<&str>, behind_proxy: bool) -> String {
+    let forwarded = forwarded_for
+        .filter(|_| behind_proxy)
+        .and_then(|f| f.rsplit(',').next())
+        .map(str::trim)
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+    match forwarded.or(peer) {
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+impl Engine {
+    /// [`client_address`] with this server's proxy setting.
+    pub fn client_address(&self, peer: Option<std::net::IpAddr>, forwarded_for: Option<&str>) -> String {
+        client_address(peer, forwarded_for, self.rt.config.behind_proxy)
+    }
+}
+
+/// Claims the first administrator for `name` inside `tx`; true if it was still free (then
+/// `name` is made administrator). A unique key decides: concurrent claims get one winner.
+async fn claim_first_admin(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> Result<bool> {
+    let claimed = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(FIRST_ADMIN_KEY)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if claimed {
+        sqlx::query("UPDATE users SET is_admin = 1 WHERE name = $1").bind(name).execute(&mut **tx).await?;
+    }
+    Ok(claimed)
 }
 
 impl Engine {
@@ -412,9 +620,9 @@ mod tests {
     #[tokio::test]
     async fn expired_sessions_are_deleted_and_live_ones_kept() {
         let engine = Engine::open(&crate::testing::sqlite_url()).await.unwrap();
-        engine.register("olivia", "correct horse").await.unwrap();
-        let (_, old) = engine.login("olivia", "correct horse").await.unwrap();
-        let (_, live) = engine.login("olivia", "correct horse").await.unwrap();
+        engine.register("olivia", "correct horse", None, "test").await.unwrap();
+        let (_, old) = engine.login("olivia", "correct horse", "test").await.unwrap();
+        let (_, live) = engine.login("olivia", "correct horse", "test").await.unwrap();
         sqlx::query("UPDATE sessions SET expires_at = 0 WHERE token_hash = $1")
             .bind(sha256_hex(&old))
             .execute(&engine.db.pool)
@@ -423,6 +631,54 @@ mod tests {
         assert_eq!(engine.delete_expired_sessions().await.unwrap(), 1);
         assert!(engine.user_for_session(&old).await.unwrap().is_none());
         assert!(engine.user_for_session(&live).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn sessions_slide_hourly_up_to_their_absolute_limit() {
+        const H: i64 = 3600 * 1000;
+        // (created, expires, now, new expiry)
+        let table = [
+            (0, SESSION_IDLE_MS, 0, None),
+            (0, SESSION_IDLE_MS, H / 2, None),
+            (0, SESSION_IDLE_MS, H, Some(SESSION_IDLE_MS + H)),
+            (0, SESSION_IDLE_MS, 5 * 24 * H, Some(SESSION_IDLE_MS + 5 * 24 * H)),
+            (0, SESSION_MAX_MS, SESSION_MAX_MS - H, None),
+            (0, SESSION_MAX_MS - 2 * H, SESSION_MAX_MS - 3 * H, Some(SESSION_MAX_MS)),
+        ];
+        for (created, expires, now, want) in table {
+            assert_eq!(slid_expiry(created, expires, now), want, "{created} {expires} {now}");
+        }
+    }
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_behind_a_proxy() {
+        let peer = Some("10.0.0.1".parse().unwrap());
+        let table = [
+            (peer, None, false, "10.0.0.1"),
+            (peer, Some("1.2.3.4"), false, "10.0.0.1"),
+            (peer, Some("6.6.6.6, 1.2.3.4"), true, "1.2.3.4"),
+            (peer, Some("garbage"), true, "10.0.0.1"),
+            (None, None, true, "unknown"),
+        ];
+        for (peer, fwd, proxy, want) in table {
+            assert_eq!(client_address(peer, fwd, proxy), want, "{fwd:?} {proxy}");
+        }
+        assert_eq!("invite".parse::<Registration>().unwrap(), Registration::Invite);
+        assert!("maybe".parse::<Registration>().unwrap_err().contains("open, invite or closed"));
+    }
+
+    #[tokio::test]
+    async fn an_administrator_reset_ends_the_accounts_sessions_and_claims_the_first_admin() {
+        let engine = Engine::open(&crate::testing::sqlite_url()).await.unwrap();
+        let root = engine.create_admin("root", Some("root password")).await.unwrap();
+        assert!(root.is_admin);
+        let olivia = engine.register("olivia", "correct horse", None, "test").await.unwrap();
+        assert!(!olivia.is_admin, "an administrator exists already: the first sign-up is not one");
+        let (_, session) = engine.login("olivia", "correct horse", "test").await.unwrap();
+        assert!(engine.user_for_session(&session).await.unwrap().is_some());
+        engine.create_admin("olivia", Some("a new password")).await.unwrap();
+        assert!(engine.user_for_session(&session).await.unwrap().is_none(), "the reset ended the session");
+        assert!(engine.login("olivia", "a new password", "test").await.unwrap().0.is_admin);
     }
 
     #[test]

@@ -51,16 +51,16 @@ fn field_of(e: Error) -> String {
 #[tokio::test]
 async fn accounts_sessions_and_tokens() {
     for (db, e) in engines().await {
-        let first = e.register("olivia", "correct horse").await.unwrap();
+        let first = e.register("olivia", "correct horse", None, "test").await.unwrap();
         assert!(first.is_admin, "{db}: the first user is the administrator");
-        let second = e.register("oscar", "battery staple").await.unwrap();
+        let second = e.register("oscar", "battery staple", None, "test").await.unwrap();
         assert!(!second.is_admin, "{db}");
-        assert!(matches!(e.register("oscar", "whatever1").await, Err(Error::Conflict(_))), "{db}");
-        assert_eq!(field_of(e.register("Bad Name", "whatever1").await.unwrap_err()), "name", "{db}");
-        assert_eq!(field_of(e.register("shorty", "short").await.unwrap_err()), "password", "{db}");
+        assert!(matches!(e.register("oscar", "whatever1", None, "test").await, Err(Error::Conflict(_))), "{db}");
+        assert_eq!(field_of(e.register("Bad Name", "whatever1", None, "test").await.unwrap_err()), "name", "{db}");
+        assert_eq!(field_of(e.register("shorty", "short", None, "test").await.unwrap_err()), "password", "{db}");
 
-        assert!(matches!(e.login("oscar", "wrong password").await, Err(Error::Unauthorized(_))), "{db}");
-        let (user, session) = e.login("oscar", "battery staple").await.unwrap();
+        assert!(matches!(e.login("oscar", "wrong password", "test").await, Err(Error::Unauthorized(_))), "{db}");
+        let (user, session) = e.login("oscar", "battery staple", "test").await.unwrap();
         assert_eq!(e.user_for_session(&session).await.unwrap(), Some(user.clone()), "{db}");
         e.logout(&session).await.unwrap();
         assert_eq!(e.user_for_session(&session).await.unwrap(), None, "{db}: logout ends the session");
@@ -82,7 +82,7 @@ async fn accounts_sessions_and_tokens() {
 #[tokio::test]
 async fn every_save_is_a_new_version_that_can_be_read_and_restored() {
     for (db, e) in engines().await {
-        let owner = e.register("olivia", "correct horse").await.unwrap();
+        let owner = e.register("olivia", "correct horse", None, "test").await.unwrap();
         let o = Some(&owner);
         e.save_module(o, project("olivia")).await.unwrap();
         e.save_module(o, native("olivia/base")).await.unwrap();
@@ -122,9 +122,9 @@ async fn every_save_is_a_new_version_that_can_be_read_and_restored() {
 #[tokio::test]
 async fn rights_follow_the_owner_the_public_flags_and_the_project() {
     for (db, e) in engines().await {
-        let admin = e.register("ada", "admin password").await.unwrap();
-        let owner = e.register("olivia", "correct horse").await.unwrap();
-        let other = e.register("oscar", "battery staple").await.unwrap();
+        let admin = e.register("ada", "admin password", None, "test").await.unwrap();
+        let owner = e.register("olivia", "correct horse", None, "test").await.unwrap();
+        let other = e.register("oscar", "battery staple", None, "test").await.unwrap();
         let (a, o, x) = (Some(&admin), Some(&owner), Some(&other));
         e.save_module(o, project("olivia")).await.unwrap();
         e.save_module(o, native("olivia/base")).await.unwrap();
@@ -174,7 +174,7 @@ async fn rights_follow_the_owner_the_public_flags_and_the_project() {
 #[tokio::test]
 async fn invalid_modules_are_rejected_with_the_field_named_and_nothing_written() {
     for (db, e) in engines().await {
-        let owner = e.register("olivia", "correct horse").await.unwrap();
+        let owner = e.register("olivia", "correct horse", None, "test").await.unwrap();
         let o = Some(&owner);
         e.save_module(o, project("p")).await.unwrap();
         e.save_module(o, native("p/base")).await.unwrap();
@@ -254,13 +254,13 @@ async fn examples_load_once_and_export_import_reproduces_them() {
         assert_eq!(apache.images["local"], "host", "{db}: native id inherited from the base image");
         assert_eq!(apache.targets["execute"].len(), 1, "{db}");
 
-        let user = e.register("olivia", "correct horse").await.unwrap();
+        let user = e.register("olivia", "correct horse", None, "test").await.unwrap();
         let exported = e.export(Some(&user), "examples").await.unwrap();
         let before = e.export_modules(Some(&user), "examples").await.unwrap();
 
         let (_, url) = backend_urls().await.into_iter().find(|(n, _)| *n == db).unwrap();
         let fresh = Engine::open(&url).await.unwrap();
-        let importer = fresh.register("ivan", "import password").await.unwrap();
+        let importer = fresh.register("ivan", "import password", None, "test").await.unwrap();
         let written = fresh.import(Some(&importer), &exported).await.unwrap();
         assert_eq!(written.len(), before.len(), "{db}");
         let after = fresh.export_modules(Some(&importer), "examples").await.unwrap();

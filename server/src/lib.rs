@@ -66,6 +66,8 @@ impl Application {
             connectors: settings.connectors.clone(),
             report_limit: Some(settings.report_limit_mb.saturating_mul(1 << 20)),
             secure_cookies: settings.secure_cookies,
+            registration: settings.registration,
+            behind_proxy: settings.behind_proxy,
         };
         let engine = Engine::open_with(&url, config).await.map_err(|e| e.to_string())?;
         if settings.load_examples {
@@ -130,7 +132,10 @@ impl Application {
         // Serving the `Router` itself re-applies its state to a deep copy of every route for
         // each connection (and drops it when the connection closes): with the page routes that
         // made each new connection cost more than a hundred parameter reads.
-        let served = axum::serve(self.listener, self.router.into_make_service()).with_graceful_shutdown(shutdown).await;
+        // With the peer's address: sign-in limits count per client address.
+        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         for a in agents {
             a.abort();
         }

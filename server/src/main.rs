@@ -38,6 +38,14 @@ enum Command {
         /// users reach the server through a TLS proxy.
         #[arg(long, env = "SLIPSTREAM_SECURE_COOKIES")]
         secure_cookies: bool,
+        /// Who may sign up: `open` (anyone), `invite` (with an administrator's invitation
+        /// link) or `closed` (administrators create accounts with `admin create`).
+        #[arg(long, env = "SLIPSTREAM_REGISTRATION", default_value = "open")]
+        registration: engine::users::Registration,
+        /// Clients reach the server through a proxy that appends their address to
+        /// `X-Forwarded-For` (sign-in limits then count that address, not the proxy's).
+        #[arg(long, env = "SLIPSTREAM_BEHIND_PROXY")]
+        behind_proxy: bool,
     },
     /// Administration.
     Admin {
@@ -73,6 +81,15 @@ enum AdminCommand {
         user: String,
         #[arg(long, env = "SLIPSTREAM_ADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        #[command(flatten)]
+        store: Store,
+    },
+    /// Make an invitation link for sign-up policy `invite`: prints the path to give to the
+    /// person invited (append it to the server's address).
+    Invite {
+        /// Days the link stays valid.
+        #[arg(long, default_value_t = 7)]
+        days: i64,
         #[command(flatten)]
         store: Store,
     },
@@ -124,7 +141,7 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Client(_) => unreachable!("client commands return from main"),
-        Command::Serve { listen, store, site_root, agent_bin, no_examples, report_limit_mb, secure_cookies } => {
+        Command::Serve { listen, store, site_root, agent_bin, no_examples, report_limit_mb, secure_cookies, registration, behind_proxy } => {
             let settings = Settings {
                 listen,
                 data_dir: store.data_dir,
@@ -135,6 +152,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 connectors: server::settings::connectors(store.config.as_deref(), &store.connectors)?,
                 report_limit_mb,
                 secure_cookies,
+                registration,
+                behind_proxy,
             };
             let files = raise_open_files();
             let app = Application::build(&settings).await?;
@@ -187,6 +206,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Some(q) => println!("{user} may have {q} instance(s) at once on {connector}"),
                 None => println!("{user} has no quota on {connector}"),
             }
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Invite { days, store } } => {
+            let engine = open_store(store).await?;
+            let (token, _) = engine.create_invitation(&command_line(), Some(days)).await.map_err(|e| e.to_string())?;
+            println!("/signup?invitation={token}");
             Ok(())
         }
         Command::Admin { command: AdminCommand::Create { user, password, store } } => {
@@ -255,6 +280,8 @@ async fn open_store(store: Store) -> Result<engine::Engine, String> {
         connectors: connectors.clone(),
         report_limit_mb: 256,
         secure_cookies: false,
+        registration: Default::default(),
+        behind_proxy: false,
     };
     // The same connectors as the server, so quotas name the connectors it has.
     let config = engine::RunConfig { data_dir: settings.data_dir.clone(), connectors, ..Default::default() };

@@ -22,6 +22,10 @@ pub struct Settings {
     /// Session cookies only over HTTPS (`--secure-cookies`: the server is reached through a
     /// TLS proxy).
     pub secure_cookies: bool,
+    /// Who may create an account (`--registration open|invite|closed`).
+    pub registration: engine::users::Registration,
+    /// Clients come through a proxy that appends their address to `X-Forwarded-For`.
+    pub behind_proxy: bool,
 }
 
 /// The settings file (`--config FILE`, YAML): today its `connectors` section.

@@ -547,3 +547,144 @@ async fn cookie_requests_from_another_site_are_refused_and_cookies_can_be_secure
     let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.ends_with("; Secure"), "{cookie}");
 }
+
+/// `slipstream admin …` against a test server's store.
+fn admin_command(s: &TestServer, db_url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(testkit::slipstream_bin())
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(&s.data_dir)
+        .arg("--database-url")
+        .arg(db_url)
+        .env("SLIPSTREAM_ADMIN_PASSWORD", "admin password")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn sign_ups_follow_the_policy_and_exactly_one_first_user_becomes_administrator() {
+    for (db, url) in backend_urls().await {
+        // Eight first sign-ups at the same moment: one administrator.
+        let s = spawn(url.clone(), false).await;
+        let mut at_once = Vec::new();
+        for i in 0..8 {
+            let base = s.base.clone();
+            at_once.push(tokio::spawn(async move {
+                let r = client()
+                    .post(format!("{base}/api/v1/auth/register"))
+                    .json(&json!({"name": format!("first{i}"), "password": "long enough"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                r.json::<Value>().await.unwrap()["is_admin"].as_bool().unwrap()
+            }));
+        }
+        let mut admins = 0;
+        for a in at_once {
+            admins += a.await.unwrap() as usize;
+        }
+        assert_eq!(admins, 1, "{db}: exactly one administrator");
+        drop(s);
+
+        // `invite`: no sign-up without a link; an administrator's link works once.
+        let fresh = engine::testing::fresh_url(&url).await;
+        let s = TestServer::start(ServerOptions {
+            database_url: Some(fresh.clone()),
+            no_examples: true,
+            args: vec!["--registration".into(), "invite".into()],
+            ..Default::default()
+        });
+        let api = |p: &str| s.api(p);
+        let r = client().post(api("/auth/register")).json(&json!({"name": "ivan", "password": "long enough"})).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{db}");
+        assert!(r.text().await.unwrap().contains("invitation"), "{db}");
+        admin_command(&s, &fresh, &["create", "ada"]);
+        let path = admin_command(&s, &fresh, &["invite", "--days", "2"]);
+        let token = path.strip_prefix("/signup?invitation=").unwrap_or_else(|| panic!("{path}"));
+        let with = |name: &str| json!({"name": name, "password": "long enough", "invitation": token});
+        let r = client().post(api("/auth/register")).json(&with("ivan")).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{db}");
+        assert_eq!(r.json::<Value>().await.unwrap()["is_admin"], false, "{db}: the administrator came first, from the command line");
+        let r = client().post(api("/auth/register")).json(&with("ivy")).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{db}: a link is used once");
+        // Links from the API: administrators only.
+        let ada = client();
+        ada.post(api("/auth/login")).json(&json!({"name": "ada", "password": "admin password"})).send().await.unwrap();
+        let ivan = client();
+        ivan.post(api("/auth/login")).json(&json!({"name": "ivan", "password": "long enough"})).send().await.unwrap();
+        assert_eq!(ivan.post(api("/invitations")).send().await.unwrap().status(), 403, "{db}");
+        let link: Value = ada.post(api("/invitations")).json(&json!({"days": 1})).send().await.unwrap().json().await.unwrap();
+        let r = client()
+            .post(api("/auth/register"))
+            .json(&json!({"name": "ivy", "password": "long enough", "invitation": link["token"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{db}");
+        let r = ada.post(api("/invitations")).json(&json!({"days": 0})).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{db}");
+        drop(s);
+
+        // `closed`: nobody signs up, with or without a link.
+        let fresh = engine::testing::fresh_url(&url).await;
+        let s = TestServer::start(ServerOptions {
+            database_url: Some(fresh),
+            no_examples: true,
+            args: vec!["--registration".into(), "closed".into()],
+            ..Default::default()
+        });
+        let r = client().post(s.api("/auth/register")).json(&json!({"name": "carl", "password": "long enough"})).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{db}");
+        assert!(r.text().await.unwrap().contains("closed"), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_limited_per_account_and_a_password_change_ends_other_sessions() {
+    for (db, s) in servers().await {
+        let api = |p: &str| format!("{}/api/v1{p}", s.base);
+        let olivia = signed_up(&s, "olivia").await;
+        let laptop = client();
+        let r = laptop.post(api("/auth/login")).json(&json!({"name": "olivia", "password": "long enough"})).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{db}");
+
+        // Ten wrong passwords, then even the right one waits (429 with Retry-After).
+        let guesser = client();
+        for i in 0..10 {
+            let r = guesser.post(api("/auth/login")).json(&json!({"name": "olivia", "password": format!("guess {i}")})).send().await.unwrap();
+            assert_eq!(r.status(), 401, "{db}: guess {i}");
+        }
+        let r = guesser.post(api("/auth/login")).json(&json!({"name": "olivia", "password": "long enough"})).send().await.unwrap();
+        assert_eq!(r.status(), 429, "{db}");
+        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=900).contains(&retry), "{db}: Retry-After {retry}");
+        assert!(r.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("try again in"), "{db}");
+        // Another account is not locked by it; signed-in sessions go on.
+        signed_up(&s, "oscar").await;
+        assert_eq!(olivia.get(api("/auth/me")).send().await.unwrap().status(), 200, "{db}");
+
+        // A password change needs the current password and ends every other session.
+        let r = olivia.put(api("/auth/password")).json(&json!({"current": "wrong one", "new": "new password"})).send().await.unwrap();
+        assert_eq!(r.status(), 429, "{db}: the account is still locked for guesses");
+        let oscar = client();
+        oscar.post(api("/auth/login")).json(&json!({"name": "oscar", "password": "long enough"})).send().await.unwrap();
+        let r = oscar.put(api("/auth/password")).json(&json!({"current": "wrong one", "new": "new password"})).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{db}");
+        assert_eq!(r.json::<Value>().await.unwrap()["field"], "current", "{db}");
+        let r = oscar.put(api("/auth/password")).json(&json!({"current": "long enough", "new": "short"})).send().await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["field"], "new", "{db}");
+        let other = client();
+        other.post(api("/auth/login")).json(&json!({"name": "oscar", "password": "long enough"})).send().await.unwrap();
+        assert_eq!(other.get(api("/auth/me")).send().await.unwrap().status(), 200, "{db}");
+        let r = oscar.put(api("/auth/password")).json(&json!({"current": "long enough", "new": "new password"})).send().await.unwrap();
+        assert_eq!(r.status(), 204, "{db}");
+        assert_eq!(oscar.get(api("/auth/me")).send().await.unwrap().status(), 200, "{db}: the changer got a new session");
+        assert_eq!(other.get(api("/auth/me")).send().await.unwrap().status(), 401, "{db}: the other session ended");
+        let r = client().post(api("/auth/login")).json(&json!({"name": "oscar", "password": "new password"})).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{db}");
+    }
+}

@@ -42,6 +42,9 @@ pub fn SignIn() -> impl IntoView {
 pub fn SignUp() -> impl IntoView {
     let register = ServerAction::<Register>::new();
     let result = register.value();
+    // An invitation link (`/signup?invitation=…`) carries its token into the form.
+    let query = leptos_router::hooks::use_query_map();
+    let invitation = move || query.read().get("invitation").unwrap_or_default();
     view! {
         <section class="narrow">
             <h1>"Sign up"</h1>
@@ -52,6 +55,7 @@ pub fn SignUp() -> impl IntoView {
                     "Password (at least 8 characters)"
                     <input type="password" name="password" id="password" autocomplete="new-password" minlength="8" required />
                 </label>
+                <input type="hidden" name="invitation" id="invitation" prop:value=invitation />
                 <button type="submit" id="submit">
                     "Create account"
                 </button>

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{my_connectors, my_profile, NewApiToken, RevokeApiToken, SaveConnector, SaveProfile};
+use crate::api::{my_connectors, my_profile, ChangePassword, NewApiToken, RevokeApiToken, SaveConnector, SaveProfile};
 use crate::{error_text, format_time};
 
 #[component]
@@ -82,6 +82,7 @@ pub fn Profile() -> impl IntoView {
                                 }}
                             </section>
                             <Connectors />
+                            <PasswordChange />
                             <section class="panel">
                                 <h2>"API tokens"</h2>
                                 <p class="hint">"For scripts and CI: " <code>"Authorization: Bearer <token>"</code></p>
@@ -259,6 +260,40 @@ fn Connectors() -> impl IntoView {
                     }
                 })}
             </Transition>
+        </section>
+    }
+}
+
+/// The password form: the current password, then the new one. Other sessions of the account
+/// end when it is changed.
+#[component]
+fn PasswordChange() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    view! {
+        <section class="panel" id="password">
+            <h2>"Password"</h2>
+            <p class="hint">"Changing it signs you out everywhere else."</p>
+            <ActionForm action=change attr:id="password-form" attr:class="launch">
+                <label>
+                    "Current password" <input type="password" name="current" id="password-current" autocomplete="current-password" required />
+                </label>
+                <label>
+                    "New password (at least 8 characters)"
+                    <input type="password" name="new" id="password-new" autocomplete="new-password" minlength="8" required />
+                </label>
+                <button type="submit" id="password-submit">
+                    "Change password"
+                </button>
+            </ActionForm>
+            {move || {
+                change
+                    .value()
+                    .get()
+                    .map(|r| match r {
+                        Ok(()) => view! { <p class="notice" id="password-changed">"Changed. Other sessions have ended."</p> }.into_any(),
+                        Err(e) => view! { <p class="error" id="password-error">{error_text(&e)}</p> }.into_any(),
+                    })
+            }}
         </section>
     }
 }

@@ -37,7 +37,7 @@ async fn engine_on(url: &str, options: &[(&str, &str)], count: i64) -> (Engine, 
     let run_config = RunConfig { data_dir: crate::testing::temp_dir("mock"), ..Default::default() };
     let engine = Engine::open_with_connectors(url, run_config, connectors.clone()).await.unwrap();
     engine.set_service_url("http://127.0.0.1:9");
-    let user = engine.register("olivia", "correct horse").await.unwrap();
+    let user = engine.register("olivia", "correct horse", None, "test").await.unwrap();
     let modules = [
         Module { kind: ModuleKind::Project, path: "p".into(), ..Default::default() },
         Module {

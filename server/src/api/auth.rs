@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::parse_json;
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, ClientAddress};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -20,22 +20,79 @@ pub struct Credentials {
     password: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    name: String,
+    password: String,
+    /// The token of an invitation link (policy `invite`).
+    #[serde(default)]
+    invitation: Option<String>,
+}
+
 fn signed_in(caller: Caller) -> Result<User, ApiError> {
     caller.user.ok_or_else(|| ApiError(engine::Error::Unauthorized("sign in first (session cookie or bearer token)".into())))
 }
 
 /// Creates the account and signs it in.
-pub async fn register(State(s): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
-    let c: Credentials = parse_json("", &body)?;
-    let user = s.engine.register(c.name.trim(), &c.password).await?;
-    let (_, token) = s.engine.login(&user.name, &c.password).await?;
+pub async fn register(
+    State(s): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let c: Registration = parse_json("", &body)?;
+    let user = s.engine.register(c.name.trim(), &c.password, c.invitation.as_deref(), &client).await?;
+    let token = s.engine.open_session(&user.name).await?;
     Ok((StatusCode::CREATED, [(header::SET_COOKIE, s.engine.session_cookie(&token))], Json(user)))
 }
 
-pub async fn login(State(s): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn login(
+    State(s): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let c: Credentials = parse_json("", &body)?;
-    let (user, token) = s.engine.login(c.name.trim(), &c.password).await?;
+    let (user, token) = s.engine.login(c.name.trim(), &c.password, &client).await?;
     Ok(([(header::SET_COOKIE, s.engine.session_cookie(&token))], Json(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// Changes the caller's password; every other session of the account ends, the caller gets
+/// a new session cookie.
+pub async fn change_password(
+    State(s): State<AppState>,
+    caller: Caller,
+    ClientAddress(client): ClientAddress,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    let c: PasswordChange = parse_json("", &body)?;
+    let token = s.engine.change_password(&user, &c.current, &c.new, &client).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, s.engine.session_cookie(&token))]))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvitation {
+    /// Days the link stays valid (default 7, at most 90).
+    #[serde(default)]
+    days: Option<i64>,
+}
+
+/// An invitation link for registration policy `invite` (administrators only); the token is
+/// in this answer only.
+pub async fn create_invitation(State(s): State<AppState>, caller: Caller, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
+    let user = signed_in(caller)?;
+    let req: NewInvitation = if body.is_empty() { NewInvitation { days: None } } else { parse_json("", &body)? };
+    let (token, expires_at) = s.engine.create_invitation(&user, req.days).await?;
+    let path = format!("/signup?invitation={token}");
+    Ok((StatusCode::CREATED, Json(json!({"token": token, "path": path, "expires_at": expires_at}))))
 }
 
 pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {

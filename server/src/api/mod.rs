@@ -25,6 +25,8 @@ use crate::AppState;
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/register"),
     ("post", "/api/v1/auth/login"),
+    ("put", "/api/v1/auth/password"),
+    ("post", "/api/v1/invitations"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
     ("post", "/api/v1/auth/tokens"),
@@ -97,6 +99,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/register", post(auth::register))
         .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/password", put(auth::change_password))
+        .route("/api/v1/invitations", post(auth::create_invitation))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/me", get(auth::me))
         .route("/api/v1/auth/tokens", post(auth::create_token).get(auth::list_tokens))
@@ -166,6 +170,19 @@ impl FromRequestParts<AppState> for Caller {
         }
         let user = state.engine.authenticate(text(header::COOKIE), auth).await?;
         Ok(Caller { user, run_token: None })
+    }
+}
+
+/// The caller's address as the sign-in limits count it (see [`engine::users::client_address`]).
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        Ok(Self(state.engine.client_address(peer, forwarded)))
     }
 }
 
