@@ -95,6 +95,10 @@ impl Engine {
             return Err(Error::invalid("", "credential", format!("is longer than {MAX_CREDENTIAL_LEN} characters")));
         }
         let settings = serde_json::to_string(&update.settings)?;
+        let sealed = match update.credential.as_deref() {
+            Some(c) => Some(self.rt.secrets.seal(&crate::secrets::credential_context(&user.name, connector), c)?),
+            None => None,
+        };
         // No credential given (NULL) keeps the stored one.
         sqlx::query(
             "INSERT INTO connector_accounts (user_name, connector, settings, credential, updated_at) VALUES ($1, $2, $3, COALESCE($4, ''), $5) \
@@ -103,7 +107,7 @@ impl Engine {
         .bind(&user.name)
         .bind(connector)
         .bind(&settings)
-        .bind(update.credential.as_deref())
+        .bind(sealed.as_deref())
         .bind(now_ms())
         .execute(&self.db.pool)
         .await?;
@@ -265,12 +269,35 @@ impl Engine {
             .fetch_optional(&self.db.pool)
             .await?;
         let Some(row) = row else { return Ok(crate::connector::Account::default()) };
-        let credential: String = row.try_get("credential")?;
+        let stored: String = row.try_get("credential")?;
+        let credential = self.rt.secrets.open(&crate::secrets::credential_context(user_name, connector), &stored)?;
         Ok(crate::connector::Account {
             settings: serde_json::from_str(&row.try_get::<String, _>("settings")?)?,
             credential: (!credential.is_empty()).then_some(credential),
         })
     }
+}
+
+/// Seals credentials stored in clear by a server from before sealing (run at every start;
+/// nothing to do once they are all sealed).
+pub(crate) async fn seal_stored_credentials(db: &crate::db::Db, secrets: &crate::secrets::SecretBox) -> Result<()> {
+    let rows = sqlx::query("SELECT user_name, connector, credential FROM connector_accounts WHERE credential <> ''").fetch_all(&db.pool).await?;
+    for r in rows {
+        let (user, connector, stored): (String, String, String) = (r.try_get("user_name")?, r.try_get("connector")?, r.try_get("credential")?);
+        if crate::secrets::SecretBox::is_sealed(&stored) {
+            continue;
+        }
+        let sealed = secrets.seal(&crate::secrets::credential_context(&user, &connector), &stored)?;
+        sqlx::query("UPDATE connector_accounts SET credential = $1 WHERE user_name = $2 AND connector = $3 AND credential = $4")
+            .bind(sealed)
+            .bind(&user)
+            .bind(&connector)
+            .bind(&stored)
+            .execute(&db.pool)
+            .await?;
+        tracing::info!(user, connector, "stored credential sealed");
+    }
+    Ok(())
 }
 
 /// A run owner's accounts, read from the database on first use per connector.

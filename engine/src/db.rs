@@ -71,6 +71,7 @@ impl Db {
         if backend == Backend::Sqlite {
             // WAL lets readers proceed while a save commits; a busy writer waits instead of failing.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            private_files(&url);
         }
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
@@ -120,6 +121,21 @@ fn synchronous_of(url: &str) -> Result<(String, Synchronous)> {
     }
     let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
     Ok((url, sync))
+}
+
+/// The SQLite file of `url` and its WAL and shared-memory files are the server user's alone
+/// (`0600`): they hold sessions, hashes and sealed credentials. Best effort: a file the
+/// server does not own keeps its mode.
+fn private_files(url: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") {
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::set_permissions(format!("{path}{suffix}"), std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 /// A database URL without its password, for messages and logs.

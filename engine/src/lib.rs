@@ -36,6 +36,7 @@ pub mod orchestrator;
 pub mod params;
 pub mod rate_limit;
 pub mod runs;
+pub mod secrets;
 pub mod sweeps;
 pub mod testing;
 pub mod users;
@@ -86,6 +87,8 @@ pub(crate) struct Runtime {
     pub auth: auth_cache::AuthCache,
     /// Sign-in and sign-up attempts per account and address.
     pub limits: rate_limit::AccountLimits,
+    /// Seals connector credentials in the database.
+    pub secrets: secrets::SecretBox,
     pub config: RunConfig,
     pub service_url: std::sync::OnceLock<String>,
     /// Per-run locks and agent tokens of live runs.
@@ -123,6 +126,9 @@ impl Engine {
     /// [`Engine::open_with`] with connectors built by the caller (tests script their own).
     pub async fn open_with_connectors(url: &str, config: RunConfig, connectors: ConnectorMap) -> Result<Self> {
         let db = Db::connect(url).await?;
+        let key_dir = if config.data_dir.as_os_str().is_empty() { std::env::temp_dir().join("slipstream-engine") } else { config.data_dir.clone() };
+        let secrets = secrets::SecretBox::load(&key_dir)?;
+        accounts::seal_stored_credentials(&db, &secrets).await?;
         let (live, _) = tokio::sync::broadcast::channel(4096);
         let params = std::sync::Arc::new(params::LiveParams::default());
         let waits = std::sync::Arc::new(waits::Waits::default());
@@ -131,6 +137,7 @@ impl Engine {
             params,
             auth: Default::default(),
             limits: Default::default(),
+            secrets,
             waits,
             config,
             service_url: std::sync::OnceLock::new(),

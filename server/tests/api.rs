@@ -9,12 +9,14 @@ use testkit::{ServerOptions, TestServer};
 /// The real server binary on a fresh data directory (see `testkit`).
 struct Server {
     base: String,
+    database_url: String,
     _server: TestServer,
 }
 
 async fn spawn(database_url: String, load_examples: bool) -> Server {
-    let server = TestServer::start(ServerOptions { database_url: Some(database_url), no_examples: !load_examples, ..Default::default() });
-    Server { base: server.url.clone(), _server: server }
+    let server =
+        TestServer::start(ServerOptions { database_url: Some(database_url.clone()), no_examples: !load_examples, ..Default::default() });
+    Server { base: server.url.clone(), database_url, _server: server }
 }
 
 async fn servers() -> Vec<(&'static str, Server)> {
@@ -326,6 +328,15 @@ async fn connector_credentials_are_write_only_and_quotas_refuse_runs_over_them()
         assert_eq!(list[0]["connector"], "local", "{db}");
         assert_eq!(list[0]["credential_set"], true, "{db}");
         assert_eq!(list[0]["settings"]["user"], "olivia", "{db}");
+        // In the database it is sealed: nothing of it in clear.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&s.database_url).await.unwrap();
+        let stored: String = sqlx::Row::get(
+            &sqlx::query("SELECT credential FROM connector_accounts WHERE user_name = 'olivia'").fetch_one(&pool).await.unwrap(),
+            "credential",
+        );
+        pool.close().await;
+        assert!(stored.starts_with("v1:") && !stored.contains("s3cr3t") && !stored.contains("KEY"), "{db}: stored {stored}");
         // Saving settings alone keeps the credential; an empty one removes it.
         let kept: Value =
             olivia.put(url("profile/connectors/local")).json(&json!({"settings": {}})).send().await.unwrap().json().await.unwrap();
@@ -686,5 +697,19 @@ async fn wrong_passwords_are_limited_per_account_and_a_password_change_ends_othe
         assert_eq!(other.get(api("/auth/me")).send().await.unwrap().status(), 401, "{db}: the other session ended");
         let r = client().post(api("/auth/login")).json(&json!({"name": "oscar", "password": "new password"})).send().await.unwrap();
         assert_eq!(r.status(), 200, "{db}");
+    }
+}
+
+#[tokio::test]
+async fn the_data_directory_database_and_key_file_are_private() {
+    let server = TestServer::start(ServerOptions { no_examples: true, ..Default::default() });
+    let c = client();
+    let r = c.post(server.api("/auth/register")).json(&json!({"name": "olivia", "password": "long enough"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777;
+    assert_eq!(mode(&server.data_dir), 0o700);
+    for file in ["slipstream.db", "slipstream.db-wal", "secret.key"] {
+        assert_eq!(mode(&server.data_dir.join(file)), 0o600, "{file}");
     }
 }
