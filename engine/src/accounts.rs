@@ -281,9 +281,11 @@ impl Engine {
 /// Seals credentials stored in clear by a server from before sealing (run at every start;
 /// nothing to do once they are all sealed).
 pub(crate) async fn seal_stored_credentials(db: &crate::db::Db, secrets: &crate::secrets::SecretBox) -> Result<()> {
-    let rows = sqlx::query("SELECT user_name, connector, credential FROM connector_accounts WHERE credential <> ''").fetch_all(&db.pool).await?;
+    let rows =
+        sqlx::query("SELECT user_name, connector, credential FROM connector_accounts WHERE credential <> ''").fetch_all(&db.pool).await?;
     for r in rows {
-        let (user, connector, stored): (String, String, String) = (r.try_get("user_name")?, r.try_get("connector")?, r.try_get("credential")?);
+        let (user, connector, stored): (String, String, String) =
+            (r.try_get("user_name")?, r.try_get("connector")?, r.try_get("credential")?);
         if crate::secrets::SecretBox::is_sealed(&stored) {
             continue;
         }

@@ -126,7 +126,8 @@ impl Engine {
     /// [`Engine::open_with`] with connectors built by the caller (tests script their own).
     pub async fn open_with_connectors(url: &str, config: RunConfig, connectors: ConnectorMap) -> Result<Self> {
         let db = Db::connect(url).await?;
-        let key_dir = if config.data_dir.as_os_str().is_empty() { std::env::temp_dir().join("slipstream-engine") } else { config.data_dir.clone() };
+        let key_dir =
+            if config.data_dir.as_os_str().is_empty() { std::env::temp_dir().join("slipstream-engine") } else { config.data_dir.clone() };
         let secrets = secrets::SecretBox::load(&key_dir)?;
         accounts::seal_stored_credentials(&db, &secrets).await?;
         let (live, _) = tokio::sync::broadcast::channel(4096);

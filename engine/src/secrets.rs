@@ -86,7 +86,8 @@ impl SecretBox {
     /// The plain value of `stored` (a value from before sealing is returned as it is).
     pub fn open(&self, context: &str, stored: &str) -> Result<String> {
         let Some(body) = stored.strip_prefix(SEALED) else { return Ok(stored.to_string()) };
-        let bad = || Error::Internal(format!("a stored credential cannot be opened with this server's key ({KEY_ENV} or {KEY_FILE} changed?)"));
+        let bad =
+            || Error::Internal(format!("a stored credential cannot be opened with this server's key ({KEY_ENV} or {KEY_FILE} changed?)"));
         let bytes = unhex(body).filter(|b| b.len() > NONCE_LEN).ok_or_else(bad)?;
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;

@@ -141,7 +141,17 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Client(_) => unreachable!("client commands return from main"),
-        Command::Serve { listen, store, site_root, agent_bin, no_examples, report_limit_mb, secure_cookies, registration, behind_proxy } => {
+        Command::Serve {
+            listen,
+            store,
+            site_root,
+            agent_bin,
+            no_examples,
+            report_limit_mb,
+            secure_cookies,
+            registration,
+            behind_proxy,
+        } => {
             let settings = Settings {
                 listen,
                 data_dir: store.data_dir,

@@ -666,7 +666,8 @@ async fn wrong_passwords_are_limited_per_account_and_a_password_change_ends_othe
         // Ten wrong passwords, then even the right one waits (429 with Retry-After).
         let guesser = client();
         for i in 0..10 {
-            let r = guesser.post(api("/auth/login")).json(&json!({"name": "olivia", "password": format!("guess {i}")})).send().await.unwrap();
+            let r =
+                guesser.post(api("/auth/login")).json(&json!({"name": "olivia", "password": format!("guess {i}")})).send().await.unwrap();
             assert_eq!(r.status(), 401, "{db}: guess {i}");
         }
         let r = guesser.post(api("/auth/login")).json(&json!({"name": "olivia", "password": "long enough"})).send().await.unwrap();

@@ -680,3 +680,54 @@ async fn a_runs_token_works_for_that_run_only_and_not_after_it_ended() {
     s.c.delete(s.api(&format!("/runs/{b}"))).send().await.unwrap();
     assert_eq!(s.finished(&b).await, "Cancelled");
 }
+
+/// A `secret` input: the script gets its value; the run's output, events, answers and
+/// websocket show it masked; the owner sees it on request.
+#[tokio::test]
+async fn secret_parameters_reach_the_script_and_are_masked_everywhere_else() {
+    let s = sqlite().await;
+    s.save(json!({"kind": "project", "path": "sec"})).await;
+    s.save(json!({"kind": "image", "path": "sec/db", "reference": "examples/images/busybox",
+        "parameters": [{"name": "password", "type": "secret", "default": "not-this-one"}],
+        "targets": {"execute": "#!/bin/sh\npw=$(ss-get password)\necho \"connecting with $pw\"\necho \"stderr has $pw too\" >&2\nss-set statecustom \"length=${#pw}\"\n"}})).await;
+    let mut ws = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let token: Value = s.c.post(s.api("/auth/tokens")).json(&json!({"name": "ws"})).send().await.unwrap().json().await.unwrap();
+        let mut req = s.api("/ws").replacen("http", "ws", 1).into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {}", token["token"].as_str().unwrap()).parse().unwrap());
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    };
+    let secret = "hunter2-correct-horse";
+    let run = s.launch(json!({"module": "sec/db", "keep_running": "always", "params": {"password": secret}})).await;
+    s.wait_state(&run, |st| st == "Ready").await;
+    let detail = s.detail(&run).await;
+    assert_eq!(statecustom(&detail, "machine.1"), format!("length={}", secret.len()), "the script read the real value");
+    assert_eq!(detail["params"]["machine.1:password"], engine::runs::MASK);
+    let logs = s.c.get(s.api(&format!("/runs/{run}/logs"))).send().await.unwrap().text().await.unwrap();
+    assert!(logs.contains("connecting with ********") && logs.contains("stderr has ********"), "{logs}");
+    let params = s.c.get(s.api(&format!("/runs/{run}/params"))).send().await.unwrap().text().await.unwrap();
+    let one = s.c.get(s.api(&format!("/runs/{run}/params/machine.1:password"))).send().await.unwrap().text().await.unwrap();
+    let page = s.c.get(format!("{}/runs/{run}", s.base)).send().await.unwrap().text().await.unwrap();
+    for (what, text) in [("logs", &logs), ("params", &params), ("one param", &one), ("run page", &page)] {
+        assert!(!text.contains(secret), "{what} shows the secret");
+    }
+    assert_eq!(one, engine::runs::MASK);
+    // The owner, on request.
+    let shown: Value = s.c.get(s.api(&format!("/runs/{run}?secrets=show"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shown["params"]["machine.1:password"], secret);
+    let one = s.c.get(s.api(&format!("/runs/{run}/params/machine.1:password?secrets=show"))).send().await.unwrap().text().await.unwrap();
+    assert_eq!(one, secret);
+    // A secret written while the run is live goes out masked on the websocket.
+    s.c.put(s.api(&format!("/runs/{run}/params/machine.1:password"))).body("another-secret-value").send().await.unwrap();
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline && !seen.contains("machine.1:password") {
+        use futures::StreamExt;
+        if let Ok(Some(Ok(m))) = tokio::time::timeout(std::time::Duration::from_secs(1), ws.next()).await {
+            seen.push_str(&m.into_text().map(|t| t.to_string()).unwrap_or_default());
+        }
+    }
+    assert!(seen.contains("machine.1:password") && !seen.contains("another-secret-value") && !seen.contains(secret), "{seen}");
+    s.c.delete(s.api(&format!("/runs/{run}"))).send().await.unwrap();
+    s.wait_stopped(&run).await;
+}

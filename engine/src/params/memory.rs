@@ -88,6 +88,8 @@ pub(crate) struct LiveParams {
     runs: Mutex<HashMap<String, Arc<LiveRun>>>,
     epoch: std::sync::atomic::AtomicU64,
     seq: std::sync::atomic::AtomicU64,
+    /// Live runs' secret parameter keys (from the plan and the instances), dropped with the run.
+    pub secret_keys: Mutex<HashMap<String, Arc<std::collections::BTreeSet<String>>>>,
 }
 
 impl LiveParams {
@@ -134,6 +136,7 @@ impl LiveParams {
         let mut runs = self.runs.lock().expect("not poisoned");
         runs.remove(run);
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.secret_keys.lock().expect("not poisoned").remove(run);
     }
 }
 

@@ -14,7 +14,10 @@ const MAX_LINE_CHARS: usize = 16 * 1024;
 
 impl Engine {
     pub(crate) async fn event(&self, run: &str, owner: &str, kind: &str, message: &str) -> Result<()> {
-        let e = RunEvent { seq: next_seq(), at: now_ms(), kind: kind.into(), message: message.into() };
+        // An abort message a script wrote may quote a secret parameter.
+        let secrets = if kind == "abort" { self.secret_values(run).await.unwrap_or_default() } else { Vec::new() };
+        let message = super::masking::redact(message, &secrets);
+        let e = RunEvent { seq: next_seq(), at: now_ms(), kind: kind.into(), message };
         sqlx::query("INSERT INTO run_events (run_id, seq, at, kind, message) VALUES ($1, $2, $3, $4, $5)")
             .bind(run)
             .bind(e.seq)
@@ -54,6 +57,7 @@ impl Engine {
     /// Stores the lines of output an agent sent, in one transaction, then publishes them.
     pub async fn add_logs(&self, run: &str, lines: Vec<PostedLogLine>) -> Result<()> {
         let owner = self.run_owner(run).await?;
+        let secrets = self.secret_values(run).await?;
         let mut tx = self.db.begin_write().await?;
         let mut out = Vec::with_capacity(lines.len());
         for posted in lines {
@@ -65,6 +69,8 @@ impl Engine {
                 // PostgreSQL text cannot hold NUL: it becomes U+FFFD on both backends.
                 line: posted.line.chars().take(MAX_LINE_CHARS).map(|c| if c == '\0' { '\u{FFFD}' } else { c }).collect(),
             };
+            // A script that prints a secret parameter: the value is never stored.
+            let l = if secrets.is_empty() { l } else { LogLine { line: super::masking::redact(&l.line, &secrets), ..l } };
             sqlx::query("INSERT INTO run_logs (run_id, seq, at, instance, stream, line) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(run)
                 .bind(l.seq)

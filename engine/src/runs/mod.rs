@@ -28,6 +28,7 @@ mod debug;
 mod driver;
 mod journal;
 mod launch;
+mod masking;
 mod queries;
 mod recovery;
 pub(crate) mod registry;
@@ -44,6 +45,7 @@ use sha2::{Digest, Sha256};
 use crate::{now_ms, Engine, Error, Result};
 
 pub use debug::{Rerun, RERUN_TARGETS};
+pub use masking::MASK;
 pub use model::run::LiveEvent;
 
 /// Parameters every instance has, written by the platform or the agent.

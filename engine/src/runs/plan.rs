@@ -83,6 +83,17 @@ pub struct PlannedNode {
     /// What a build of this node's image on its connector is keyed by ([`build_key`]).
     #[serde(default)]
     pub build_key: String,
+    /// The image's `secret` parameters: masked in pages, answers and events, redacted from
+    /// the run's output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl PlannedNode {
+    /// The run keys of this node's secret parameters for `instances` (its instance names).
+    pub fn secret_keys<'a>(&'a self, instances: impl Iterator<Item = &'a str> + 'a) -> impl Iterator<Item = String> + 'a {
+        instances.flat_map(move |i| self.secrets.iter().map(move |p| format!("{i}:{p}")))
+    }
 }
 
 /// One instance of a node (`worker.3`).
@@ -218,6 +229,7 @@ pub fn plan_run(input: &PlanInput<'_>) -> Result<RunPlan> {
             multiplicity,
             targets,
             build_key: key,
+            secrets: image.parameters.iter().filter(|p| p.kind == model::ParamType::Secret).map(|p| p.name.clone()).collect(),
         };
         plan.nodes.insert(name.clone(), node);
         plan.params.push(initial(&format!("{name}:multiplicity"), Some(multiplicity.to_string())));

@@ -197,6 +197,8 @@ impl Engine {
                 name,
             });
         }
+        let mut params = params;
+        super::masking::mask(&mut params, &*self.secret_keys(run).await?);
         Ok(RunDetail { summary, instances, params })
     }
 

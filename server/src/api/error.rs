@@ -45,7 +45,8 @@ impl IntoResponse for ApiError {
             QuotaExceeded(m) => (StatusCode::TOO_MANY_REQUESTS, json!({"error": m})),
             RateLimited { message, retry_after_secs } => {
                 let retry = [(axum::http::header::RETRY_AFTER, retry_after_secs.to_string())];
-                return (StatusCode::TOO_MANY_REQUESTS, retry, Json(json!({"error": message, "retry_after": retry_after_secs}))).into_response();
+                return (StatusCode::TOO_MANY_REQUESTS, retry, Json(json!({"error": message, "retry_after": retry_after_secs})))
+                    .into_response();
             }
             Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
             Internal(cause) => {

@@ -71,9 +71,24 @@ pub async fn list(
     Ok(Json(s.engine.list_runs(caller.user.as_ref(), &filter).await?))
 }
 
-pub async fn detail(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    s.engine.authorize_run(&caller_of(&caller), &id).await?;
-    Ok(Json(s.engine.run_detail(&id).await?))
+/// `?secrets=show`: the run's owner sees secret parameter values (masked otherwise, also
+/// for administrators).
+fn reveal(q: &HashMap<String, String>) -> bool {
+    q.get("secrets").is_some_and(|v| v == "show")
+}
+
+pub async fn detail(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let owner = s.engine.authorize_run(&caller_of(&caller), &id).await?;
+    let mut detail = s.engine.run_detail(&id).await?;
+    if reveal(&q) && caller.user.as_ref().is_some_and(|u| u.name == owner) {
+        detail.params = s.engine.params(&id).await?;
+    }
+    Ok(Json(detail))
 }
 
 pub async fn terminate(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
@@ -120,9 +135,20 @@ pub async fn state(
     Ok(state.as_str().to_string())
 }
 
-pub async fn params(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    s.engine.authorize_run(&caller_of(&caller), &id).await?;
-    Ok(Json(s.engine.params(&id).await?))
+/// Every parameter; secret values masked for users (see [`reveal`]), not for the run's agents.
+pub async fn params(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let owner = s.engine.authorize_run(&caller_of(&caller), &id).await?;
+    let params = s.engine.params(&id).await?;
+    if caller.run_token.is_some() {
+        return Ok(Json(params));
+    }
+    let who = caller.user.as_ref().map(|u| u.name.as_str());
+    Ok(Json(s.engine.masked_params(&id, params, reveal(&q), &owner, who).await?))
 }
 
 /// The value as text; 408 if still unset at the deadline, 409 once the run is aborted.
@@ -132,9 +158,13 @@ pub async fn get_param(
     Path((id, key)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.engine.authorize_run(&caller_of(&caller), &id).await?;
+    let owner = s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let key = key_of(&key)?;
-    let value = s.engine.get_param(&id, &key, wait_of(&q)?, flag(&q, "ignoreabort")).await?;
+    let mut value = s.engine.get_param(&id, &key, wait_of(&q)?, flag(&q, "ignoreabort")).await?;
+    let owner_asks = reveal(&q) && caller.user.as_ref().is_some_and(|u| u.name == owner);
+    if caller.run_token.is_none() && !owner_asks && s.engine.secret_keys(&id).await?.contains(&key.to_string()) {
+        value = engine::runs::MASK.to_string();
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], value))
 }
 

@@ -80,6 +80,12 @@ async fn stream(engine: Engine, user: User, run: Option<String>, since: Option<i
                         }
                         last_seq = event.seq;
                     }
+                    let mut e = e;
+                    if let LiveEvent::Param { run, key, value: value @ Some(_), .. } = &mut e {
+                        if engine.secret_keys(run).await.is_ok_and(|k| k.contains(key.as_str())) {
+                            *value = Some(engine::runs::MASK.to_string());
+                        }
+                    }
                     if !send(&mut socket, &e).await {
                         return;
                     }
