@@ -18,6 +18,8 @@ pub const SESSION_IDLE_MS: i64 = 7 * 24 * 3600 * 1000;
 /// ...and this long after sign-in whatever the use.
 pub const SESSION_MAX_MS: i64 = 30 * 24 * 3600 * 1000;
 const SESSION_REFRESH_MS: i64 = 3600 * 1000;
+/// Sessions one account keeps; signing in once more ends the oldest.
+pub const MAX_SESSIONS: i64 = 50;
 /// How long an invitation link stays valid unless the administrator says otherwise.
 pub const INVITATION_DAYS: i64 = 7;
 const FIRST_ADMIN_KEY: &str = "first_admin";
@@ -349,6 +351,14 @@ impl Engine {
             .bind(now + SESSION_IDLE_MS)
             .execute(&self.db.pool)
             .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_name = $1 AND token_hash NOT IN \
+             (SELECT token_hash FROM sessions WHERE user_name = $1 ORDER BY created_at DESC, token_hash LIMIT $2)",
+        )
+        .bind(name)
+        .bind(MAX_SESSIONS)
+        .execute(&self.db.pool)
+        .await?;
         Ok(token)
     }
 

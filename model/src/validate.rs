@@ -12,6 +12,10 @@ pub const PLATFORM_OUTPUTS: [&str; 2] = ["hostname", "instanceid"];
 pub const RESERVED_PARAMETERS: [&str; 9] =
     ["hostname", "instanceid", "statecustom", "abort", "complete", "url.service", "url.ssh", "multiplicity", "ids"];
 pub const MAX_MULTIPLICITY: i64 = 1000;
+/// Parameters an image declares (its parents' come on top; each instance gets them all).
+pub const MAX_PARAMETERS: usize = 200;
+/// Nodes of a deployment.
+pub const MAX_NODES: usize = 100;
 const MAX_SCRIPT_LEN: usize = 256 * 1024;
 const MAX_DESCRIPTION_LEN: usize = 4096;
 const MAX_NAME_LEN: usize = 64;
@@ -165,6 +169,9 @@ pub fn validate_module(m: &Module) -> Result<(), Vec<FieldError>> {
                 err(format!("targets.{name}"), format!("is longer than {MAX_SCRIPT_LEN} bytes"));
             }
         }
+        if m.parameters.len() > MAX_PARAMETERS {
+            err("parameters".into(), format!("{} parameters; an image declares at most {MAX_PARAMETERS}", m.parameters.len()));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for p in &m.parameters {
             let field = format!("parameters.{}", p.name);
@@ -219,6 +226,9 @@ pub fn validate_module(m: &Module) -> Result<(), Vec<FieldError>> {
     if m.kind == ModuleKind::Deployment {
         if m.nodes.is_empty() {
             err("nodes".into(), "a deployment needs at least one node".into());
+        }
+        if m.nodes.len() > MAX_NODES {
+            err("nodes".into(), format!("{} nodes; a deployment has at most {MAX_NODES}", m.nodes.len()));
         }
         for (name, node) in &m.nodes {
             let field = format!("nodes.{name}");
@@ -313,6 +323,11 @@ mod tests {
             ("reserved parameter", Box::new(move |m| m.parameters = vec![p("hostname")]), "parameters.hostname"),
             ("duplicate parameter", Box::new(move |m| m.parameters = vec![p("x"), p("x")]), "parameters.x"),
             (
+                "too many parameters",
+                Box::new(move |m| m.parameters = (0..=MAX_PARAMETERS).map(|i| p(&format!("p{i}"))).collect()),
+                "parameters",
+            ),
+            (
                 "default too long",
                 Box::new(|m| m.parameters = vec![Parameter { name: "x".into(), default: Some("v".repeat(4097)), ..Default::default() }]),
                 "parameters.x.default",
@@ -364,6 +379,15 @@ mod tests {
         assert_eq!(validate_module(&deployment()), Ok(()));
         let cases: Vec<Case> = vec![
             ("no nodes", Box::new(|m| m.nodes.clear()), "nodes"),
+            (
+                "too many nodes",
+                Box::new(|m| {
+                    for i in 0..MAX_NODES {
+                        m.nodes.insert(format!("n{i}"), Node { image: "p/img".into(), ..Default::default() });
+                    }
+                }),
+                "nodes",
+            ),
             ("multiplicity < 0", Box::new(|m| m.nodes.get_mut("web").unwrap().multiplicity = -1), "nodes.web.multiplicity"),
             ("multiplicity too big", Box::new(|m| m.nodes.get_mut("web").unwrap().multiplicity = 1001), "nodes.web.multiplicity"),
             (

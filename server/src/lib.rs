@@ -84,8 +84,9 @@ impl Application {
         if recovered > 0 {
             tracing::info!(recovered, "runs re-attached after a restart");
         }
-        // Expired sessions go, now and every hour.
+        // Expired sessions, and finished runs past retention, go now and every hour.
         let cleaner = engine.clone();
+        let keep_days = settings.keep_finished_runs_days;
         tokio::spawn(async move {
             let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
@@ -94,6 +95,13 @@ impl Application {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(n, "expired sessions deleted"),
                     Err(e) => tracing::warn!(error = %e, "deleting expired sessions failed"),
+                }
+                if keep_days > 0 {
+                    match cleaner.delete_finished_runs_older_than(keep_days).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(n, keep_days, "finished runs past retention deleted"),
+                        Err(e) => tracing::warn!(error = %e, "deleting finished runs past retention failed"),
+                    }
                 }
             }
         });

@@ -46,6 +46,10 @@ enum Command {
         /// `X-Forwarded-For` (sign-in limits then count that address, not the proxy's).
         #[arg(long, env = "SLIPSTREAM_BEHIND_PROXY")]
         behind_proxy: bool,
+        /// Delete finished runs (with their logs, events and reports) this many days after
+        /// they end, checked hourly; 0 keeps them forever.
+        #[arg(long, env = "SLIPSTREAM_KEEP_FINISHED_RUNS_DAYS", default_value_t = 0)]
+        keep_finished_runs_days: u32,
     },
     /// Administration.
     Admin {
@@ -151,6 +155,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             secure_cookies,
             registration,
             behind_proxy,
+            keep_finished_runs_days,
         } => {
             let settings = Settings {
                 listen,
@@ -164,6 +169,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 secure_cookies,
                 registration,
                 behind_proxy,
+                keep_finished_runs_days,
             };
             let files = raise_open_files();
             let app = Application::build(&settings).await?;
@@ -292,6 +298,7 @@ async fn open_store(store: Store) -> Result<engine::Engine, String> {
         secure_cookies: false,
         registration: Default::default(),
         behind_proxy: false,
+        keep_finished_runs_days: 0,
     };
     // The same connectors as the server, so quotas name the connectors it has.
     let config = engine::RunConfig { data_dir: settings.data_dir.clone(), connectors, ..Default::default() };

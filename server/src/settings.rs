@@ -26,6 +26,8 @@ pub struct Settings {
     pub registration: engine::users::Registration,
     /// Clients come through a proxy that appends their address to `X-Forwarded-For`.
     pub behind_proxy: bool,
+    /// Finished runs (logs, events, reports) are deleted this many days after they end; 0 keeps them.
+    pub keep_finished_runs_days: u32,
 }
 
 /// The settings file (`--config FILE`, YAML): today its `connectors` section.

@@ -285,7 +285,13 @@ async fn tens_of_thousands_of_malformed_requests_get_no_5xx_and_no_panic() {
                     1 | 2 => req.bearer_auth(&bearer),
                     3 => req.header(
                         "authorization",
-                        *rng.pick(&["Bearer ssr_not-a-token", "Bearer ", "Basic b2xpdmlh", "Bearer \u{7f}".trim_end_matches('\u{7f}'), "Bearer sst_0000"]),
+                        *rng.pick(&[
+                            "Bearer ssr_not-a-token",
+                            "Bearer ",
+                            "Basic b2xpdmlh",
+                            "Bearer \u{7f}".trim_end_matches('\u{7f}'),
+                            "Bearer sst_0000",
+                        ]),
                     ),
                     _ => req.header("cookie", "slipstream_session=forged; other=%00"),
                 };

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use model::run::{KeepRunning, RunRequest, RunSummary};
 use model::{ModulePath, RunState, User};
+use sqlx::Row;
 
 use super::plan::{plan_run, NodeSpec, PlanInput, RunPlan};
 use super::sha256_hex;
@@ -19,6 +20,8 @@ pub(crate) const BUILD_KIND: &str = "build";
 
 /// Longest a run may stay in one transitional state.
 const MAX_TIMEOUT_SECONDS: i64 = 7 * 24 * 3600;
+/// Runs one user may have that have not ended.
+pub const MAX_ACTIVE_RUNS: i64 = 100;
 
 impl Engine {
     /// Deploys a module: resolves it at the requested version, creates the run, its instances
@@ -45,6 +48,17 @@ impl Engine {
             if t.is_empty() || t.len() > 64 || t.contains(',') {
                 return Err(Error::invalid(path.as_str(), "tags", format!("`{t}` is not a tag (1 to 64 characters, no commas)")));
             }
+        }
+
+        let active: i64 = sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE owner = $1 AND ended_at IS NULL")
+            .bind(&user.name)
+            .fetch_one(&self.db.pool)
+            .await?
+            .try_get("n")?;
+        if active >= MAX_ACTIVE_RUNS {
+            return Err(Error::QuotaExceeded(format!(
+                "you have {active} runs that have not ended (at most {MAX_ACTIVE_RUNS}); terminate some first"
+            )));
         }
 
         let nodes = NodeSpec::of_module(&module, version)?;

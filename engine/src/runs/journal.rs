@@ -11,6 +11,8 @@ use crate::{now_ms, Engine, Result};
 
 /// Longest stored line of output, in characters; the rest is cut.
 const MAX_LINE_CHARS: usize = 16 * 1024;
+/// Lines in one batch an agent posts (it sends at most 200).
+pub const MAX_LOG_BATCH: usize = 1000;
 
 impl Engine {
     pub(crate) async fn event(&self, run: &str, owner: &str, kind: &str, message: &str) -> Result<()> {
@@ -56,6 +58,9 @@ impl Engine {
 
     /// Stores the lines of output an agent sent, in one transaction, then publishes them.
     pub async fn add_logs(&self, run: &str, lines: Vec<PostedLogLine>) -> Result<()> {
+        if lines.len() > MAX_LOG_BATCH {
+            return Err(crate::Error::TooLarge(format!("{} log lines in one batch; the limit is {MAX_LOG_BATCH}", lines.len())));
+        }
         let owner = self.run_owner(run).await?;
         let secrets = self.secret_values(run).await?;
         let mut tx = self.db.begin_write().await?;

@@ -33,6 +33,7 @@ mod queries;
 mod recovery;
 pub(crate) mod registry;
 mod reports;
+mod retention;
 mod rows;
 mod scaling;
 mod timeouts;

@@ -69,7 +69,9 @@ pub async fn terminal(
         Err(rejection) => return Ok(rejection.into_response()),
     };
     let exec = s.engine.open_terminal(&user, &id, &instance, columns, rows).await?;
-    Ok(upgrade.on_upgrade(move |socket| bridge(exec, socket)))
+    // Terminal keystrokes and follow requests are small: a client cannot make the server
+    // buffer a huge frame.
+    Ok(upgrade.max_message_size(WS_MAX_MESSAGE).max_frame_size(WS_MAX_MESSAGE).on_upgrade(move |socket| bridge(exec, socket)))
 }
 
 #[derive(serde::Deserialize)]
@@ -118,3 +120,6 @@ async fn bridge(mut exec: Exec, mut socket: WebSocket) {
     }
     let _ = socket.send(Message::Close(None)).await;
 }
+
+/// The largest websocket message a client may send.
+const WS_MAX_MESSAGE: usize = 64 * 1024;

@@ -38,7 +38,12 @@ pub async fn ws(
         None => None,
     };
     let engine = s.engine.clone();
-    Ok(upgrade.on_upgrade(move |socket| stream(engine, user, run, since, socket)))
+    // Terminal keystrokes and follow requests are small: a client cannot make the server
+    // buffer a huge frame.
+    Ok(upgrade
+        .max_message_size(WS_MAX_MESSAGE)
+        .max_frame_size(WS_MAX_MESSAGE)
+        .on_upgrade(move |socket| stream(engine, user, run, since, socket)))
 }
 
 async fn send(socket: &mut WebSocket, value: &impl serde::Serialize) -> bool {
@@ -111,3 +116,6 @@ fn run_of(e: &LiveEvent) -> &str {
         LiveEvent::State { run, .. } | LiveEvent::Param { run, .. } | LiveEvent::Log { run, .. } | LiveEvent::Event { run, .. } => run,
     }
 }
+
+/// The largest websocket message a client may send.
+const WS_MAX_MESSAGE: usize = 64 * 1024;
