@@ -166,7 +166,9 @@ impl Inner {
         std::thread::spawn(move || {
             let _ = child.wait();
         });
-        Ok(Started { handle: pid.to_string(), address, instance_id, ssh: None })
+        // The session id plus its leader's start time: a stop long after cannot hit another
+        // session that got the same number.
+        Ok(Started { handle: super::sessions::Handle::of(pid).to_string(), address, instance_id, ssh: None })
     }
 }
 
@@ -208,9 +210,9 @@ impl Connector for Local {
 
     fn inspect<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<Health>> {
         Box::pin(async move {
-            let Ok(sid) = handle.parse::<i32>() else { return Ok(Health::Gone) };
+            let Some(h) = super::sessions::Handle::parse(handle) else { return Ok(Health::Gone) };
             let sessions = self.inner.sessions.clone();
-            let alive = sid > 1 && tokio::task::spawn_blocking(move || sessions.alive(sid)).await.unwrap_or(false);
+            let alive = tokio::task::spawn_blocking(move || h.is_current() && sessions.alive(h.sid)).await.unwrap_or(false);
             Ok(if alive { Health::Running } else { Health::Gone })
         })
     }
@@ -264,10 +266,11 @@ impl Connector for Local {
     /// killed in the background. Returns at once.
     fn stop<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let Ok(sid) = handle.parse::<i32>() else { return Ok(()) };
-            if sid <= 1 {
-                return Ok(());
+            let Some(h) = super::sessions::Handle::parse(handle) else { return Ok(()) };
+            if !h.is_current() {
+                return Ok(()); // that session ended long ago; its number now belongs to another
             }
+            let sid = h.sid;
             let blocking = move |sessions: &std::sync::Arc<Sessions>, f: fn(&Sessions, i32)| {
                 let sessions = sessions.clone();
                 tokio::task::spawn_blocking(move || f(&sessions, sid))

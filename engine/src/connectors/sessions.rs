@@ -44,6 +44,57 @@ impl Sessions {
     }
 }
 
+/// A local instance's handle: its session id and, to tell that session from a later one
+/// with the same number, the start time of the session leader (`/proc/<pid>/stat` field 22,
+/// clock ticks since boot). Written `SID@START`; a bare `SID` (from before) is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Handle {
+    pub sid: i32,
+    pub started: Option<u64>,
+}
+
+impl Handle {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (sid, started) = match text.split_once('@') {
+            Some((sid, start)) => (sid, Some(start.parse().ok()?)),
+            None => (text, None),
+        };
+        let sid: i32 = sid.parse().ok()?;
+        (sid > 1).then_some(Self { sid, started })
+    }
+
+    /// The handle of a process just started (its pid will be its session id).
+    pub fn of(pid: u32) -> Self {
+        Self { sid: pid as i32, started: start_time(pid as i32) }
+    }
+
+    /// Whether the session this handle names may still be the one it was given for: the
+    /// leader is the same process (same start time), or it has exited — then the number
+    /// cannot have been given to another process while any member still has it as session.
+    pub fn is_current(&self) -> bool {
+        match (self.started, start_time(self.sid)) {
+            (Some(recorded), Some(now)) => recorded == now,
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.started {
+            Some(s) => write!(f, "{}@{s}", self.sid),
+            None => write!(f, "{}", self.sid),
+        }
+    }
+}
+
+/// When process `pid` started (clock ticks since boot), if it exists.
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the `(comm)` field: state is field 3, so field 22 is the 20th.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// Every process's session (from `/proc/<pid>/stat`: pid (comm) state ppid pgrp session …).
 fn scan() -> HashMap<i32, Vec<i32>> {
     let mut out: HashMap<i32, Vec<i32>> = HashMap::new();
@@ -70,6 +121,34 @@ mod tests {
         let s = Sessions::default();
         assert!(s.members(sid).contains(&(std::process::id() as i32)));
         assert!(s.alive(sid));
+    }
+
+    #[test]
+    fn handles_name_their_session_and_its_leaders_start() {
+        let table = [
+            ("1234", Some(Handle { sid: 1234, started: None })),
+            ("1234@99", Some(Handle { sid: 1234, started: Some(99) })),
+            ("1", None),
+            ("0@5", None),
+            ("x", None),
+            ("12@", None),
+            ("-5", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(Handle::parse(text), want, "{text}");
+            if let Some(h) = want {
+                assert_eq!(h.to_string(), text);
+            }
+        }
+        // A live process: its own handle is current; one recorded with another start is not.
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let h = Handle::of(child.id());
+        assert!(h.started.is_some() && h.is_current());
+        let reused = Handle { started: h.started.map(|s| s + 1), ..h };
+        assert!(!reused.is_current(), "a later process with the same number is not ours");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(h.is_current(), "the leader gone: members, if any, still hold the number");
     }
 
     #[test]
