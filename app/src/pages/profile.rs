@@ -275,7 +275,8 @@ fn PasswordChange() -> impl IntoView {
             <p class="hint">"Changing it signs you out everywhere else."</p>
             <ActionForm action=change attr:id="password-form" attr:class="launch">
                 <label>
-                    "Current password" <input type="password" name="current" id="password-current" autocomplete="current-password" required />
+                    "Current password"
+                    <input type="password" name="current" id="password-current" autocomplete="current-password" required />
                 </label>
                 <label>
                     "New password (at least 8 characters)"
@@ -290,8 +291,22 @@ fn PasswordChange() -> impl IntoView {
                     .value()
                     .get()
                     .map(|r| match r {
-                        Ok(()) => view! { <p class="notice" id="password-changed">"Changed. Other sessions have ended."</p> }.into_any(),
-                        Err(e) => view! { <p class="error" id="password-error">{error_text(&e)}</p> }.into_any(),
+                        Ok(()) => {
+                            view! {
+                                <p class="notice" id="password-changed">
+                                    "Changed. Other sessions have ended."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Err(e) => {
+                            view! {
+                                <p class="error" id="password-error">
+                                    {error_text(&e)}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     })
             }}
         </section>
