@@ -90,23 +90,6 @@ impl Engine {
         };
         Ok(redactable(values))
     }
-
-    /// `params` of `run` as `who` may see them: secret values masked unless `reveal` and `who`
-    /// owns the run.
-    pub async fn masked_params(
-        &self,
-        run: &str,
-        mut params: BTreeMap<String, Option<String>>,
-        reveal: bool,
-        owner: &str,
-        who: Option<&str>,
-    ) -> Result<BTreeMap<String, Option<String>>> {
-        if reveal && who == Some(owner) {
-            return Ok(params);
-        }
-        mask(&mut params, &*self.secret_keys(run).await?);
-        Ok(params)
-    }
 }
 
 #[cfg(test)]

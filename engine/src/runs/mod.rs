@@ -46,7 +46,7 @@ use sha2::{Digest, Sha256};
 use crate::{now_ms, Engine, Error, Result};
 
 pub use debug::{Rerun, RERUN_TARGETS};
-pub use masking::MASK;
+pub use masking::{mask, MASK};
 pub use model::run::LiveEvent;
 
 /// Parameters every instance has, written by the platform or the agent.

@@ -71,10 +71,10 @@ pub async fn list(
     Ok(Json(s.engine.list_runs(caller.user.as_ref(), &filter).await?))
 }
 
-/// `?secrets=show`: the run's owner sees secret parameter values (masked otherwise, also
-/// for administrators).
-fn reveal(q: &HashMap<String, String>) -> bool {
-    q.get("secrets").is_some_and(|v| v == "show")
+/// Whether the caller sees secret parameter values: the run's agents always, the run's
+/// owner with `?secrets=show`; nobody else (administrators neither).
+fn sees_secrets(q: &HashMap<String, String>, caller: &Caller, owner: &str) -> bool {
+    caller.run_token.is_some() || (q.get("secrets").is_some_and(|v| v == "show") && caller.user.as_ref().is_some_and(|u| u.name == owner))
 }
 
 pub async fn detail(
@@ -85,7 +85,7 @@ pub async fn detail(
 ) -> Result<impl IntoResponse, ApiError> {
     let owner = s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let mut detail = s.engine.run_detail(&id).await?;
-    if reveal(&q) && caller.user.as_ref().is_some_and(|u| u.name == owner) {
+    if sees_secrets(&q, &caller, &owner) {
         detail.params = s.engine.params(&id).await?;
     }
     Ok(Json(detail))
@@ -135,7 +135,7 @@ pub async fn state(
     Ok(state.as_str().to_string())
 }
 
-/// Every parameter; secret values masked for users (see [`reveal`]), not for the run's agents.
+/// Every parameter; secret values masked unless the caller [`sees_secrets`].
 pub async fn params(
     State(s): State<AppState>,
     caller: Caller,
@@ -143,12 +143,11 @@ pub async fn params(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let owner = s.engine.authorize_run(&caller_of(&caller), &id).await?;
-    let params = s.engine.params(&id).await?;
-    if caller.run_token.is_some() {
-        return Ok(Json(params));
+    let mut params = s.engine.params(&id).await?;
+    if !sees_secrets(&q, &caller, &owner) {
+        engine::runs::mask(&mut params, &*s.engine.secret_keys(&id).await?);
     }
-    let who = caller.user.as_ref().map(|u| u.name.as_str());
-    Ok(Json(s.engine.masked_params(&id, params, reveal(&q), &owner, who).await?))
+    Ok(Json(params))
 }
 
 /// The value as text; 408 if still unset at the deadline, 409 once the run is aborted.
@@ -161,8 +160,7 @@ pub async fn get_param(
     let owner = s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let key = key_of(&key)?;
     let mut value = s.engine.get_param(&id, &key, wait_of(&q)?, flag(&q, "ignoreabort")).await?;
-    let owner_asks = reveal(&q) && caller.user.as_ref().is_some_and(|u| u.name == owner);
-    if caller.run_token.is_none() && !owner_asks && s.engine.secret_keys(&id).await?.contains(&key.to_string()) {
+    if !sees_secrets(&q, &caller, &owner) && s.engine.secret_keys(&id).await?.contains(&key.to_string()) {
         value = engine::runs::MASK.to_string();
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], value))
