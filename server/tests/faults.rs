@@ -82,6 +82,8 @@ async fn twenty_sigkills_lose_no_run_no_answered_write_and_leave_no_process() {
         assert!(Instant::now() < deadline, "the store run never became Ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The check for leftovers at the end looks in the right place: the store run's agent is there.
+    assert!(!processes_under(&work_dir).is_empty(), "no instance process found under {}", work_dir.display());
 
     // A client writing 1, 2, 3, … into the store run's parameter, remembering the last answered.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
