@@ -128,16 +128,6 @@ impl std::str::FromStr for Registration {
     }
 }
 
-impl Registration {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Invite => "invite",
-            Self::Closed => "closed",
-        }
-    }
-}
-
 /// The end of a session used at `now`: `None` while its end is less than an hour old news
 /// (no write per request), else the idle period from now, never past the absolute limit.
 pub fn slid_expiry(created_at: i64, expires_at: i64, now: i64) -> Option<i64> {
@@ -228,11 +218,6 @@ impl Engine {
             .execute(&self.db.pool)
             .await?;
         Ok((token, expires_at))
-    }
-
-    /// The registration policy the server runs with.
-    pub fn registration(&self) -> Registration {
-        self.rt.config.registration
     }
 
     /// Changes the caller's password after checking the current one; every session of the
