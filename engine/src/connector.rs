@@ -124,6 +124,16 @@ pub struct Started {
     pub ssh: Option<String>,
 }
 
+/// An instance a connector found of this server's, by what marks it there (a container's
+/// labels, a process's environment, a directory), whether or not a run records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub run: String,
+    pub instance: String,
+    /// What `stop` and `destroy` take.
+    pub handle: String,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
     Running,
@@ -272,6 +282,12 @@ pub trait Connector: Send + Sync {
         Box::pin(
             async move { Err(crate::Error::Unavailable(format!("connector `{}` cannot open processes in its instances", self.name()))) },
         )
+    }
+    /// Every instance of this server's the connector can find without a user's credential
+    /// (for the reaper). A connector that can only reach its instances with the run owner's
+    /// key finds none here; the reaper then goes by the database's records alone.
+    fn instances<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Found>>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
     /// Re-attaches to an instance after a server restart; `false` if it is gone.
     fn recover<'a>(&'a self, handle: &'a str, account: &'a Account) -> BoxFuture<'a, Result<bool>> {

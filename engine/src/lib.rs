@@ -97,6 +97,9 @@ pub(crate) struct Runtime {
     pub live: tokio::sync::broadcast::Sender<runs::LiveEvent>,
     /// Held while a launch checks quotas and writes its run.
     pub launches: tokio::sync::Mutex<()>,
+    /// Instances the reaper's last pass found that their live run did not know (connector,
+    /// handle): stopped if the next pass finds them still unknown.
+    pub unknown_instances: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Engine {
@@ -146,6 +149,7 @@ impl Engine {
             connectors,
             live,
             launches: Default::default(),
+            unknown_instances: Default::default(),
         };
         Ok(Self { db, rt: std::sync::Arc::new(rt) })
     }

@@ -84,6 +84,19 @@ impl Application {
         if recovered > 0 {
             tracing::info!(recovered, "runs re-attached after a restart");
         }
+        // What no live run wants (a crash cut its run's end short, a stop failed) is stopped
+        // now that recovery has ended the runs that cannot go on, and then periodically.
+        let reaper = engine.clone();
+        let every = std::time::Duration::from_secs(settings.reap_every_secs.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = reaper.reap().await {
+                    tracing::warn!(error = %e, "the reaper's pass failed");
+                }
+            }
+        });
         // Expired sessions, and finished runs past retention, go now and every hour.
         let cleaner = engine.clone();
         let keep_days = settings.keep_finished_runs_days;

@@ -50,6 +50,10 @@ enum Command {
         /// they end, checked hourly; 0 keeps them forever.
         #[arg(long, env = "SLIPSTREAM_KEEP_FINISHED_RUNS_DAYS", default_value_t = 0)]
         keep_finished_runs_days: u32,
+        /// How often the reaper looks for instances no live run wants (on every connector),
+        /// in seconds; it also runs at start.
+        #[arg(long, env = "SLIPSTREAM_REAP_EVERY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        reap_every_secs: u64,
     },
     /// Administration.
     Admin {
@@ -156,6 +160,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             registration,
             behind_proxy,
             keep_finished_runs_days,
+            reap_every_secs,
         } => {
             let settings = Settings {
                 listen,
@@ -170,6 +175,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 registration,
                 behind_proxy,
                 keep_finished_runs_days,
+                reap_every_secs,
             };
             let files = raise_open_files();
             let app = Application::build(&settings).await?;
@@ -299,6 +305,7 @@ async fn open_store(store: Store) -> Result<engine::Engine, String> {
         registration: Default::default(),
         behind_proxy: false,
         keep_finished_runs_days: 0,
+        reap_every_secs: 60,
     };
     // The same connectors as the server, so quotas name the connectors it has.
     let config = engine::RunConfig { data_dir: settings.data_dir.clone(), connectors, ..Default::default() };

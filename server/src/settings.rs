@@ -28,6 +28,8 @@ pub struct Settings {
     pub behind_proxy: bool,
     /// Finished runs (logs, events, reports) are deleted this many days after they end; 0 keeps them.
     pub keep_finished_runs_days: u32,
+    /// Seconds between two passes of the reaper (which also runs at start).
+    pub reap_every_secs: u64,
 }
 
 /// The settings file (`--config FILE`, YAML): today its `connectors` section.

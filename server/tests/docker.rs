@@ -546,3 +546,27 @@ async fn a_kept_container_is_debugged_from_a_terminal_and_a_rerun() {
     s.wait_stopped(&run).await;
     nothing_left(&s).await;
 }
+
+#[tokio::test]
+async fn containers_of_a_run_whose_end_a_crash_cut_short_are_reaped_at_restart() {
+    let mut s = docker_server().await;
+    s.save(json!({"kind": "project", "path": "z"})).await;
+    s.save(json!({"kind": "image", "path": "z/sleeper", "reference": "examples/images/busybox",
+        "targets": {"execute": "#!/bin/sh\nss-display sleeping\nsleep 600\n"}}))
+        .await;
+    s.save(json!({"kind": "deployment", "path": "z/d", "nodes": {"a": {"image": "z/sleeper", "multiplicity": 2, "connector": "docker"}}}))
+        .await;
+    let run = s.launch(json!({"module": "z/d"})).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statecustom(&s.detail(&run).await, "a.2") != "sleeping" || statecustom(&s.detail(&run).await, "a.1") != "sleeping" {
+        assert!(Instant::now() < deadline, "the instances did not start: {}", s.detail(&run).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let id = s.server.server_id();
+    assert_eq!(docker_ids(&["ps", "-a"], &id).len(), 2, "both containers are there before the crash");
+    s.server.kill_9();
+    // As if the server died right after committing the run's end, before stopping anything.
+    common::edit_database(&s.server.data_dir, "UPDATE runs SET state = 'Done', ended_at = state_changed_at WHERE id = $1", &run).await;
+    s.server.restart();
+    nothing_left(&s).await;
+}

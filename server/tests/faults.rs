@@ -162,3 +162,67 @@ async fn twenty_sigkills_lose_no_run_no_answered_write_and_leave_no_process() {
     }
     println!("processes left: 0");
 }
+
+/// The two crashes a run's own end cannot clean up after: between an instance's start and its
+/// record (the run has no handle for it), and between the end's commit and the stops. After the
+/// restart the reaper finds those instances by their environment and stops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_stops_instances_a_crash_left_without_a_live_run() {
+    agent_bin();
+    let mut server = TestServer::start(ServerOptions { args: vec!["--reap-every-secs".into(), "1".into()], ..Default::default() });
+    let base = server.url.clone();
+    let work_dir = if unsafe { libc::geteuid() } == 0 {
+        std::path::PathBuf::from("/var/tmp/slipstream").join(server.server_id())
+    } else {
+        server.data_dir.join("runs")
+    };
+    let c = client();
+    c.post(format!("{base}/api/v1/auth/register")).json(&json!({"name": "olivia", "password": "correct horse"})).send().await.unwrap();
+    for m in [
+        json!({"kind": "project", "path": "f"}),
+        json!({"kind": "image", "path": "f/sleeper", "reference": "examples/images/busybox",
+               "targets": {"execute": "#!/bin/sh\nsleep 600 &\nss-display sleeping\nwait\n"}}),
+    ] {
+        let path = m["path"].as_str().unwrap().to_string();
+        assert!(c.put(format!("{base}/api/v1/modules/{path}")).json(&m).send().await.unwrap().status().is_success());
+    }
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let r: Value =
+            c.post(format!("{base}/api/v1/runs")).json(&json!({"module": "f/sleeper"})).send().await.unwrap().json().await.unwrap();
+        runs.push(r["id"].as_str().unwrap().to_string());
+    }
+    for run in &runs {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let d: Value = c.get(format!("{base}/api/v1/runs/{run}")).send().await.unwrap().json().await.unwrap();
+            if d["params"]["machine.1:statecustom"] == "sleeping" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "run {run} did not start sleeping: {d}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let before = processes_under(&work_dir);
+    assert!(before.len() >= 4, "each run's agent, script and sleep are there: {before:#?}");
+    server.kill_9();
+    // Run 0: as if the server died before recording the instance's handle. Run 1: as if it
+    // died after committing the run's end, before stopping anything.
+    common::edit_database(&server.data_dir, "UPDATE run_instances SET handle = '' WHERE run_id = $1", &runs[0]).await;
+    common::edit_database(&server.data_dir, "UPDATE runs SET state = 'Done', ended_at = state_changed_at WHERE id = $1", &runs[1]).await;
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = processes_under(&work_dir);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reaper left these running: {left:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = c.get(format!("{base}/api/v1/runs/{}/state", runs[0])).send().await.unwrap().text().await.unwrap();
+    assert_eq!(first, "Aborted", "a run caught before its start was recorded is aborted");
+    let log = std::fs::read_to_string(server.data_dir.join("server.log")).unwrap_or_default();
+    println!("{} processes of 2 crashed runs stopped by the reaper", before.len());
+    assert!(log.contains("reaper stopped instances"), "the reaper says what it did");
+}

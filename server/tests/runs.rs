@@ -470,29 +470,54 @@ async fn local_instances_get_none_of_the_servers_own_environment() {
 }
 
 #[tokio::test]
-async fn local_instances_of_a_root_server_run_as_an_unprivileged_user_with_limits() {
+async fn local_instances_of_a_root_server_run_as_unprivileged_users_of_their_own_with_limits() {
     // The database in the data directory, as in the quick start.
     let s = spawn_with(ServerOptions::default()).await;
     let database = s.server.data_dir.join("slipstream.db");
     assert!(database.exists(), "the server's database is {}", database.display());
     s.save(json!({"kind": "project", "path": "u"})).await;
+    // Each of two instances tries the server's database and the other's environment (where
+    // its run token is), while both are alive.
     s.save(json!({"kind": "image", "path": "u/who", "reference": "examples/images/busybox",
-        "parameters": [{"name": "db", "category": "input"}],
+        "parameters": [{"name": "db", "category": "input", "default": "/nonexistent"}, {"name": "pid", "category": "output"}, {"name": "checked", "category": "output"}],
         "targets": {"execute": "#!/bin/sh\ndb=$(ss-get db)\n\
             if cat \"$db\" > /dev/null 2>&1; then seen=read; else seen=refused; fi\n\
-            touch mine && ss-display \"uid=$(id -u) files=$(ulimit -n) db=$seen\"\n"}}))
+            if [ \"$SLIPSTREAM_NODE_INSTANCE_NAME\" = machine.1 ]; then peer=machine.2; else peer=machine.1; fi\n\
+            ss-set pid $$\np=$(ss-get $peer:pid)\n\
+            if tr '\\0' '\\n' < /proc/$p/environ | grep -q SLIPSTREAM_RUN_TOKEN; then env=read; else env=refused; fi\n\
+            ss-set checked yes\nss-get $peer:checked > /dev/null\n\
+            touch mine && ss-display \"uid=$(id -u) gid=$(id -g) files=$(ulimit -n) db=$seen peer=$env\"\n"}}))
         .await;
-    let run = s.launch(json!({"module": "u/who", "keep_running": "never", "params": {"machine:db": database.display().to_string()}})).await;
+    s.save(json!({"kind": "deployment", "path": "u/d", "nodes": {"machine": {"image": "u/who", "multiplicity": 2}}})).await;
+    let run = s.launch(json!({"module": "u/d", "keep_running": "never", "params": {"machine:db": database.display().to_string()}})).await;
     assert_eq!(s.finished(&run).await, "Done", "{}", s.detail(&run).await);
-    let said = statecustom(&s.detail(&run).await, "machine.1");
+    let d = s.detail(&run).await;
+    let said = [statecustom(&d, "machine.1"), statecustom(&d, "machine.2")];
     let me = String::from_utf8(std::process::Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
     if me.trim() == "0" {
-        // The server runs as root here: its instance does not, and cannot read its database.
-        let nobody = String::from_utf8(std::process::Command::new("id").args(["-u", "nobody"]).output().unwrap().stdout).unwrap();
-        assert_eq!(said, format!("uid={} files=4096 db=refused", nobody.trim()));
+        // The server runs as root here: its instances do not, each has a uid of its own, and
+        // neither can read the database or the other's environment.
+        let uids: Vec<u32> = said.iter().map(|t| t.strip_prefix("uid=").unwrap().split(' ').next().unwrap().parse().unwrap()).collect();
+        assert_ne!(uids[0], uids[1], "{said:?}");
+        for (text, uid) in said.iter().zip(&uids) {
+            assert!(*uid >= 1_000_000_000, "from the default range: {text}");
+            assert_eq!(text, &format!("uid={uid} gid={uid} files=4096 db=refused peer=refused"));
+        }
+        // The check can tell: with one user for all (the `user` option), the peer is readable.
+        let settings = testkit::temp_dir("settings").join("slipstream.yaml");
+        std::fs::write(&settings, "connectors:\n  local:\n    kind: local\n    options: {user: nobody}\n").unwrap();
+        let shared =
+            spawn_with(ServerOptions { args: vec!["--config".into(), settings.display().to_string()], ..Default::default() }).await;
+        for m in ["u", "u/who", "u/d"] {
+            let module: Value = s.c.get(s.api(&format!("/modules/{m}"))).send().await.unwrap().json().await.unwrap();
+            shared.save(module).await;
+        }
+        let run = shared.launch(json!({"module": "u/d", "keep_running": "never"})).await;
+        assert_eq!(shared.finished(&run).await, "Done", "{}", shared.detail(&run).await);
+        assert!(statecustom(&shared.detail(&run).await, "machine.1").ends_with("peer=read"), "{}", shared.detail(&run).await);
     } else {
-        // A server that is not root cannot change user: the instance runs as the server's user.
-        assert!(said.starts_with(&format!("uid={} ", me.trim())), "{said}");
+        // A server that is not root cannot change user: the instances run as the server's user.
+        assert!(said.iter().all(|t| t.starts_with(&format!("uid={} ", me.trim()))), "{said:?}");
     }
 }
 

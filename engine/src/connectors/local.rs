@@ -6,15 +6,15 @@
 //! signals every process of that session. The agents survive a server restart and
 //! simply retry their calls; `recover` checks that the group is still there.
 //!
-//! When the server runs as root, instances run as an unprivileged user with resource limits,
-//! in `<work_dir>/<server id>/runs/<run>/<instance>` (see [`super::confine`]).
+//! When the server runs as root, each instance runs as an unprivileged user of its own with
+//! resource limits, in `<work_dir>/<server id>/runs/<run>/<instance>` (see [`super::confine`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::confine::Confinement;
 use super::sessions::Sessions;
-use crate::connector::{Account, BoxFuture, Capabilities, Connector, Exec, ExecSpec, Health, StartSpec, Started};
+use crate::connector::{Account, BoxFuture, Capabilities, Connector, Exec, ExecSpec, Found, Health, StartSpec, Started};
 use crate::{Error, Result};
 
 /// The names the agent answers to (multi-call by argv[0]).
@@ -39,6 +39,8 @@ struct Inner {
     agent: Option<PathBuf>,
     next_address: AtomicU64,
     confine: Option<Confinement>,
+    /// How many instances were started (which uid the next one gets when confined).
+    started: AtomicU64,
     /// Whether the agent was copied for confined instances (once per server: copying while
     /// another start forks would leave a write descriptor in that child, and executing the
     /// copy would then fail with "Text file busy").
@@ -57,6 +59,8 @@ impl Local {
                 agent,
                 next_address: AtomicU64::new(first_address),
                 confine: None,
+                // From the same random point: another server on this host likely starts elsewhere.
+                started: AtomicU64::new(first_address),
                 agent_placed: std::sync::Mutex::new(false),
                 sessions: Default::default(),
             }),
@@ -95,10 +99,10 @@ impl Inner {
 
     /// The instance's directory and the directory of the agent's commands, made for the user
     /// the instance runs as.
-    fn prepare_dirs(&self, agent: &std::path::Path, spec: &StartSpec) -> Result<(PathBuf, PathBuf)> {
+    fn prepare_dirs(&self, agent: &std::path::Path, spec: &StartSpec, ids: (u32, u32)) -> Result<(PathBuf, PathBuf)> {
         let dir = self.data_dir.join("runs").join(&spec.run).join(&spec.instance);
         let io = |p: &std::path::Path, e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
-        let Some(c) = &self.confine else {
+        if self.confine.is_none() {
             let bin = dir.join(".slipstream").join("bin");
             std::fs::create_dir_all(&bin).map_err(|e| io(&bin, e))?;
             for name in AGENT_COMMANDS {
@@ -123,7 +127,7 @@ impl Inner {
         let own = dir.join(".slipstream");
         std::fs::create_dir_all(&own).map_err(|e| io(&own, e))?;
         for d in [&dir, &own] {
-            std::os::unix::fs::chown(d, Some(c.uid), Some(c.gid)).map_err(|e| io(d, e))?;
+            std::os::unix::fs::chown(d, Some(ids.0), Some(ids.1)).map_err(|e| io(d, e))?;
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).map_err(|e| io(d, e))?;
         }
         Ok((dir, bin))
@@ -134,7 +138,8 @@ impl Inner {
             .agent
             .as_ref()
             .ok_or_else(|| Error::Internal("no agent binary is configured (SLIPSTREAM_AGENT_BIN or --agent-bin)".into()))?;
-        let (dir, bin) = self.prepare_dirs(agent, spec)?;
+        let ids = self.confine.as_ref().map(|c| c.ids(self.started.fetch_add(1, Ordering::SeqCst)));
+        let (dir, bin) = self.prepare_dirs(agent, spec, ids.unwrap_or_default())?;
         let address = Local::address(self.next_address.fetch_add(1, Ordering::SeqCst));
         let instance_id = format!("local-{}-{}", &spec.run[..8.min(spec.run.len())], spec.instance);
         let log = std::fs::File::create(dir.join(".slipstream").join("agent.log")).map_err(|e| Error::Internal(e.to_string()))?;
@@ -151,14 +156,15 @@ impl Inner {
             .envs(spec.env.vars())
             .env("SLIPSTREAM_HOSTNAME", &address)
             .env("SLIPSTREAM_INSTANCEID", &instance_id)
+            .env(super::sessions::ROOT_ENV, &self.data_dir)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(|e| Error::Internal(e.to_string()))?)
             .stderr(log);
         // No pre_exec, no uid: the standard library then starts the agent with posix_spawn
         // (vfork-like) instead of forking this large process. The agent makes its own
         // session and, for a root server, confines itself before anything else.
-        if let Some(c) = &self.confine {
-            cmd.env(model::confine::CONFINE_ENV, c.spec().encode());
+        if let (Some(c), Some(ids)) = (&self.confine, ids) {
+            cmd.env(model::confine::CONFINE_ENV, c.spec(ids).encode());
         }
         let mut child = cmd.spawn().map_err(|e| Error::Internal(format!("cannot start the agent {}: {e}", agent.display())))?;
         let pid = child.id();
@@ -235,9 +241,26 @@ impl Connector for Local {
             env.push(("HOME".into(), dir.display().to_string()));
             env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into()));
             if let Some(c) = &inner.confine {
-                env.push((model::confine::CONFINE_ENV.into(), c.spec().encode()));
+                // As the instance's own user: the owner of its directory.
+                use std::os::unix::fs::MetadataExt;
+                let meta = std::fs::metadata(&dir).map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
+                env.push((model::confine::CONFINE_ENV.into(), c.spec((meta.uid(), meta.gid())).encode()));
             }
             super::local_exec::open(&agent, &dir, env, spec)
+        })
+    }
+
+    /// The sessions whose processes carry this connector's instance root in their environment.
+    fn instances<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Found>>> {
+        Box::pin(async move {
+            let root = self.inner.data_dir.display().to_string();
+            let found = tokio::task::spawn_blocking(move || super::sessions::instances_of(&root))
+                .await
+                .map_err(|e| Error::Internal(format!("listing local instances: {e}")))?;
+            Ok(found
+                .into_iter()
+                .map(|(run, instance, sid)| Found { run, instance, handle: super::sessions::Handle::of(sid as u32).to_string() })
+                .collect())
         })
     }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::connector::{Account, BoxFuture, Connector, ConnectorConfig, Health, StartSpec, Started};
+use crate::connector::{Account, BoxFuture, Connector, ConnectorConfig, Found, Health, StartSpec, Started};
 use crate::{Error, Result};
 
 pub struct Mock {
@@ -26,6 +26,8 @@ pub struct Mock {
     pub stopped: Mutex<Vec<String>>,
     pub destroyed: Mutex<Vec<String>>,
     pub released: Mutex<Vec<String>>,
+    /// What `instances` finds: what it started and did not destroy (a test adds strays).
+    pub found: Mutex<Vec<Found>>,
 }
 
 fn list(config: &ConnectorConfig, key: &str) -> BTreeSet<String> {
@@ -45,12 +47,14 @@ impl Mock {
             stopped: Mutex::default(),
             destroyed: Mutex::default(),
             released: Mutex::default(),
+            found: Mutex::default(),
         }
     }
 
-    /// The instance a handle names (handles are `mock:<instance>`).
+    /// The instance a handle names (handles are `mock:<instance>@<run>`).
     fn instance(handle: &str) -> &str {
-        handle.strip_prefix("mock:").unwrap_or(handle)
+        let h = handle.strip_prefix("mock:").unwrap_or(handle);
+        h.split_once('@').map_or(h, |(instance, _)| instance)
     }
 }
 
@@ -73,12 +77,13 @@ impl Connector for Mock {
                 return Err(Error::Unavailable(format!("scripted failure of {}", spec.instance)));
             }
             self.started.lock().expect("not poisoned").push(spec.instance.clone());
-            Ok(Started {
-                handle: format!("mock:{}", spec.instance),
-                address: format!("mock-{}", spec.instance),
-                instance_id: spec.instance.clone(),
-                ssh: None,
-            })
+            let handle = format!("mock:{}@{}", spec.instance, spec.run);
+            self.found.lock().expect("not poisoned").push(Found {
+                run: spec.run.clone(),
+                instance: spec.instance.clone(),
+                handle: handle.clone(),
+            });
+            Ok(Started { handle, address: format!("mock-{}", spec.instance), instance_id: spec.instance.clone(), ssh: None })
         })
     }
 
@@ -100,8 +105,14 @@ impl Connector for Mock {
     fn destroy<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.destroyed.lock().expect("not poisoned").push(Self::instance(handle).to_string());
+            self.found.lock().expect("not poisoned").retain(|f| f.handle != handle);
             Ok(())
         })
+    }
+
+    /// What it started and has not destroyed.
+    fn instances<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Found>>> {
+        Box::pin(async move { Ok(self.found.lock().expect("not poisoned").clone()) })
     }
 
     fn release_run<'a>(&'a self, run: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {

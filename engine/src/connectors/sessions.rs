@@ -95,6 +95,36 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The variable that marks every process of a local instance with the directory its
+/// connector keeps instances in (one per server): the reaper finds them by it.
+pub(crate) const ROOT_ENV: &str = "SLIPSTREAM_INSTANCES_ROOT";
+
+/// The sessions whose processes carry `root` as [`ROOT_ENV`]: (run, instance, session id),
+/// one per session. Processes whose environment cannot be read (another user's, for a server
+/// that is not root) are not this server's instances anyway.
+pub(crate) fn instances_of(root: &str) -> Vec<(String, String, i32)> {
+    let mut out: HashMap<i32, (String, String)> = HashMap::new();
+    for (sid, members) in scan() {
+        for pid in members {
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+            let var = |name: &str| {
+                environ
+                    .split(|b| *b == 0)
+                    .find_map(|kv| kv.strip_prefix(name.as_bytes())?.strip_prefix(b"="))
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            if var(ROOT_ENV).as_deref() != Some(root) {
+                continue;
+            }
+            if let (Some(run), Some(instance)) = (var("SLIPSTREAM_DIID"), var("SLIPSTREAM_NODE_INSTANCE_NAME")) {
+                out.insert(sid, (run, instance));
+                break;
+            }
+        }
+    }
+    out.into_iter().map(|(sid, (run, instance))| (run, instance, sid)).collect()
+}
+
 /// Every process's session (from `/proc/<pid>/stat`: pid (comm) state ppid pgrp session …).
 fn scan() -> HashMap<i32, Vec<i32>> {
     let mut out: HashMap<i32, Vec<i32>> = HashMap::new();

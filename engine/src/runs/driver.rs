@@ -292,15 +292,26 @@ impl Engine {
         }
         let accounts = &accounts;
         let (began, count) = (std::time::Instant::now(), started.len());
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        let failed_ref = &failed;
         futures::stream::iter(started)
             .for_each_concurrent(STOP_CONCURRENCY, |(connector, handle)| async move {
-                let (Some(c), Some(account)) = (self.connector(&connector), accounts.get(&connector)) else { return };
+                let (Some(c), Some(account)) = (self.connector(&connector), accounts.get(&connector)) else {
+                    failed_ref.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                };
                 if let Err(e) = c.stop(&handle, account).await.and(c.destroy(&handle, account).await) {
+                    failed_ref.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(run, connector, handle, error = %e, "stopping an instance failed");
                 }
             })
             .await;
         tracing::info!(run, instances = count, ms = began.elapsed().as_millis() as u64, "instances stopped");
+        // One statement when every stop went through; otherwise the reaper retries them all
+        // (a stop is idempotent) once the run has ended.
+        if failed.into_inner() == 0 {
+            self.mark_stopped(run, None).await?;
+        }
         for name in used {
             if let (Some(c), Some(account)) = (self.connector(&name), accounts.get(&name)) {
                 if let Err(e) = c.release_run(run, account).await {

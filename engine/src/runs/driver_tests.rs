@@ -233,3 +233,65 @@ async fn a_restart_finishes_every_run_as_its_state_says() {
     let stopped = mock.stopped.lock().unwrap().clone();
     assert_eq!(stopped.len(), 2 * 3 + 2, "the started instances were stopped: {stopped:?}");
 }
+
+#[tokio::test]
+async fn the_reaper_stops_what_no_live_run_wants_and_leaves_live_instances_alone() {
+    use crate::connector::Found;
+    let (engine, mock, user) = engine_with(&[], 2).await;
+    let live = launch(&engine, &user).await;
+    assert_eq!(state_after(&engine, &live, RunState::Initializing).await, RunState::Provisioning);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while mock.started.lock().unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the instances did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stray = |run: &str, instance: &str| Found { run: run.into(), instance: instance.into(), handle: format!("mock:{instance}@{run}") };
+    mock.found.lock().unwrap().extend([stray(&live, "ghost.1"), stray("no-such-run", "lost.1")]);
+    // A run that ended long ago whose instance's stop never went through (a crash).
+    let ended = launch(&engine, &user).await;
+    assert_eq!(state_after(&engine, &ended, RunState::Initializing).await, RunState::Provisioning);
+    engine.terminate_run(&crate::runs::RunCaller::User(Some(&user)), &ended).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !engine.run_state(&ended).await.unwrap().is_terminal() {
+        assert!(tokio::time::Instant::now() < deadline, "the run did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped: i64 = sqlx::query("SELECT COUNT(*) AS n FROM run_instances WHERE run_id = $1 AND stopped = 1")
+        .bind(&ended)
+        .fetch_one(&engine.db.pool)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(stopped, 2, "a run's end records the stops that went through");
+    sqlx::query("UPDATE run_instances SET stopped = 0 WHERE run_id = $1 AND name = 'web.1'")
+        .bind(&ended)
+        .execute(&engine.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE runs SET ended_at = ended_at - 120000 WHERE id = $1").bind(&ended).execute(&engine.db.pool).await.unwrap();
+    mock.destroyed.lock().unwrap().clear();
+    mock.released.lock().unwrap().clear();
+    // As if web.1's stop had not happened: the connector still has it.
+    let unstopped = Found { run: ended.clone(), instance: "web.1".into(), handle: format!("mock:web.1@{ended}") };
+    mock.found.lock().unwrap().push(unstopped);
+
+    let first = engine.reap().await.unwrap();
+    assert_eq!(first.by_record, 1, "the ended run's unstopped instance");
+    assert_eq!(first.found, 1, "the instance of no run at once; the unknown one of a live run not yet");
+    let mut destroyed = mock.destroyed.lock().unwrap().clone();
+    destroyed.sort();
+    assert_eq!(destroyed, ["lost.1", "web.1"]);
+    let mut released = mock.released.lock().unwrap().clone();
+    released.sort();
+    let mut want = vec![ended.clone(), "no-such-run".to_string()];
+    want.sort();
+    assert_eq!(released, want);
+
+    let second = engine.reap().await.unwrap();
+    assert_eq!(second, crate::runs::Reaped { by_record: 0, found: 1 }, "the unknown one, found again");
+    let destroyed = mock.destroyed.lock().unwrap().clone();
+    assert!(destroyed.contains(&"ghost.1".to_string()), "{destroyed:?}");
+    assert!(!destroyed.iter().any(|d| d.starts_with("web.") && d != "web.1"), "the live run's instances run on: {destroyed:?}");
+    assert_eq!(engine.reap().await.unwrap(), crate::runs::Reaped::default(), "nothing left to do");
+}

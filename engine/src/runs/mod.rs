@@ -12,6 +12,7 @@
 //! - [`driver`]: carrying out the orchestrator's decisions, barriers, terminate
 //! - [`timeouts`]: one sleeping task per transitional state
 //! - [`recovery`]: re-attaching to live runs after a restart
+//! - [`reaper`]: stopping instances no live run wants (after crashes, failed stops)
 //! - [`journal`]: the run's events and script output
 //! - [`reports`]: report bundles on disk
 //! - [`queries`]: summaries, details, states, parameters, who may see a run
@@ -30,6 +31,7 @@ mod journal;
 mod launch;
 mod masking;
 mod queries;
+mod reaper;
 mod recovery;
 pub(crate) mod registry;
 mod reports;
@@ -48,6 +50,7 @@ use crate::{now_ms, Engine, Error, Result};
 pub use debug::{Rerun, RERUN_TARGETS};
 pub use masking::{mask, MASK};
 pub use model::run::LiveEvent;
+pub use reaper::Reaped;
 
 /// Parameters every instance has, written by the platform or the agent.
 pub const RESERVED_INSTANCE_PARAMS: [&str; 7] = ["hostname", "instanceid", "statecustom", "abort", "complete", "url.service", "url.ssh"];

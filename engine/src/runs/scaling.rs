@@ -168,8 +168,9 @@ impl Engine {
             if scale == "leaving" && !handle.is_empty() {
                 if let Some(c) = self.connector(&connector) {
                     let account = accounts.on(self, &connector).await?;
-                    if let Err(e) = c.stop(&handle, account).await.and(c.destroy(&handle, account).await) {
-                        tracing::error!(run, instance = name, error = %e, "stopping a removed instance failed");
+                    match c.stop(&handle, account).await.and(c.destroy(&handle, account).await) {
+                        Ok(()) => self.mark_stopped(run, Some(&name)).await?,
+                        Err(e) => tracing::error!(run, instance = name, error = %e, "stopping a removed instance failed"),
                     }
                 }
             }

@@ -229,3 +229,13 @@ impl Terminal {
         }
     }
 }
+
+/// Runs `sql` (with `$1` = `run`) on the stopped server's SQLite database, as a crash would
+/// have left it.
+pub async fn edit_database(data_dir: &std::path::Path, sql: &'static str, run: &str) {
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite:{}", data_dir.join("slipstream.db").display());
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query(sql).bind(run).execute(&pool).await.unwrap();
+    pool.close().await;
+}

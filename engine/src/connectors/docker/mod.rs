@@ -40,7 +40,7 @@ pub use limits::Limits;
 
 use super::local::AGENT_COMMANDS;
 use super::{per_endpoint, Context};
-use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Exec, ExecSpec, Health, StartSpec, Started};
+use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Exec, ExecSpec, Found, Health, StartSpec, Started};
 use crate::{Error, Result};
 use endpoint::Endpoint;
 
@@ -398,6 +398,29 @@ impl Connector for Docker {
 
     fn commit<'a>(&'a self, handle: &'a str, image: &'a str, account: &'a Account) -> BoxFuture<'a, Result<String>> {
         Box::pin(self.commit_now(handle, image, account))
+    }
+
+    /// Containers labelled with this server's id, on every endpoint reached without a user's
+    /// key (a TLS endpoint takes the run owner's certificate: the records cover those).
+    fn instances<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Found>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let filter = HashMap::from([("label".to_string(), vec![format!("{LABEL_SERVER}={}", self.server_id)])]);
+            for e in self.endpoints.iter().filter(|e| !e.tls()) {
+                let c = e.client(&self.name, &Account::default())?;
+                let listed = c
+                    .list_containers(Some(ListContainersOptions { all: true, filters: Some(filter.clone()), ..Default::default() }))
+                    .await
+                    .map_err(|err| failed(&format!("listing this server's containers at {}", e.url), err))?;
+                for container in listed {
+                    let labels = container.labels.unwrap_or_default();
+                    if let (Some(id), Some(run), Some(instance)) = (container.id, labels.get(LABEL_RUN), labels.get(LABEL_INSTANCE)) {
+                        out.push(Found { run: run.clone(), instance: instance.clone(), handle: handle_of(&e.url, &id) });
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 
     fn release_run<'a>(&'a self, run: &'a str, account: &'a Account) -> BoxFuture<'a, Result<()>> {

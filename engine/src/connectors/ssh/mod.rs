@@ -29,7 +29,7 @@ use sha2::Digest;
 
 use super::local::AGENT_COMMANDS;
 use super::{per_endpoint, Context};
-use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Exec, ExecSpec, Health, StartSpec, Started};
+use crate::connector::{Account, BoxFuture, Capabilities, Connector, ConnectorConfig, Exec, ExecSpec, Found, Health, StartSpec, Started};
 use crate::{Error, Result};
 pub use session::{parse_host_key, quote, Connection, HostAddr, Output};
 use slots::Slots;
@@ -288,7 +288,7 @@ impl Ssh {
             "set -e; umask 077; d={dir}; mkdir -p \"$d/.slipstream/bin\"; {keys}{links}cat > \"$d/.slipstream/env\"; cd \"$d\"; \
              ( set -a; . ./.slipstream/env; set +a; PATH=\"$PWD/.slipstream/bin:$PATH\"; export PATH; \
                exec ./.slipstream/bin/slipstream-agent run ) </dev/null >.slipstream/agent.log 2>&1 & \
-             echo \"$!\"; pwd",
+             s=$!; echo \"$s\" > .slipstream/session; echo \"$s\"; pwd",
             dir = quote(&format!("{}/runs/{}/{}", self.base_dir(host), spec.run, spec.instance)),
         );
         let out = self.run_on(host, &spec.account, &script, env_file.as_bytes()).await?;
@@ -436,6 +436,41 @@ impl Connector for Ssh {
             let key = self.key_for(account)?;
             let c = self.connection(h.host, &key).await?;
             c.exec(&spec.script(h.dir), &spec.stdin, spec.tty).await
+        })
+    }
+
+    /// With a pool key: the instance directories of this server's on every host (each holds
+    /// its agent's session id). Without one, the hosts are reached only with the run owners'
+    /// keys, and the reaper goes by the records.
+    fn instances<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Found>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            if self.pool_key.is_none() {
+                return Ok(out);
+            }
+            for (host, h) in self.hosts.iter().enumerate() {
+                // The runs directory as an absolute path first (handles name it so), then
+                // `SESSION RUN/INSTANCE` per instance directory.
+                let script = format!(
+                    "cd && cd {} 2>/dev/null || exit 0; pwd; for d in */*; do [ -f \"$d/.slipstream/session\" ] && \
+                     printf '%s %s\\n' \"$(cat \"$d/.slipstream/session\")\" \"$d\"; done; true",
+                    quote(&format!("{}/runs", self.base_dir(host)))
+                );
+                let listed = self.run_on(host, &Account::default(), &script, b"").await?;
+                if !listed.ok() {
+                    return Err(Error::Unavailable(format!("SSH host {}: listing instances: {}", h.addr, listed.reason())));
+                }
+                let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+                let mut lines = text.lines();
+                let Some(runs_dir) = lines.next() else { continue };
+                for line in lines {
+                    let Some((session, rel)) = line.split_once(' ') else { continue };
+                    let (Some((run, instance)), Ok(session)) = (rel.split_once('/'), session.trim().parse::<i32>()) else { continue };
+                    let handle = format!("{}:{}#{session}#{}/{rel}", h.addr.address, h.addr.port, runs_dir.trim());
+                    out.push(Found { run: run.into(), instance: instance.into(), handle });
+                }
+            }
+            Ok(out)
         })
     }
 
