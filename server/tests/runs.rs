@@ -714,7 +714,8 @@ async fn secret_parameters_reach_the_script_and_are_masked_everywhere_else() {
     s.save(json!({"kind": "project", "path": "sec"})).await;
     s.save(json!({"kind": "image", "path": "sec/db", "reference": "examples/images/busybox",
         "parameters": [{"name": "password", "type": "secret", "default": "not-this-one"}],
-        "targets": {"execute": "#!/bin/sh\npw=$(ss-get password)\necho \"connecting with $pw\"\necho \"stderr has $pw too\" >&2\nss-set statecustom \"length=${#pw}\"\n"}})).await;
+        "targets": {"execute": "#!/bin/sh\npw=$(ss-get password)\necho \"connecting with $pw\"\necho \"stderr has $pw too\" >&2\nss-set statecustom \"length=${#pw}\"\n",
+            "report": "#!/bin/sh\npw=$(ss-get password)\necho \"reporting with $pw\"\necho \"$pw\" > \"$SLIPSTREAM_REPORT_DIR/key-$pw.txt\"\n"}})).await;
     let mut ws = {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let token: Value = s.c.post(s.api("/auth/tokens")).json(&json!({"name": "ws"})).send().await.unwrap().json().await.unwrap();
@@ -737,6 +738,11 @@ async fn secret_parameters_reach_the_script_and_are_masked_everywhere_else() {
         assert!(!text.contains(secret), "{what} shows the secret");
     }
     assert_eq!(one, engine::runs::MASK);
+    // The report bundle: the logged output and the names redacted, the script's own file kept.
+    let logged = s.report_file(&run, "machine.1", "slipstream-execute.log").await;
+    assert!(logged.contains("connecting with ********") && !logged.contains(secret), "{logged}");
+    assert!(s.report_file(&run, "machine.1", "slipstream-report.log").await.contains("reporting with ********"));
+    assert_eq!(s.report_file(&run, "machine.1", "key-********.txt").await.trim(), secret, "the script's own file");
     // The owner, on request.
     let shown: Value = s.c.get(s.api(&format!("/runs/{run}?secrets=show"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(shown["params"]["machine.1:password"], secret);

@@ -14,7 +14,7 @@
 //! - [`recovery`]: re-attaching to live runs after a restart
 //! - [`reaper`]: stopping instances no live run wants (after crashes, failed stops)
 //! - [`journal`]: the run's events and script output
-//! - [`reports`]: report bundles on disk
+//! - [`reports`]: report bundles on disk; [`report_masking`]: secrets out of them
 //! - [`queries`]: summaries, details, states, parameters, who may see a run
 //! - [`launch`]: what the launch form offers and the run page's node graph
 //! - [`debug`]: a terminal in an instance, and re-running one target with the current scripts
@@ -34,6 +34,7 @@ mod queries;
 mod reaper;
 mod recovery;
 pub(crate) mod registry;
+mod report_masking;
 mod reports;
 mod retention;
 mod rows;

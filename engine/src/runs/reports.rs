@@ -57,12 +57,32 @@ impl Engine {
             Ok(size)
         }
         .await;
-        let size = match written {
+        let mut size = match written {
             Ok(size) => size,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 return Err(e);
             }
+        };
+        // A run with secrets: the bundle is rewritten without them before it is kept.
+        let values = self.secret_values(run).await?;
+        let tmp = if values.is_empty() {
+            tmp
+        } else {
+            let clean = tmp.with_extension("redacted");
+            let (from, to) = (tmp.clone(), clean.clone());
+            let redacted = tokio::task::spawn_blocking(move || super::report_masking::redact_bundle(&from, &to, &values))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let _ = tokio::fs::remove_file(&tmp).await;
+            match redacted {
+                Ok(n) => size = n,
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&clean).await;
+                    return Err(Error::invalid("", "body", format!("the report bundle {file} is not a tar.gz archive: {e}")));
+                }
+            }
+            clean
         };
         tokio::fs::rename(&tmp, &path).await.map_err(|e| Error::Internal(e.to_string()))?;
         sqlx::query(
