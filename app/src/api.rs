@@ -23,12 +23,34 @@ pub mod ssr {
     use leptos::prelude::*;
     use model::User;
 
+    /// The engine's error as the server function's: its message, and the status it calls
+    /// for (401 not signed in, 403 not allowed, …), as the API answers.
     pub fn fail(e: engine::Error) -> ServerFnError {
+        // A plain form post (no script yet) is sent back to its page by a redirect, which a
+        // status of ours would replace.
+        let form_post = use_context::<axum::http::request::Parts>().is_some_and(|p| {
+            p.headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
+        });
+        if let (Some(response), false) = (use_context::<leptos_axum::ResponseOptions>(), form_post) {
+            if let Ok(status) = axum::http::StatusCode::from_u16(e.status()) {
+                response.set_status(status);
+            }
+        }
         if let engine::Error::Internal(cause) = &e {
             tracing::error!(cause, "server function failed");
             return ServerFnError::new("internal error; the server log has the details");
         }
         ServerFnError::new(e.to_string())
+    }
+
+    /// Not signed in: 401, saying what signing in is for.
+    pub fn unauthorized(message: &str) -> ServerFnError {
+        fail(engine::Error::Unauthorized(message.into()))
+    }
+
+    /// Bad input in `field`: 400, naming it.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> ServerFnError {
+        fail(engine::Error::invalid("", field, reason))
     }
 
     pub fn engine() -> Result<engine::Engine, ServerFnError> {
@@ -183,7 +205,7 @@ pub async fn terminate_run(id: String) -> Result<(), ServerFnError> {
 #[server]
 pub async fn rerun_target(id: String, instance: String, target: String) -> Result<String, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in to debug instances"))?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in to debug instances"))?;
     let r = engine.rerun_target(&user, &id, &instance, &target).await.map_err(ssr::fail)?;
     let how = match r.exit_code {
         Some(code) => format!("exited with {code}"),
@@ -196,7 +218,7 @@ pub async fn rerun_target(id: String, instance: String, target: String) -> Resul
 #[server]
 pub async fn scale_up(id: String, node: String, count: String) -> Result<(), ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let count: u32 = count.trim().parse().map_err(|_| ServerFnError::new(format!("count: `{count}` is not a number of instances")))?;
+    let count: u32 = count.trim().parse().map_err(|_| ssr::invalid("count", format!("`{count}` is not a number of instances")))?;
     engine.scale_up(user.as_ref(), &id, &node, count).await.map_err(ssr::fail)?;
     Ok(())
 }
@@ -248,7 +270,8 @@ pub async fn build_image(path: String, connector: String) -> Result<String, Serv
 #[server]
 pub async fn launch(request: String) -> Result<String, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let req: model::run::RunRequest = serde_json::from_str(&request).map_err(|e| ServerFnError::new(format!("bad launch request: {e}")))?;
+    let req: model::run::RunRequest =
+        serde_json::from_str(&request).map_err(|e| ssr::invalid("request", format!("bad launch request: {e}")))?;
     Ok(engine.create_run(user.as_ref(), req).await.map_err(ssr::fail)?.id)
 }
 
@@ -257,7 +280,7 @@ pub async fn launch(request: String) -> Result<String, ServerFnError> {
 pub async fn start_sweep(request: String) -> Result<String, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
     let req: model::sweep::SweepRequest =
-        serde_json::from_str(&request).map_err(|e| ServerFnError::new(format!("bad sweep request: {e}")))?;
+        serde_json::from_str(&request).map_err(|e| ssr::invalid("request", format!("bad sweep request: {e}")))?;
     Ok(engine.create_sweep(user.as_ref(), req).await.map_err(ssr::fail)?.id)
 }
 
@@ -271,7 +294,7 @@ pub async fn sweep_page(id: String) -> Result<model::sweep::Sweep, ServerFnError
 #[server]
 pub async fn my_profile() -> Result<(model::Profile, Vec<model::ApiToken>), ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in to see your profile"))?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in to see your profile"))?;
     let profile = engine.profile(&user).await.map_err(ssr::fail)?;
     let tokens = engine.list_api_tokens(&user).await.map_err(ssr::fail)?;
     Ok((profile, tokens))
@@ -280,11 +303,11 @@ pub async fn my_profile() -> Result<(model::Profile, Vec<model::ApiToken>), Serv
 #[server]
 pub async fn save_profile(keep_running: String, run_timeout_minutes: String, ssh_public_key: String) -> Result<(), ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in first"))?;
     let minutes: i64 = run_timeout_minutes
         .trim()
         .parse()
-        .map_err(|_| ServerFnError::new(format!("run timeout: `{run_timeout_minutes}` is not a number of minutes")))?;
+        .map_err(|_| ssr::invalid("run_timeout_minutes", format!("`{run_timeout_minutes}` is not a number of minutes")))?;
     engine.update_profile(&user, &keep_running, minutes, &ssh_public_key).await.map_err(ssr::fail)?;
     Ok(())
 }
@@ -294,7 +317,7 @@ pub async fn save_profile(keep_running: String, run_timeout_minutes: String, ssh
 #[server]
 pub async fn change_password(current: String, new: String) -> Result<(), ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in first"))?;
     let client = ssr::client_address(&engine).await;
     let token = engine.change_password(&user, &current, &new, &client).await.map_err(ssr::fail)?;
     ssr::set_cookie(&engine.session_cookie(&token))
@@ -304,14 +327,14 @@ pub async fn change_password(current: String, new: String) -> Result<(), ServerF
 #[server]
 pub async fn new_api_token(name: String) -> Result<String, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in first"))?;
     Ok(engine.create_api_token(&user, &name).await.map_err(ssr::fail)?.1)
 }
 
 #[server]
 pub async fn revoke_api_token(id: String) -> Result<(), ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in first"))?;
     engine.revoke_api_token(&user, &id).await.map_err(ssr::fail)
 }
 
@@ -375,10 +398,10 @@ pub struct EditorStart {
 #[server]
 pub async fn editor_data(path: String, kind: String, parent: String) -> Result<EditorStart, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in to edit modules"))?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in to edit modules"))?;
     let connectors = engine.connector_names();
     if path.trim().is_empty() {
-        let kind = model::ModuleKind::parse(&kind).ok_or_else(|| ServerFnError::new(format!("`{kind}` is not a module kind")))?;
+        let kind = model::ModuleKind::parse(&kind).ok_or_else(|| ssr::invalid("kind", format!("`{kind}` is not a module kind")))?;
         let parent = parent.trim_matches('/').to_string();
         if !parent.is_empty() {
             // Creating inside a project needs the right to write it; say so before any typing.
@@ -419,7 +442,7 @@ pub enum SaveOutcome {
 #[server]
 pub async fn save_module(doc: String) -> Result<SaveOutcome, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let doc: Module = serde_json::from_str(&doc).map_err(|e| ServerFnError::new(format!("bad module document: {e}")))?;
+    let doc: Module = serde_json::from_str(&doc).map_err(|e| ssr::invalid("doc", format!("bad module document: {e}")))?;
     match engine.save_module(user.as_ref(), doc).await {
         Ok(m) => Ok(SaveOutcome::Saved { path: m.path, version: m.version.unwrap_or(1) }),
         Err(engine::Error::Invalid(errors)) => Ok(SaveOutcome::Invalid(errors)),
@@ -431,7 +454,7 @@ pub async fn save_module(doc: String) -> Result<SaveOutcome, ServerFnError> {
 #[server]
 pub async fn my_connectors() -> Result<Vec<model::ConnectorAccount>, ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in to see your connectors"))?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in to see your connectors"))?;
     engine.connector_accounts(&user).await.map_err(ssr::fail)
 }
 
@@ -445,8 +468,8 @@ pub async fn save_connector(
     remove_credential: Option<String>,
 ) -> Result<(), ServerFnError> {
     let (engine, user) = ssr::caller().await?;
-    let user = user.ok_or_else(|| ServerFnError::new("sign in first"))?;
-    let settings = parse_settings(&settings).map_err(ServerFnError::new)?;
+    let user = user.ok_or_else(|| ssr::unauthorized("sign in first"))?;
+    let settings = parse_settings(&settings).map_err(|e| ssr::invalid("settings", e))?;
     let credential = if remove_credential.is_some() { Some(String::new()) } else { (!credential.is_empty()).then_some(credential) };
     engine.save_connector_account(&user, &connector, model::ConnectorAccountUpdate { settings, credential }).await.map_err(ssr::fail)?;
     Ok(())

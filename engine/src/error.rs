@@ -42,6 +42,22 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The HTTP status this error calls for: the API and the pages' server functions answer it.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Invalid(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Timeout(_) => 408,
+            Self::Conflict(_) => 409,
+            Self::TooLarge(_) => 413,
+            Self::QuotaExceeded(_) | Self::RateLimited { .. } => 429,
+            Self::Internal(_) => 500,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
     pub fn invalid(module: impl Into<String>, field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError::new(module, field, reason)])
     }

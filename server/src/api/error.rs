@@ -24,7 +24,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use engine::Error::*;
-        let (status, body) = match self.0 {
+        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = match self.0 {
             Invalid(errors) => {
                 let first = errors.first().cloned().unwrap_or_else(|| model::FieldError::new("", "", "invalid input"));
                 let mut body = json!({"error": first.to_string(), "errors": errors});
@@ -34,24 +35,18 @@ impl IntoResponse for ApiError {
                 if !first.module.is_empty() {
                     body["module"] = json!(first.module);
                 }
-                (StatusCode::BAD_REQUEST, body)
+                body
             }
-            Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"error": m})),
-            Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": m})),
-            NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
-            Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
-            TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
-            Timeout(m) => (StatusCode::REQUEST_TIMEOUT, json!({"error": m})),
-            QuotaExceeded(m) => (StatusCode::TOO_MANY_REQUESTS, json!({"error": m})),
+            Unauthorized(m) | Forbidden(m) | NotFound(m) | Conflict(m) | TooLarge(m) | Timeout(m) | QuotaExceeded(m) | Unavailable(m) => {
+                json!({"error": m})
+            }
             RateLimited { message, retry_after_secs } => {
                 let retry = [(axum::http::header::RETRY_AFTER, retry_after_secs.to_string())];
-                return (StatusCode::TOO_MANY_REQUESTS, retry, Json(json!({"error": message, "retry_after": retry_after_secs})))
-                    .into_response();
+                return (status, retry, Json(json!({"error": message, "retry_after": retry_after_secs}))).into_response();
             }
-            Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": m})),
             Internal(cause) => {
                 tracing::error!(%cause, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error; the server log has the details"}))
+                json!({"error": "internal error; the server log has the details"})
             }
         };
         (status, Json(body)).into_response()
