@@ -12,6 +12,7 @@ pub mod client;
 mod cross_site;
 pub mod openapi;
 pub mod settings;
+mod url_guard;
 
 use std::net::SocketAddr;
 
@@ -128,7 +129,7 @@ impl Application {
         leptos.site_root = settings.site_root.display().to_string().into();
         leptos.site_addr = addr;
         let state = AppState { engine: engine.clone(), leptos: std::sync::Arc::new(leptos.clone()) };
-        let agent_router = api::agent_routes().with_state(state.clone());
+        let agent_router = api::agent_routes().with_state(state.clone()).layer(axum::middleware::from_fn(url_guard::refuse_nul));
         let router = router(state);
         Ok(Self { listener, router, agent_listeners, agent_router, engine })
     }
@@ -207,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .with_state(state)
         .layer(axum::middleware::from_fn(cross_site::refuse_cross_site))
+        .layer(axum::middleware::from_fn(url_guard::refuse_nul))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -236,8 +236,14 @@ async fn a_restart_finishes_every_run_as_its_state_says() {
 
 #[tokio::test]
 async fn the_reaper_stops_what_no_live_run_wants_and_leaves_live_instances_alone() {
+    for (_, url) in crate::testing::backend_urls().await {
+        reaper_on(&url).await;
+    }
+}
+
+async fn reaper_on(url: &str) {
     use crate::connector::Found;
-    let (engine, mock, user) = engine_with(&[], 2).await;
+    let (engine, mock, user, _) = engine_on(url, &[], 2).await;
     let live = launch(&engine, &user).await;
     assert_eq!(state_after(&engine, &live, RunState::Initializing).await, RunState::Provisioning);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
