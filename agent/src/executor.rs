@@ -161,6 +161,7 @@ impl Executor {
         let mut last: Option<RunState> = None;
         // Set once the instance went through its first SendingReports: later rounds are scalings.
         let mut deployed = false;
+        let mut plan: Option<InstancePlan> = None;
         loop {
             let from = last.map(|s| format!("from={}&", s.as_str())).unwrap_or_default();
             let state = match self.c.get(&format!("/state?{from}wait=50"), Duration::from_secs(50)) {
@@ -219,19 +220,23 @@ impl Executor {
                     self.complete(state)?;
                 }
                 RunState::Executing => {
-                    let plan = self.plan()?;
-                    self.keep_scripts(&plan)?;
-                    // Image creation first (root image first in each), then deployment.
+                    let fetched = self.plan()?;
+                    self.keep_scripts(&fetched)?;
+                    // Image creation first (root image first in each), then deployment; each
+                    // script looks at the abort before it starts (a target without scripts
+                    // costs no call).
                     for target in ["prerecipe", "packages", "recipe", "execute"] {
-                        if self.aborted() {
-                            break;
-                        }
-                        self.run_chain(&plan, target)?;
+                        self.run_chain(&fetched, target)?;
                     }
+                    plan = Some(fetched);
                     self.complete(state)?;
                 }
                 RunState::SendingReports => {
-                    let plan = self.plan()?;
+                    // The plan of this round, fetched in Executing (it is fixed at launch).
+                    let plan = match plan.take() {
+                        Some(p) => p,
+                        None => self.plan()?,
+                    };
                     self.run_chain(&plan, "report")?;
                     self.send_report();
                     self.complete(state)?;

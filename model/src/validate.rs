@@ -13,7 +13,7 @@ pub const RESERVED_PARAMETERS: [&str; 9] =
     ["hostname", "instanceid", "statecustom", "abort", "complete", "url.service", "url.ssh", "multiplicity", "ids"];
 pub const MAX_MULTIPLICITY: i64 = 1000;
 /// Parameters an image declares (its parents' come on top; each instance gets them all).
-pub const MAX_PARAMETERS: usize = 500;
+pub const MAX_PARAMETERS: usize = 20_000;
 /// Nodes of a deployment.
 pub const MAX_NODES: usize = 100;
 const MAX_SCRIPT_LEN: usize = 256 * 1024;

@@ -202,7 +202,11 @@ async fn bench() -> Res<()> {
     }
 
     println!("launch to Done (local connector, trivial instances; release server, SQLite):");
-    for n in [1, 10, 100, 1000] {
+    // SLIPSTREAM_BENCH_REPEAT=R runs the 1,000-instance case R times (its spread is wide here);
+    // SLIPSTREAM_BENCH_LAUNCH_ONLY=1 stops after the launch figures.
+    let repeat: usize = std::env::var("SLIPSTREAM_BENCH_REPEAT").ok().and_then(|r| r.parse().ok()).unwrap_or(1).max(1);
+    let sizes: Vec<usize> = [1, 10, 100].into_iter().chain(std::iter::repeat_n(1000, repeat)).collect();
+    for n in sizes {
         let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sampler = {
             let peak = peak.clone();
@@ -222,6 +226,10 @@ async fn bench() -> Res<()> {
         println!("  {n:>5} instances: {took:>6.2} s ({state}); server peak RSS {:.0} MiB", peak as f64 / 1024.0);
     }
 
+    if std::env::var("SLIPSTREAM_BENCH_LAUNCH_ONLY").is_ok_and(|v| v == "1") {
+        drop(server);
+        return Ok(());
+    }
     // Agents' memory: a run kept in Ready, 100 agents waiting.
     let run = launch(&mut c, json!({"module": "bench/many", "keep_running": "always", "multiplicity": {"n": 100}})).await?;
     wait_for(&mut c, &run, "Ready").await?;

@@ -18,6 +18,8 @@ use crate::{Error, Result};
 
 /// Most instances one run may have.
 pub const MAX_INSTANCES: i64 = 1000;
+/// Parameter values in one run (every instance's parameters together).
+pub const MAX_RUN_PARAMETERS: usize = 100_000;
 /// The connector of a node that names none.
 pub const DEFAULT_CONNECTOR: &str = "local";
 /// The one node of a run of a single image.
@@ -162,6 +164,23 @@ pub fn plan_run(input: &PlanInput<'_>) -> Result<RunPlan> {
     let total: i64 = multiplicities.iter().map(|m| i64::from(*m)).sum();
     if total > MAX_INSTANCES {
         return Err(Error::invalid(module, "multiplicity", format!("{total} instances; a run has at most {MAX_INSTANCES}")));
+    }
+    // Each instance holds every parameter of its image: bounded per run, whatever the shape.
+    let values: usize = input
+        .nodes
+        .iter()
+        .zip(&multiplicities)
+        .map(|(spec, m)| {
+            let declared = input.images.get(&spec.name).map_or(0, |i| i.parameters.len());
+            *m as usize * (declared + RESERVED_INSTANCE_PARAMS.len())
+        })
+        .sum();
+    if values > MAX_RUN_PARAMETERS {
+        return Err(Error::invalid(
+            module,
+            "multiplicity",
+            format!("{values} parameter values (instances × their images' parameters); a run holds at most {MAX_RUN_PARAMETERS}"),
+        ));
     }
     check_overrides(input)?;
 

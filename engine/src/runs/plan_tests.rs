@@ -227,3 +227,29 @@ fn the_build_key_follows_what_a_build_runs() {
     assert_ne!(key("make", "run", "b"), key("make", "run", "other base"), "another base image too");
     assert!(has_recipes(&[level("make", "")]) && !has_recipes(&[level("", "run")]));
 }
+
+#[test]
+fn a_run_holds_a_bounded_number_of_parameter_values() {
+    let params = |n: usize| (0..n).map(|i| param(&format!("k{i}"), Category::Output, None)).collect::<Vec<_>>();
+    let nodes = |m: i64| vec![NodeSpec { name: "kv".into(), node: Node { image: "p/kv".into(), multiplicity: m, ..Default::default() } }];
+    let run = |declared: usize, m: i64| {
+        let images: BTreeMap<String, ResolvedImage> = [("kv".to_string(), image("p/kv", params(declared)))].into();
+        let (connectors, built, request) = (vec!["local".to_string()], BTreeMap::new(), RunRequest::default());
+        plan_run(&PlanInput {
+            module: "p/kv",
+            kind: ModuleKind::Deployment,
+            nodes: &nodes(m),
+            images: &images,
+            request: &request,
+            connectors: &connectors,
+            build: false,
+            built: &built,
+        })
+        .map(|p| p.instances.len())
+        .map_err(field_of)
+    };
+    // kvbench's image: 13,000 keys on one instance; the same on 10 instances is refused, naming the field.
+    assert_eq!(run(13_000, 1), Ok(1));
+    assert_eq!(run(13_000, 10), Err("multiplicity".to_string()));
+    assert_eq!(run(90, 1000), Ok(1000));
+}
