@@ -350,6 +350,20 @@ impl Bed {
         Some(self.as_caller(who, rb))
     }
 
+    /// Calls each of `rows` as every caller; a row answered otherwise than it says goes to `wrong`.
+    async fn check(&self, rows: &[&Row], wrong: &mut Vec<String>, cells: &mut usize) {
+        for r in rows {
+            let mut got = [0u16; 5];
+            for who in ORDER {
+                got[who] = self.status(r, who).await;
+                *cells += 1;
+            }
+            if got != r.want {
+                wrong.push(format!("{} {}: got {got:?}, want {:?}", r.method, r.path, r.want));
+            }
+        }
+    }
+
     async fn status(&self, r: &Row, who: usize) -> u16 {
         match self.request(r, who) {
             Some(rb) => rb.send().await.unwrap().status().as_u16(),
@@ -472,16 +486,7 @@ async fn every_operation_and_server_function_answers_each_kind_of_caller_as_the_
     let mut cells = 0;
     // Signing out last: the server functions need the sessions.
     let (logout, operations): (Vec<&Row>, Vec<&Row>) = OPERATIONS.iter().partition(|r| r.path == "/api/v1/auth/logout");
-    for r in operations {
-        let mut got = [0u16; 5];
-        for who in ORDER {
-            got[who] = bed.status(r, who).await;
-            cells += 1;
-        }
-        if got != r.want {
-            wrong.push(format!("{} {}: got {got:?}, want {:?}", r.method, r.path, r.want));
-        }
-    }
+    bed.check(&operations, &mut wrong, &mut cells).await;
 
     // Every server function of the pages has a row: the names in the source are the table's.
     let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../app/src/api.rs")).unwrap();
@@ -507,16 +512,7 @@ async fn every_operation_and_server_function_answers_each_kind_of_caller_as_the_
             wrong.push(format!("server function {name}: got {got:?}, want {want:?}"));
         }
     }
-    for r in logout {
-        let mut got = [0u16; 5];
-        for who in ORDER {
-            got[who] = bed.status(r, who).await;
-            cells += 1;
-        }
-        if got != r.want {
-            wrong.push(format!("{} {}: got {got:?}, want {:?}", r.method, r.path, r.want));
-        }
-    }
+    bed.check(&logout, &mut wrong, &mut cells).await;
     println!("{cells} calls: {} operations and {} server functions × {CALLERS:?}", OPERATIONS.len(), SERVER_FUNCTIONS.len());
     assert!(wrong.is_empty(), "answers that differ from the table ({CALLERS:?}):\n{}", wrong.join("\n"));
 }
