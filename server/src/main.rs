@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use server::{Application, Settings};
 
+// Request handling allocates many small, short-lived buffers on every worker thread; glibc's
+// allocator showed in profiles of the parameter store (its arena locks and consolidation),
+// mimalloc's thread-local heaps do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "slipstream", version, about = "Deploy and test multi-node systems")]
 struct Cli {

@@ -82,7 +82,43 @@ impl Engine {
     }
 
     pub async fn abort_message(&self, run: &str) -> Result<Option<String>> {
-        Ok(self.live_run(run).await?.abort())
+        if let Some(live) = self.rt.params.get(run) {
+            return Ok(live.abort());
+        }
+        // Not in memory (an ended run is never kept): its one row, not the whole run — the
+        // driver asks this of every run it looks at, ended ones too.
+        let row = sqlx::query("SELECT value FROM run_params WHERE run_id = $1 AND key = 'ss:abort'")
+            .bind(run)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("value")).transpose()?.flatten())
+    }
+
+    /// What `key` holds and the run's abort flag: from memory for a live run (loaded on first
+    /// use); for an ended run, which is never kept, its two rows.
+    async fn slot_and_abort(&self, run: &str, key: &str) -> Result<(Slot, Option<String>)> {
+        if let Some(live) = self.rt.params.get(run) {
+            return Ok(live.slot_and_abort(key));
+        }
+        if !self.run_identity_row(run).await?.2 {
+            return Ok(self.live_run(run).await?.slot_and_abort(key));
+        }
+        let rows = sqlx::query("SELECT key, value FROM run_params WHERE run_id = $1 AND (key = $2 OR key = 'ss:abort')")
+            .bind(run)
+            .bind(key)
+            .fetch_all(&self.db.pool)
+            .await?;
+        let (mut slot, mut abort) = (Slot::Missing, None);
+        for r in rows {
+            let (k, v): (String, Option<String>) = (r.try_get("key")?, r.try_get("value")?);
+            if k == "ss:abort" {
+                abort = v.clone();
+            }
+            if k == key {
+                slot = v.map_or(Slot::Unset, Slot::Set);
+            }
+        }
+        Ok((slot, abort))
     }
 
     fn aborted_error(run: &str, msg: &str) -> Error {
@@ -102,7 +138,7 @@ impl Engine {
             (Slot::Unset, _) => None,
         };
         // Most reads find the key set: no notifier for them.
-        if let Some(done) = answer(self.live_run(run).await?.slot_and_abort(&k)) {
+        if let Some(done) = answer(self.slot_and_abort(run, &k).await?) {
             return done;
         }
         let key_notify = self.rt.waits.key(run, &k);
@@ -114,7 +150,7 @@ impl Engine {
             tokio::pin!(on_key, on_run);
             on_key.as_mut().enable();
             on_run.as_mut().enable();
-            if let Some(done) = answer(self.live_run(run).await?.slot_and_abort(&k)) {
+            if let Some(done) = answer(self.slot_and_abort(run, &k).await?) {
                 return done;
             }
             tokio::select! {

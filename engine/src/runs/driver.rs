@@ -342,9 +342,16 @@ impl Engine {
                 self.require_instance(run, instance).await?;
                 false
             } else {
-                // Only the completion that meets the barrier asks the orchestrator (an unknown
-                // count is counted afresh by the driver).
-                self.rt.runs.count_completion(run, state).is_none_or(|b| b.done >= b.instances)
+                // Only the completion that meets the barrier asks the orchestrator. The first
+                // completion of a state counts it here (this one included), under the lock:
+                // leaving that to the driver made every completion that came before the
+                // count was kept ask the orchestrator too — most of a state's completions
+                // when they queued behind its starts, each a drive of its own.
+                let b = match self.rt.runs.count_completion(run, state) {
+                    Some(b) => b,
+                    None => self.barrier(run, state).await?,
+                };
+                b.done >= b.instances
             }
         };
         if met {
