@@ -13,8 +13,9 @@
 //!   `SLIPSTREAM_SCALING_NODE` and `SLIPSTREAM_SCALING_VMS`; one that is leaving sends its
 //!   reports again in SendingReports, then is stopped.
 //!
-//! Waiting for the next state is a long poll, not a sleep loop. While a script runs, a watcher
-//! long-polls the abort flag and stops the script's process group when it is raised. Script
+//! Waiting for the next state is a long poll, not a sleep loop, and rides on the completion
+//! (the server answers it once the state moved on). While a script runs, a watcher long-polls
+//! the abort flag and stops the script's process group when it is raised. Script
 //! output streams to the server line by line and is kept in the report directory.
 
 use std::io::{BufRead, BufReader, Write};
@@ -34,6 +35,9 @@ use crate::commands::write;
 
 /// How long a script may go on after the run is aborted before it is stopped.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a script runs before its abort watcher starts asking.
+const WATCH_AFTER: Duration = Duration::from_millis(100);
 
 pub fn run() -> u8 {
     let confined = crate::session::enter();
@@ -162,9 +166,15 @@ impl Executor {
         // Set once the instance went through its first SendingReports: later rounds are scalings.
         let mut deployed = false;
         let mut plan: Option<InstancePlan> = None;
+        // What the last completion answered: the next state, without a call of its own.
+        let mut next: Option<String> = None;
         loop {
             let from = last.map(|s| format!("from={}&", s.as_str())).unwrap_or_default();
-            let state = match self.c.get(&format!("/state?{from}wait=50"), Duration::from_secs(50)) {
+            let polled = match next.take() {
+                Some(s) => Ok(s),
+                None => self.c.get(&format!("/state?{from}wait=50"), Duration::from_secs(50)),
+            };
+            let state = match polled {
                 Ok(s) => s,
                 // The run ended and took its token with it: nothing is left to do.
                 Err(Failure::Status(403, m)) if m.contains("has ended") => {
@@ -194,42 +204,49 @@ impl Executor {
                             self.scaling_env =
                                 vec![("SLIPSTREAM_SCALING_NODE", scaling.node.clone()), ("SLIPSTREAM_SCALING_VMS", scaling.vms.join(" "))];
                             let plan = self.plan()?;
-                            self.run_chain(&plan, hook)?;
+                            self.run_chain(&plan, hook, &mut None)?;
                             self.scaling_env.clear();
                         }
                         (RunState::SendingReports, _) if leaving => {
                             let plan = self.plan()?;
-                            self.run_chain(&plan, "report")?;
+                            self.run_chain(&plan, "report", &mut None)?;
                             self.send_report();
                         }
                         _ => {}
                     }
-                    self.complete(state)?;
+                    next = Some(self.complete(state)?);
                 }
                 RunState::Provisioning => {
-                    // Connectors that know the address before the agent starts say so; a
-                    // container learns its own: the address it reaches the server from.
-                    let hostname =
-                        std::env::var("SLIPSTREAM_HOSTNAME").ok().or_else(|| self.c.own_address()).unwrap_or_else(|| "127.0.0.1".into());
-                    let id = std::env::var("SLIPSTREAM_INSTANCEID")
-                        .ok()
-                        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()))
-                        .unwrap_or_else(|| self.c.instance.clone());
-                    self.publish("hostname", &hostname)?;
-                    self.publish("instanceid", &id)?;
-                    self.complete(state)?;
+                    // Connectors that know the address before the agent starts say so, and
+                    // the server published it with the instance id when it started this one;
+                    // a container learns its own: the address it reaches the server from.
+                    let given = (std::env::var("SLIPSTREAM_HOSTNAME"), std::env::var("SLIPSTREAM_INSTANCEID"));
+                    if !matches!(given, (Ok(_), Ok(_))) {
+                        let hostname = given.0.ok().or_else(|| self.c.own_address()).unwrap_or_else(|| "127.0.0.1".into());
+                        let id = given
+                            .1
+                            .ok()
+                            .or_else(|| {
+                                std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
+                            })
+                            .unwrap_or_else(|| self.c.instance.clone());
+                        self.publish("hostname", &hostname)?;
+                        self.publish("instanceid", &id)?;
+                    }
+                    next = Some(self.complete(state)?);
                 }
                 RunState::Executing => {
                     let fetched = self.plan()?;
                     self.keep_scripts(&fetched)?;
                     // Image creation first (root image first in each), then deployment; each
                     // script looks at the abort before it starts (a target without scripts
-                    // costs no call).
+                    // costs no call; the first asks the plan, read just now).
+                    let mut aborted = Some(fetched.aborted);
                     for target in ["prerecipe", "packages", "recipe", "execute"] {
-                        self.run_chain(&fetched, target)?;
+                        self.run_chain(&fetched, target, &mut aborted)?;
                     }
                     plan = Some(fetched);
-                    self.complete(state)?;
+                    next = Some(self.complete(state)?);
                 }
                 RunState::SendingReports => {
                     // The plan of this round, fetched in Executing (it is fixed at launch).
@@ -237,9 +254,9 @@ impl Executor {
                         Some(p) => p,
                         None => self.plan()?,
                     };
-                    self.run_chain(&plan, "report")?;
+                    self.run_chain(&plan, "report", &mut None)?;
                     self.send_report();
-                    self.complete(state)?;
+                    next = Some(self.complete(state)?);
                     deployed = true;
                 }
                 RunState::Finalizing | RunState::Done | RunState::Aborted | RunState::Cancelled => break,
@@ -257,8 +274,9 @@ impl Executor {
     }
 
     /// Completes `state` for this instance, after its output has reached the server: once
-    /// every instance completed, the run may move on and stop this instance.
-    fn complete(&self, state: RunState) -> Result<(), String> {
+    /// every instance completed, the run may move on and stop this instance. Answers the
+    /// run's next state (the server waits for it, up to 50 s; the same state if it did not come).
+    fn complete(&self, state: RunState) -> Result<String, String> {
         let (ack, acked) = mpsc::channel();
         if self.logs.send(Shipped::Flush(ack)).is_ok() {
             let _ = acked.recv_timeout(Duration::from_secs(60));
@@ -266,11 +284,10 @@ impl Executor {
         self.c
             .call(
                 "POST",
-                &format!("/instances/{}/complete", encode(&self.c.instance)),
+                &format!("/instances/{}/complete?wait=50", encode(&self.c.instance)),
                 Some(state.as_str().as_bytes()),
-                Duration::from_secs(30),
+                Duration::from_secs(50),
             )
-            .map(|_| ())
             .map_err(|f| f.message())
     }
 
@@ -304,9 +321,11 @@ impl Executor {
     }
 
     /// Runs the scripts of one target, root image first; stops at the first failure.
-    fn run_chain(&self, plan: &InstancePlan, target: &str) -> Result<(), String> {
+    /// `known_abort`: whether the run was aborted, as just read (taken by the first script
+    /// instead of asking).
+    fn run_chain(&self, plan: &InstancePlan, target: &str, known_abort: &mut Option<bool>) -> Result<(), String> {
         for script in plan.targets.get(target).map(Vec::as_slice).unwrap_or_default() {
-            if target != "report" && self.aborted() {
+            if target != "report" && known_abort.take().unwrap_or_else(|| self.aborted()) {
                 return Ok(());
             }
             let outcome = self.run_script(script, target)?;
@@ -397,11 +416,18 @@ impl Executor {
             }));
         }
         // The abort watcher: a long poll on ss:abort; stops the script's group when raised.
+        // It starts polling once the script has run for WATCH_AFTER: most scripts of a large
+        // run end sooner, and their watcher then costs no call (the abort was looked at just
+        // before the script started; one raised meanwhile is seen by the first poll).
         let done = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
+        let (ended, script_ended) = mpsc::channel::<()>();
         if target != "report" && !self.rerun {
             let (c, done, stopped) = (self.c.clone(), done.clone(), stopped.clone());
             std::thread::spawn(move || {
+                if !matches!(script_ended.recv_timeout(WATCH_AFTER), Err(mpsc::RecvTimeoutError::Timeout)) {
+                    return;
+                }
                 while !done.load(Ordering::SeqCst) {
                     match c.get("/params/ss:abort?wait=20&ignoreabort=true", Duration::from_secs(20)) {
                         Ok(_) => {
@@ -430,6 +456,7 @@ impl Executor {
         }
         let status = child.wait().map_err(|e| e.to_string())?;
         done.store(true, Ordering::SeqCst);
+        drop(ended);
         for r in readers {
             let _ = r.join();
         }

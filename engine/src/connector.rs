@@ -119,6 +119,11 @@ pub struct Started {
     /// The instance's `hostname`.
     pub address: String,
     pub instance_id: String,
+    /// The agent was given `address` and `instance_id` (`SLIPSTREAM_HOSTNAME`,
+    /// `SLIPSTREAM_INSTANCEID`): the engine publishes them as `hostname` and `instanceid` when
+    /// it records the start, and the agent, seeing them in its environment, does not — two
+    /// calls fewer per instance. Where it is `false` the agent learns and publishes its own.
+    pub identity_given: bool,
     /// A command that logs a user into the instance (`ssh -p 22 root@10.0.0.5`): the
     /// instance's `url.ssh`; none where the connector offers no SSH login.
     pub ssh: Option<String>,

@@ -285,6 +285,10 @@ pub struct InstancePlan {
     pub index: u32,
     /// Target name → scripts (module path, version, text), root first.
     pub targets: BTreeMap<String, Vec<PlannedScript>>,
+    /// The run's abort flag was raised when the plan was read: the agent need not ask again
+    /// before the first script.
+    #[serde(default)]
+    pub aborted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

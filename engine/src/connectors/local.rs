@@ -166,15 +166,12 @@ impl Inner {
         if let (Some(c), Some(ids)) = (&self.confine, ids) {
             cmd.env(model::confine::CONFINE_ENV, c.spec(ids).encode());
         }
-        let mut child = cmd.spawn().map_err(|e| Error::Internal(format!("cannot start the agent {}: {e}", agent.display())))?;
+        let child = cmd.spawn().map_err(|e| Error::Internal(format!("cannot start the agent {}: {e}", agent.display())))?;
         let pid = child.id();
-        // Reap the agent when it exits (its group may live on: servers it started).
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
+        super::reaper_task::reap_when_it_exits(child);
         // The session id plus its leader's start time: a stop long after cannot hit another
         // session that got the same number.
-        Ok(Started { handle: super::sessions::Handle::of(pid).to_string(), address, instance_id, ssh: None })
+        Ok(Started { handle: super::sessions::Handle::of(pid).to_string(), address, instance_id, identity_given: true, ssh: None })
     }
 }
 

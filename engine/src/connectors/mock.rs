@@ -83,7 +83,13 @@ impl Connector for Mock {
                 instance: spec.instance.clone(),
                 handle: handle.clone(),
             });
-            Ok(Started { handle, address: format!("mock-{}", spec.instance), instance_id: spec.instance.clone(), ssh: None })
+            Ok(Started {
+                handle,
+                address: format!("mock-{}", spec.instance),
+                instance_id: spec.instance.clone(),
+                identity_given: false,
+                ssh: None,
+            })
         })
     }
 

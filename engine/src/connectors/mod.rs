@@ -12,6 +12,7 @@ pub mod local;
 mod local_exec;
 #[cfg(any(test, feature = "mock-connector"))]
 pub mod mock;
+mod reaper_task;
 mod sessions;
 pub mod ssh;
 

@@ -1,9 +1,11 @@
-//! Group commit of parameter writes: one task takes every write waiting at that moment, puts
-//! them in one transaction (one fsync for all), and answers each writer only after that
-//! commit. Under load many writers share a commit; alone, a writer commits at once. Writes are
-//! applied to the in-memory store in commit order, by this task, and their blocked readers
-//! woken at once (one task switch fewer between a write and its readers), before anyone is
-//! answered. The task keeps one connection of its own: no pool round trip per group.
+//! Group commit of a run's small writes — parameter values and instances' completions: one
+//! task takes every write waiting at that moment, puts them in one transaction (one fsync for
+//! all), and answers each writer only after that commit. Under load many writers share a
+//! commit; alone, a writer commits at once. Parameter writes are applied to the in-memory
+//! store in commit order, by this task, and their blocked readers woken at once (one task
+//! switch fewer between a write and its readers), before anyone is answered. The task keeps
+//! one connection of its own: no pool round trip per group. Writes commit in the order they
+//! were sent, so waiting for a [`Committer::flush`] waits for every write sent before it.
 
 use std::sync::Arc;
 
@@ -19,17 +21,33 @@ use crate::{Db, Error, Result};
 /// Most writes in one transaction (a bound on how long the first of them waits).
 const MAX_GROUP: usize = 512;
 
+pub(crate) enum Op {
+    /// `value` to a key and the keys linked from it.
+    Param { keys: Vec<String>, value: String },
+    /// The instance completed `state` (`run_instances.completed`).
+    Completion { instance: String, state: &'static str },
+    /// Nothing: answered once every write sent before it is committed.
+    Flush,
+}
+
 pub(crate) struct Write {
     pub run: String,
-    /// The key and the keys linked from it: all get the value.
-    pub keys: Vec<String>,
-    pub value: String,
+    pub op: Op,
     pub done: oneshot::Sender<Result<()>>,
 }
 
 #[derive(Clone)]
 pub(crate) struct Committer {
     tx: mpsc::UnboundedSender<Write>,
+}
+
+/// A write sent to the committer; resolves once it is committed.
+pub(crate) struct Pending(oneshot::Receiver<Result<()>>);
+
+impl Pending {
+    pub async fn committed(self) -> Result<()> {
+        self.0.await.map_err(|_| Error::Internal("the database writer stopped before answering".into()))?
+    }
 }
 
 impl Committer {
@@ -40,13 +58,22 @@ impl Committer {
         Self { tx }
     }
 
+    /// Sends a write at once (its place in the commit order is taken now); await
+    /// [`Pending::committed`] for the commit.
+    pub fn send(&self, run: &str, op: Op) -> Result<Pending> {
+        let (done, answer) = oneshot::channel();
+        self.tx.send(Write { run: run.to_string(), op, done }).map_err(|_| Error::Internal("the database writer has stopped".into()))?;
+        Ok(Pending(answer))
+    }
+
     /// Commits `value` to `keys` of `run`; returns once it is durable and applied in memory.
     pub async fn write(&self, run: &str, keys: Vec<String>, value: String) -> Result<()> {
-        let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Write { run: run.to_string(), keys, value, done })
-            .map_err(|_| Error::Internal("the parameter writer has stopped".into()))?;
-        answer.await.map_err(|_| Error::Internal("the parameter writer stopped before answering".into()))?
+        self.send(run, Op::Param { keys, value })?.committed().await
+    }
+
+    /// Returns once every write sent before is committed.
+    pub async fn flush(&self) -> Result<()> {
+        self.send("", Op::Flush)?.committed().await
     }
 }
 
@@ -61,16 +88,18 @@ async fn run(db: Db, memory: Arc<LiveParams>, waits: Arc<Waits>, mut rx: mpsc::U
         for w in group.drain(..) {
             let answer = match &outcome {
                 Ok(()) => {
-                    let seq = memory.next_seq();
-                    for k in &w.keys {
-                        memory.apply(&w.run, k, Some(&w.value), seq);
-                    }
-                    for k in &w.keys {
-                        waits.wake_key(&w.run, k);
+                    if let Op::Param { keys, value } = &w.op {
+                        let seq = memory.next_seq();
+                        for k in keys {
+                            memory.apply(&w.run, k, Some(value), seq);
+                        }
+                        for k in keys {
+                            waits.wake_key(&w.run, k);
+                        }
                     }
                     Ok(())
                 }
-                Err(e) => Err(Error::Internal(format!("the parameter could not be saved: {e}"))),
+                Err(e) => Err(Error::Internal(format!("the write could not be saved: {e}"))),
             };
             let _ = w.done.send(answer);
         }
@@ -78,21 +107,32 @@ async fn run(db: Db, memory: Arc<LiveParams>, waits: Arc<Waits>, mut rx: mpsc::U
 }
 
 async fn commit(db: &Db, conn: &mut Option<PoolConnection<Any>>, group: &[Write]) -> Result<()> {
+    if group.iter().all(|w| matches!(w.op, Op::Flush)) {
+        return Ok(());
+    }
     let c = match conn {
         Some(c) => c,
         None => conn.insert(db.pool.acquire().await?),
     };
-    if let [w] = group {
-        if let [k] = w.keys.as_slice() {
-            // One write of one key: a statement commits on its own (one round trip to the
-            // database's thread instead of three).
-            sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3")
-                .bind(&w.value)
-                .bind(&w.run)
-                .bind(k)
-                .execute(&mut **c)
-                .await?;
-            return Ok(());
+    let writes: Vec<&Write> = group.iter().filter(|w| !matches!(w.op, Op::Flush)).collect();
+    if let [w] = writes.as_slice() {
+        // One write of one row: a statement commits on its own (one round trip to the
+        // database's thread instead of three).
+        match &w.op {
+            Op::Param { keys, value } if keys.len() == 1 => {
+                sqlx::query("UPDATE run_params SET value = $1 WHERE run_id = $2 AND key = $3")
+                    .bind(value)
+                    .bind(&w.run)
+                    .bind(&keys[0])
+                    .execute(&mut **c)
+                    .await?;
+                return Ok(());
+            }
+            Op::Completion { instance, state } => {
+                completions(c, &w.run, state, &[instance.as_str()]).await?;
+                return Ok(());
+            }
+            _ => {}
         }
     }
     let begin = match db.backend {
@@ -100,53 +140,85 @@ async fn commit(db: &Db, conn: &mut Option<PoolConnection<Any>>, group: &[Write]
         Backend::Postgres => "BEGIN",
     };
     sqlx::query(begin).execute(&mut **c).await?;
-    // One statement per run of the group (`SET value = CASE key WHEN … END`): a round trip to
-    // the database's thread per statement is what a group costs. Of two writes of one key in
-    // a group the later wins, as it does in memory.
-    let mut by_run: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
-    for w in group {
-        let pos = match by_run.iter().position(|(r, _)| *r == w.run) {
-            Some(p) => p,
-            None => {
-                by_run.push((&w.run, Vec::new()));
-                by_run.len() - 1
+    let written = write_group(c, &writes).await;
+    let end = if written.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = sqlx::query(end).execute(&mut **c).await;
+    written?;
+    ended?;
+    Ok(())
+}
+
+/// The statements of a group: one per run for its parameters (`SET value = CASE key WHEN …
+/// END`), one per run and state for its completions — a round trip to the database's thread
+/// per statement is what a group costs. Of two writes of one key in a group the later wins,
+/// as it does in memory.
+async fn write_group(c: &mut PoolConnection<Any>, writes: &[&Write]) -> std::result::Result<(), sqlx::Error> {
+    let mut params: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+    let mut done: Vec<((&str, &str), Vec<&str>)> = Vec::new();
+    for w in writes {
+        match &w.op {
+            Op::Param { keys, value } => {
+                let pos = match params.iter().position(|(r, _)| *r == w.run) {
+                    Some(p) => p,
+                    None => {
+                        params.push((&w.run, Vec::new()));
+                        params.len() - 1
+                    }
+                };
+                let run_keys = &mut params[pos].1;
+                for k in keys {
+                    run_keys.retain(|(old, _)| old != k);
+                    run_keys.push((k, value));
+                }
             }
-        };
-        let keys = &mut by_run[pos].1;
-        for k in &w.keys {
-            keys.retain(|(old, _)| old != k);
-            keys.push((k, &w.value));
+            Op::Completion { instance, state } => match done.iter_mut().find(|(k, _)| *k == (w.run.as_str(), *state)) {
+                Some((_, names)) => names.push(instance),
+                None => done.push(((&w.run, state), vec![instance])),
+            },
+            Op::Flush => {}
         }
     }
-    let mut written = Ok(());
-    for (run, keys) in &by_run {
+    for (run, keys) in &params {
         for chunk in keys.chunks(MAX_GROUP) {
             let mut sql = String::from("UPDATE run_params SET value = CASE key");
             for i in 0..chunk.len() {
                 sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3));
             }
             sql.push_str(" END WHERE run_id = $1 AND key IN (");
-            for i in 0..chunk.len() {
-                sql.push_str(&format!("{}${}", if i == 0 { "" } else { ", " }, 2 * i + 2));
-            }
+            sql.push_str(&placeholders(2, chunk.len(), 2));
             sql.push(')');
             // Only placeholders are formatted into the text; every value is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*run);
             for (k, v) in chunk {
                 q = q.bind(*k).bind(*v);
             }
-            if let Err(e) = q.execute(&mut **c).await {
-                written = Err(e);
-                break;
-            }
-        }
-        if written.is_err() {
-            break;
+            q.execute(&mut **c).await?;
         }
     }
-    let end = if written.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    let ended = sqlx::query(end).execute(&mut **c).await;
-    written?;
-    ended?;
+    for ((run, state), names) in &done {
+        for chunk in names.chunks(MAX_GROUP) {
+            completions(c, run, state, chunk).await?;
+        }
+    }
     Ok(())
+}
+
+/// `names` of `run` completed `state`. (An instance that could not be started completes nothing.)
+async fn completions(c: &mut PoolConnection<Any>, run: &str, state: &str, names: &[&str]) -> std::result::Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE run_instances SET completed = $1 WHERE run_id = $2 AND start_failed = 0 AND name IN ({})",
+        placeholders(3, names.len(), 1)
+    );
+    // Only placeholders are formatted into the text; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state).bind(run);
+    for n in names {
+        q = q.bind(*n);
+    }
+    q.execute(&mut **c).await?;
+    Ok(())
+}
+
+/// `$first, $(first+step), …`, `count` of them.
+fn placeholders(first: usize, count: usize, step: usize) -> String {
+    (0..count).map(|i| format!("${}", first + i * step)).collect::<Vec<_>>().join(", ")
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use model::{KeyOwner, ParamKey, MAX_VALUE_LEN};
 use sqlx::Row;
 
-pub(crate) use commit::Committer;
+pub(crate) use commit::{Committer, Op};
 pub(crate) use memory::{LiveParams, LiveRun, Slot};
 
 use crate::orchestrator::Event;

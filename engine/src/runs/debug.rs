@@ -72,8 +72,12 @@ impl Engine {
             ));
         }
         let plan = self.instance_plan(run, instance).await?;
-        let node =
-            self.plan_of(run).await?.remove(&plan.node).ok_or_else(|| Error::Internal(format!("node `{}` is not planned", plan.node)))?;
+        let node = self
+            .plan_of(run)
+            .await?
+            .get(&plan.node)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("node `{}` is not planned", plan.node)))?;
         let image = self.resolve_image(Some(user), &node.image).await?;
         let scripts: Vec<PlannedScript> = image
             .targets

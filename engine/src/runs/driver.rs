@@ -65,7 +65,7 @@ impl Engine {
         let state = parse_state(&row.try_get::<String, _>("state")?)?;
         let keep_running = KeepRunning::parse(&row.try_get::<String, _>("keep_running")?).unwrap_or_default();
         let aborted = self.abort_message(run).await?.is_some();
-        let barrier = self.barrier(run, state).await?;
+        let (instances, done) = self.barrier(run, state).await?;
         let build = row.try_get::<String, _>("kind")? == super::create::BUILD_KIND;
         let scalable = row.try_get::<i64, _>("scalable")? != 0;
         let scaling = scalable
@@ -74,28 +74,33 @@ impl Engine {
                 .fetch_optional(&self.db.pool)
                 .await?
                 .is_some();
-        Ok(RunView { state, aborted, keep_running, instances: barrier.instances, done: barrier.done, build, scalable, scaling })
+        Ok(RunView { state, aborted, keep_running, instances, done, build, scalable, scaling })
     }
 
-    /// The instances that hold back `state`'s barrier, and how many completed it (under the
-    /// run's lock): counted in the database once per state, then in memory per completion.
-    async fn barrier(&self, run: &str, state: RunState) -> Result<Barrier> {
-        if let Some(b) = self.rt.runs.barrier(run).filter(|b| b.state == state) {
-            return Ok(b);
+    /// How many instances hold back `state`'s barrier, and how many completed it (under the
+    /// run's lock): read from the database once per state, then kept in memory.
+    async fn barrier(&self, run: &str, state: RunState) -> Result<(usize, usize)> {
+        if let Some(counts) = self.rt.runs.barrier_counts(run, state) {
+            return Ok(counts);
         }
+        // Completions counted before and still being written are in the database after this.
+        self.rt.committer.flush().await?;
         // An instance that could not be started, or was removed by a scaling, holds back no barrier.
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS instances, COALESCE(SUM(CASE WHEN completed = $2 THEN 1 ELSE 0 END), 0) AS done \
-             FROM run_instances WHERE run_id = $1 AND start_failed = 0 AND scale <> 'gone'",
-        )
-        .bind(run)
-        .bind(state.as_str())
-        .fetch_one(&self.db.pool)
-        .await?;
-        let count = |c: &str| -> Result<usize> { Ok(usize::try_from(row.try_get::<i64, _>(c)?).unwrap_or(0)) };
-        let b = Barrier { state, instances: count("instances")?, done: count("done")? };
+        let rows = sqlx::query("SELECT name, completed FROM run_instances WHERE run_id = $1 AND start_failed = 0 AND scale <> 'gone'")
+            .bind(run)
+            .fetch_all(&self.db.pool)
+            .await?;
+        let mut b = Barrier { state, instances: Default::default(), done: Default::default() };
+        for r in &rows {
+            let name: String = r.try_get("name")?;
+            if r.try_get::<String, _>("completed")? == state.as_str() {
+                b.done.insert(name.clone());
+            }
+            b.instances.insert(name);
+        }
+        let counts = (b.instances.len(), b.done.len());
         self.rt.runs.keep_barrier(run, b);
-        Ok(b)
+        Ok(counts)
     }
 
     async fn apply(&self, run: &str, action: Action) -> Result<()> {
@@ -245,6 +250,14 @@ impl Engine {
                     .bind(name)
                     .execute(&self.db.pool)
                     .await?;
+                // Published under the run's lock, held by the start: no completion of
+                // Provisioning is counted before every started instance has them.
+                if s.identity_given {
+                    for (param, value) in [("hostname", &s.address), ("instanceid", &s.instance_id)] {
+                        let key = model::ParamKey::parse(&format!("{name}:{param}")).map_err(|e| Error::Internal(e.to_string()))?;
+                        self.set_param(run, &key, value, true, "slipstream").await?;
+                    }
+                }
                 if let Some(ssh) = &s.ssh {
                     let key = model::ParamKey::parse(&format!("{name}:url.ssh")).map_err(|e| Error::Internal(e.to_string()))?;
                     if let Err(e) = self.set_param(run, &key, ssh, true, "slipstream").await {
@@ -323,37 +336,40 @@ impl Engine {
     }
 
     /// An instance completed `state` (idempotent; a completion for another state is ignored).
-    /// Returns the run's state afterwards.
+    /// Returns the run's state afterwards, once the completion is in the database.
     pub async fn complete_state(&self, run: &str, instance: &str, state: RunState) -> Result<RunState> {
-        let met = {
+        use crate::runs::registry::Counted;
+        // Counted in memory under the run's lock, written after it by the group committer:
+        // the completions of a state do not wait for each other's writes. Only the one that
+        // meets the barrier asks the orchestrator.
+        let (written, met) = {
             let lock = self.rt.runs.lock(run);
             let _held = lock.lock().await;
-            // `completed <> $1`: a repeated completion changes nothing and is not counted twice.
-            let done = sqlx::query(
-                "UPDATE run_instances SET completed = $1 WHERE run_id = $2 AND name = $3 AND start_failed = 0 \
-                 AND completed <> $1 AND EXISTS (SELECT 1 FROM runs WHERE id = $2 AND state = $1)",
-            )
-            .bind(state.as_str())
-            .bind(run)
-            .bind(instance)
-            .execute(&self.db.pool)
-            .await?;
-            if done.rows_affected() == 0 {
-                self.require_instance(run, instance).await?;
-                false
-            } else {
-                // Only the completion that meets the barrier asks the orchestrator. The first
-                // completion of a state counts it here (this one included), under the lock:
-                // leaving that to the driver made every completion that came before the
-                // count was kept ask the orchestrator too — most of a state's completions
-                // when they queued behind its starts, each a drive of its own.
-                let b = match self.rt.runs.count_completion(run, state) {
-                    Some(b) => b,
-                    None => self.barrier(run, state).await?,
-                };
-                b.done >= b.instances
+            let mut counted = Counted::NotHeld;
+            if self.run_state(run).await? == state {
+                counted = self.rt.runs.count_completion(run, state, instance);
+                if counted == Counted::Unknown {
+                    self.barrier(run, state).await?;
+                    counted = self.rt.runs.count_completion(run, state, instance);
+                }
+            }
+            match counted {
+                Counted::New { met } => {
+                    let op = crate::params::Op::Completion { instance: instance.to_string(), state: state.as_str() };
+                    (Some(self.rt.committer.send(run, op)?), met)
+                }
+                Counted::NotHeld | Counted::Unknown => {
+                    self.require_instance(run, instance).await?;
+                    (None, false)
+                }
+                Counted::Again => (None, false),
             }
         };
+        match written {
+            Some(pending) => pending.committed().await?,
+            // A repeated completion is answered once the first one's write is committed.
+            None => self.rt.committer.flush().await?,
+        }
         if met {
             self.drive(run, Event::Completed).await?;
         }

@@ -209,9 +209,19 @@ impl Engine {
     }
 
     /// The run's nodes as planned at creation.
-    pub(crate) async fn plan_of(&self, run: &str) -> Result<BTreeMap<String, PlannedNode>> {
-        let plan: String = sqlx::query("SELECT plan FROM runs WHERE id = $1").bind(run).fetch_one(&self.db.pool).await?.try_get("plan")?;
-        Ok(serde_json::from_str(&plan)?)
+    /// The run's plan (fixed at launch): kept in memory while the run is live, so the plan
+    /// of each of a run's instances is not read and parsed again.
+    pub(crate) async fn plan_of(&self, run: &str) -> Result<std::sync::Arc<BTreeMap<String, PlannedNode>>> {
+        if let Some(plan) = self.rt.runs.plan(run) {
+            return Ok(plan);
+        }
+        let row = sqlx::query("SELECT plan, ended_at FROM runs WHERE id = $1").bind(run).fetch_one(&self.db.pool).await?;
+        let plan = std::sync::Arc::new(serde_json::from_str(&row.try_get::<String, _>("plan")?)?);
+        // An ended run's is not kept: nothing would forget it.
+        if row.try_get::<Option<i64>, _>("ended_at")?.is_none() {
+            self.rt.runs.keep_plan(run, &plan);
+        }
+        Ok(plan)
     }
 
     /// The scripts one instance runs.
@@ -225,6 +235,7 @@ impl Engine {
         let node: String = row.try_get("node")?;
         let plan = self.plan_of(run).await?;
         let targets = plan.get(&node).map(|n| n.targets.clone()).unwrap_or_default();
-        Ok(InstancePlan { run: run.into(), instance: instance.into(), node, index: row.try_get::<i64, _>("idx")? as u32, targets })
+        let aborted = self.abort_message(run).await?.is_some();
+        Ok(InstancePlan { run: run.into(), instance: instance.into(), node, index: row.try_get::<i64, _>("idx")? as u32, targets, aborted })
     }
 }

@@ -277,16 +277,25 @@ pub async fn put_report(
 }
 
 /// The agent completes the run's current state for its instance; answers the state after.
+/// `?wait=S`: once it differs from the completed one (as `/state?from=` would, without a
+/// second call: the agent's next long poll rides on its completion).
 pub async fn complete(
     State(s): State<AppState>,
     caller: Caller,
     Path((id, instance)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
     body: String,
 ) -> Result<impl IntoResponse, ApiError> {
     s.engine.authorize_run(&caller_of(&caller), &id).await?;
     let state =
         RunState::parse(body.trim()).ok_or_else(|| ApiError::invalid("", "state", format!("`{}` is not a run state", body.trim())))?;
-    Ok(s.engine.complete_state(&id, &instance, state).await?.as_str().to_string())
+    let wait = wait_of(&q)?;
+    let after = s.engine.complete_state(&id, &instance, state).await?;
+    let after = match wait {
+        Some(wait) if after == state => s.engine.wait_state(&id, Some(state), wait).await?,
+        _ => after,
+    };
+    Ok(after.as_str().to_string())
 }
 
 pub async fn plan(

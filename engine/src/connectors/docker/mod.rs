@@ -252,7 +252,13 @@ impl Docker {
         }
         let address = address_of(&c, &created.id, &spec.run).await?;
         // No sshd in containers: the run page's terminal (a Docker exec) is the way in.
-        Ok(Started { handle: handle_of(&e.url, &created.id), address, instance_id: created.id.chars().take(12).collect(), ssh: None })
+        Ok(Started {
+            handle: handle_of(&e.url, &created.id),
+            address,
+            instance_id: created.id.chars().take(12).collect(),
+            identity_given: false,
+            ssh: None,
+        })
     }
 
     fn not_listening(&self, e: &Endpoint) -> Error {

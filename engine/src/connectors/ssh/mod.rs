@@ -301,7 +301,13 @@ impl Ssh {
             return Err(Error::Unavailable(format!("SSH host {}: the agent did not start: {}", h.addr, out.reason())));
         }
         let ssh = Some(format!("ssh -p {} {}@{}", h.addr.port, h.addr.user, h.addr.address));
-        Ok(Started { handle: format!("{}:{}#{pid}#{}", h.addr.address, h.addr.port, dir.trim()), address, instance_id, ssh })
+        Ok(Started {
+            handle: format!("{}:{}#{pid}#{}", h.addr.address, h.addr.port, dir.trim()),
+            address,
+            instance_id,
+            identity_given: true,
+            ssh,
+        })
     }
 
     fn release_slot(&self, host: usize, key: &str) {
