@@ -1,4 +1,5 @@
-//! Group commit of a run's small writes — parameter values and instances' completions: one
+//! Group commit of a run's small writes — parameter values, instances' completions and
+//! handles, journal events, stored reports: one
 //! task takes every write waiting at that moment, puts them in one transaction (one fsync for
 //! all), and answers each writer only after that commit. Under load many writers share a
 //! commit; alone, a writer commits at once. Parameter writes are applied to the in-memory
@@ -26,6 +27,12 @@ pub(crate) enum Op {
     Param { keys: Vec<String>, value: String },
     /// The instance completed `state` (`run_instances.completed`).
     Completion { instance: String, state: &'static str },
+    /// A line of the run's journal.
+    Event { seq: i64, at: i64, kind: String, message: String },
+    /// A report bundle was stored.
+    Report { instance: String, file: String, size: i64, at: i64 },
+    /// The instance started, with this handle and address.
+    Handle { instance: String, handle: String, address: String },
     /// Nothing: answered once every write sent before it is committed.
     Flush,
 }
@@ -85,8 +92,24 @@ async fn run(db: Db, memory: Arc<LiveParams>, waits: Arc<Waits>, mut rx: mpsc::U
         if outcome.is_err() {
             conn = None; // a fresh connection for the next group
         }
-        for w in group.drain(..) {
-            let answer = match &outcome {
+        // One bad write (a row of a run deleted meanwhile) must not fail the others of its
+        // group: after a failed group each is committed alone.
+        let outcomes: Vec<Result<()>> = if outcome.is_err() && group.len() > 1 {
+            let mut each = Vec::with_capacity(group.len());
+            for w in &group {
+                let one = commit(&db, &mut conn, std::slice::from_ref(w)).await;
+                if one.is_err() {
+                    conn = None;
+                }
+                each.push(one);
+            }
+            each
+        } else {
+            vec![outcome]
+        };
+        for (i, w) in group.drain(..).enumerate() {
+            let outcome = &outcomes[i.min(outcomes.len() - 1)];
+            let answer = match outcome {
                 Ok(()) => {
                     if let Op::Param { keys, value } = &w.op {
                         let seq = memory.next_seq();
@@ -175,6 +198,38 @@ async fn write_group(c: &mut PoolConnection<Any>, writes: &[&Write]) -> std::res
                 Some((_, names)) => names.push(instance),
                 None => done.push(((&w.run, state), vec![instance])),
             },
+            Op::Event { seq, at, kind, message } => {
+                sqlx::query("INSERT INTO run_events (run_id, seq, at, kind, message) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&w.run)
+                    .bind(seq)
+                    .bind(at)
+                    .bind(kind)
+                    .bind(message)
+                    .execute(&mut **c)
+                    .await?;
+            }
+            Op::Report { instance, file, size, at } => {
+                sqlx::query(
+                    "INSERT INTO run_reports (run_id, instance, file, size, at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (run_id, instance, file) DO UPDATE SET size = $4, at = $5",
+                )
+                .bind(&w.run)
+                .bind(instance)
+                .bind(file)
+                .bind(size)
+                .bind(at)
+                .execute(&mut **c)
+                .await?;
+            }
+            Op::Handle { instance, handle, address } => {
+                sqlx::query("UPDATE run_instances SET handle = $1, address = $2 WHERE run_id = $3 AND name = $4")
+                    .bind(handle)
+                    .bind(address)
+                    .bind(&w.run)
+                    .bind(instance)
+                    .execute(&mut **c)
+                    .await?;
+            }
             Op::Flush => {}
         }
     }

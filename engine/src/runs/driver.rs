@@ -243,21 +243,22 @@ impl Engine {
     async fn record_start(&self, run: &str, name: &str, connector: &str, started: std::result::Result<Started, String>) -> Result<bool> {
         match started {
             Ok(s) => {
-                sqlx::query("UPDATE run_instances SET handle = $1, address = $2 WHERE run_id = $3 AND name = $4")
-                    .bind(&s.handle)
-                    .bind(&s.address)
-                    .bind(run)
-                    .bind(name)
-                    .execute(&self.db.pool)
-                    .await?;
+                // The handle and the identity are sent together: they usually share a commit.
+                let op = crate::params::Op::Handle { instance: name.into(), handle: s.handle.clone(), address: s.address.clone() };
+                let recorded = self.rt.committer.send(run, op)?;
                 // Published under the run's lock, held by the start: no completion of
                 // Provisioning is counted before every started instance has them.
                 if s.identity_given {
-                    for (param, value) in [("hostname", &s.address), ("instanceid", &s.instance_id)] {
-                        let key = model::ParamKey::parse(&format!("{name}:{param}")).map_err(|e| Error::Internal(e.to_string()))?;
-                        self.set_param(run, &key, value, true, "slipstream").await?;
-                    }
+                    let key = |param: &str| model::ParamKey::parse(&format!("{name}:{param}")).map_err(|e| Error::Internal(e.to_string()));
+                    let (host, id) = (key("hostname")?, key("instanceid")?);
+                    let (a, b) = futures::join!(
+                        self.set_param(run, &host, &s.address, true, "slipstream"),
+                        self.set_param(run, &id, &s.instance_id, true, "slipstream")
+                    );
+                    a?;
+                    b?;
                 }
+                recorded.committed().await?;
                 if let Some(ssh) = &s.ssh {
                     let key = model::ParamKey::parse(&format!("{name}:url.ssh")).map_err(|e| Error::Internal(e.to_string()))?;
                     if let Err(e) = self.set_param(run, &key, ssh, true, "slipstream").await {

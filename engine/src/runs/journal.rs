@@ -20,14 +20,8 @@ impl Engine {
         let secrets = if kind == "abort" { self.secret_values(run).await.unwrap_or_default() } else { Vec::new() };
         let message = super::masking::redact(message, &secrets);
         let e = RunEvent { seq: next_seq(), at: now_ms(), kind: kind.into(), message };
-        sqlx::query("INSERT INTO run_events (run_id, seq, at, kind, message) VALUES ($1, $2, $3, $4, $5)")
-            .bind(run)
-            .bind(e.seq)
-            .bind(e.at)
-            .bind(&e.kind)
-            .bind(&e.message)
-            .execute(&self.db.pool)
-            .await?;
+        let op = crate::params::Op::Event { seq: e.seq, at: e.at, kind: e.kind.clone(), message: e.message.clone() };
+        self.rt.committer.send(run, op)?.committed().await?;
         self.publish(LiveEvent::Event { run: run.into(), owner: owner.into(), event: e });
         Ok(())
     }

@@ -88,19 +88,12 @@ impl Engine {
             clean
         };
         tokio::fs::rename(&tmp, &path).await.map_err(|e| Error::Internal(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO run_reports (run_id, instance, file, size, at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (run_id, instance, file) DO UPDATE SET size = $4, at = $5",
-        )
-        .bind(run)
-        .bind(instance)
-        .bind(file)
-        .bind(size as i64)
-        .bind(now_ms())
-        .execute(&self.db.pool)
-        .await?;
+        let op = crate::params::Op::Report { instance: instance.into(), file: file.into(), size: size as i64, at: now_ms() };
+        // Sent before the event, so both usually share one commit.
+        let listed = self.rt.committer.send(run, op)?;
         let owner = self.run_owner(run).await?;
-        self.event(run, &owner, "report", &format!("Report {file} from {instance} ({size} bytes)")).await
+        self.event(run, &owner, "report", &format!("Report {file} from {instance} ({size} bytes)")).await?;
+        listed.committed().await
     }
 
     pub async fn reports(&self, run: &str) -> Result<Vec<ReportFile>> {
