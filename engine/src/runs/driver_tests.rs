@@ -301,3 +301,26 @@ async fn reaper_on(url: &str) {
     assert!(!destroyed.iter().any(|d| d.starts_with("web.") && d != "web.1"), "the live run's instances run on: {destroyed:?}");
     assert_eq!(engine.reap().await.unwrap(), crate::runs::Reaped::default(), "nothing left to do");
 }
+
+#[tokio::test]
+async fn a_write_that_fails_in_a_group_fails_alone() {
+    let (engine, _mock, user) = engine_with(&[], 1).await;
+    let run = launch(&engine, &user).await;
+    use crate::params::Op;
+    // Sent back to back, so they meet in one group: an event of a run that does not exist
+    // (its row breaks the foreign key) between two good writes.
+    let good = engine.rt.committer.send(&run, Op::Param { keys: vec!["web.1:statecustom".into()], value: "fine".into() }).unwrap();
+    let bad = engine.rt.committer.send("no-such-run", Op::Event { seq: 1, at: 1, kind: "x".into(), message: "x".into() }).unwrap();
+    let also = engine.rt.committer.send(&run, Op::Event { seq: 2, at: 2, kind: "x".into(), message: "kept".into() }).unwrap();
+    assert!(bad.committed().await.is_err(), "a row of no run cannot be written");
+    good.committed().await.unwrap();
+    also.committed().await.unwrap();
+    let value: String = sqlx::query("SELECT value FROM run_params WHERE run_id = $1 AND key = 'web.1:statecustom'")
+        .bind(&run)
+        .fetch_one(&engine.db.pool)
+        .await
+        .unwrap()
+        .get("value");
+    assert_eq!(value, "fine");
+    assert!(engine.events(&run).await.unwrap().iter().any(|e| e.message == "kept"));
+}
