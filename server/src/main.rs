@@ -136,8 +136,21 @@ enum AdminCommand {
     },
 }
 
-#[tokio::main]
-async fn main() {
+/// Threads for blocking work (file operations, starts of local instances). Tokio's default of
+/// 512 was reached when 1,000 agents uploaded their reports at once: a thread per file
+/// operation in flight, ~550 MiB of the server's RSS, and the CPU to start them.
+const BLOCKING_THREADS: usize = 64;
+
+fn main() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(BLOCKING_THREADS).build().unwrap_or_else(|e| {
+            eprintln!("slipstream: cannot start the runtime: {e}");
+            std::process::exit(1)
+        });
+    runtime.block_on(serve_or_run());
+}
+
+async fn serve_or_run() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLIPSTREAM_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
         .init();

@@ -28,7 +28,8 @@ pub(super) fn reap_when_it_exits(mut child: Child) {
                 // It exited: this does not block.
                 let _ = child.wait();
             }
-            Err(_) => drop(tokio::task::spawn_blocking(move || child.wait())),
+            // Not the blocking pool: it is bounded, and this wait may last as long as the run.
+            Err(_) => drop(std::thread::spawn(move || child.wait())),
         }
     });
 }
