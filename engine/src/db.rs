@@ -139,6 +139,12 @@ fn private_files(url: &str) {
 }
 
 /// A database URL without its password, for messages and logs.
+/// `$first, $(first+step), …`, `count` of them: the placeholders of a statement whose number
+/// of values is known only when it runs (every value is then bound, never formatted in).
+pub(crate) fn placeholders(first: usize, count: usize, step: usize) -> String {
+    (0..count).map(|i| format!("${}", first + i * step)).collect::<Vec<_>>().join(", ")
+}
+
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {

@@ -15,7 +15,7 @@ use sqlx::Any;
 use tokio::sync::{mpsc, oneshot};
 
 use super::memory::LiveParams;
-use crate::db::Backend;
+use crate::db::{placeholders, Backend};
 use crate::waits::Waits;
 use crate::{Db, Error, Result};
 
@@ -271,9 +271,4 @@ async fn completions(c: &mut PoolConnection<Any>, run: &str, state: &str, names:
     }
     q.execute(&mut **c).await?;
     Ok(())
-}
-
-/// `$first, $(first+step), …`, `count` of them.
-fn placeholders(first: usize, count: usize, step: usize) -> String {
-    (0..count).map(|i| format!("${}", first + i * step)).collect::<Vec<_>>().join(", ")
 }

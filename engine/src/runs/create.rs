@@ -176,7 +176,7 @@ const ROWS_PER_INSERT: usize = 200;
 /// `INSERT INTO <into> VALUES ($1, …, $cols), (…), …` for `rows` rows: placeholders only, every
 /// value is bound.
 fn insert_sql(into: &str, rows: usize, cols: usize, tail: &str) -> String {
-    let row = |r: usize| format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", "));
+    let row = |r: usize| format!("({})", crate::db::placeholders(r * cols + 1, cols, 1));
     format!("INSERT INTO {into} VALUES {}{tail}", (0..rows).map(row).collect::<Vec<_>>().join(", "))
 }
 

@@ -8,7 +8,6 @@ use model::run::{InstancePlan, InstanceView, KeepRunning, RunDetail, RunFilter, 
 use model::{RunState, User};
 use sqlx::Row;
 
-use super::plan::PlannedNode;
 use super::rows::parse_state;
 use super::{sha256_hex, RunCaller};
 use crate::{Engine, Error, Result};
@@ -211,7 +210,7 @@ impl Engine {
     /// The run's nodes as planned at creation.
     /// The run's plan (fixed at launch): kept in memory while the run is live, so the plan
     /// of each of a run's instances is not read and parsed again.
-    pub(crate) async fn plan_of(&self, run: &str) -> Result<std::sync::Arc<BTreeMap<String, PlannedNode>>> {
+    pub(crate) async fn plan_of(&self, run: &str) -> Result<std::sync::Arc<super::registry::Plan>> {
         if let Some(plan) = self.rt.runs.plan(run) {
             return Ok(plan);
         }
