@@ -209,3 +209,32 @@ fn launch(options: &ServerOptions, data_dir: &Path) -> (Proc, String) {
     });
     (proc, url)
 }
+
+/// The processes of `run`'s instances on this host, found by their environment
+/// (`SLIPSTREAM_DIID`), not by asking the server: what a stop missed shows up here.
+pub fn processes_of_run(run: &str) -> Vec<String> {
+    let want = format!("SLIPSTREAM_DIID={run}");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if environ.split(|b| *b == 0).any(|kv| kv == want.as_bytes()) {
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
+            out.push(format!("{pid} {cmd}"));
+        }
+    }
+    out
+}
+
+/// Waits (10 s at most: SIGTERM at once, SIGKILL 3 s later) until no process of these runs is
+/// left; returns what is still there.
+pub async fn processes_left(runs: &[String]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = runs.iter().flat_map(|r| processes_of_run(r)).collect();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -423,11 +423,17 @@ async fn connector_credentials_are_write_only_and_quotas_refuse_runs_over_them()
         assert_eq!(list[0]["quota"], 0, "{db}: {list}");
         let r = olivia.post(url("runs")).json(&json!({"module": "olivia/sleeper"})).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{db}");
-        // Stop what is still running.
+        // Stop what is still running: a run terminated a moment after its launch leaves no
+        // process behind (its agent, started just before, had not made its session yet).
         let runs: Value = olivia.get(url("runs?active=true")).send().await.unwrap().json().await.unwrap();
+        let mut ids = Vec::new();
         for run in runs.as_array().unwrap() {
-            olivia.delete(url(&format!("runs/{}", run["id"].as_str().unwrap()))).send().await.unwrap();
+            let id = run["id"].as_str().unwrap().to_string();
+            olivia.delete(url(&format!("runs/{id}"))).send().await.unwrap();
+            ids.push(id);
         }
+        let left = testkit::processes_left(&ids).await;
+        assert!(left.is_empty(), "{db}: still running after the runs were terminated: {left:?}");
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::confine::Confinement;
-use super::sessions::Sessions;
+use super::sessions::{Handle, Sessions};
 use crate::connector::{Account, BoxFuture, Capabilities, Connector, Exec, ExecSpec, Found, Health, StartSpec, Started};
 use crate::{Error, Result};
 
@@ -171,7 +171,7 @@ impl Inner {
         super::reaper_task::reap_when_it_exits(child);
         // The session id plus its leader's start time: a stop long after cannot hit another
         // session that got the same number.
-        Ok(Started { handle: super::sessions::Handle::of(pid).to_string(), address, instance_id, identity_given: true, ssh: None })
+        Ok(Started { handle: Handle::of(pid).to_string(), address, instance_id, identity_given: true, ssh: None })
     }
 }
 
@@ -213,9 +213,9 @@ impl Connector for Local {
 
     fn inspect<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<Health>> {
         Box::pin(async move {
-            let Some(h) = super::sessions::Handle::parse(handle) else { return Ok(Health::Gone) };
+            let Some(h) = Handle::parse(handle) else { return Ok(Health::Gone) };
             let sessions = self.inner.sessions.clone();
-            let alive = tokio::task::spawn_blocking(move || h.is_current() && sessions.alive(h.sid)).await.unwrap_or(false);
+            let alive = tokio::task::spawn_blocking(move || h.is_current() && sessions.alive(h)).await.unwrap_or(false);
             Ok(if alive { Health::Running } else { Health::Gone })
         })
     }
@@ -254,10 +254,7 @@ impl Connector for Local {
             let found = tokio::task::spawn_blocking(move || super::sessions::instances_of(&root))
                 .await
                 .map_err(|e| Error::Internal(format!("listing local instances: {e}")))?;
-            Ok(found
-                .into_iter()
-                .map(|(run, instance, sid)| Found { run, instance, handle: super::sessions::Handle::of(sid as u32).to_string() })
-                .collect())
+            Ok(found.into_iter().map(|(run, instance, sid)| Found { run, instance, handle: Handle::of(sid as u32).to_string() }).collect())
         })
     }
 
@@ -282,31 +279,37 @@ impl Connector for Local {
         })
     }
 
-    /// Signals every process of the instance's session; what ignores SIGTERM for 3 s is
+    /// Signals the agent and every process of its session; what ignores SIGTERM for 3 s is
     /// killed in the background. Returns at once.
     fn stop<'a>(&'a self, handle: &'a str, _account: &'a Account) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let Some(h) = super::sessions::Handle::parse(handle) else { return Ok(()) };
+            let Some(h) = Handle::parse(handle) else { return Ok(()) };
             if !h.is_current() {
                 return Ok(()); // that session ended long ago; its number now belongs to another
             }
-            let sid = h.sid;
-            let blocking = move |sessions: &std::sync::Arc<Sessions>, f: fn(&Sessions, i32)| {
+            let blocking = move |sessions: &std::sync::Arc<Sessions>, f: fn(&Sessions, Handle)| {
                 let sessions = sessions.clone();
-                tokio::task::spawn_blocking(move || f(&sessions, sid))
+                tokio::task::spawn_blocking(move || f(&sessions, h))
             };
-            let _ = blocking(&self.inner.sessions, |s, sid| s.signal(sid, libc::SIGTERM)).await;
+            let _ = blocking(&self.inner.sessions, |s, h| s.signal(h, libc::SIGTERM)).await;
             let sessions = self.inner.sessions.clone();
             tokio::spawn(async move {
-                for _ in 0..30 {
-                    let sessions = sessions.clone();
-                    if !tokio::task::spawn_blocking(move || sessions.alive(sid)).await.unwrap_or(false) {
+                // Each look after a pause longer than `sessions::FRESH`: a snapshot of the
+                // processes taken before this stop (it may predate the agent's session and miss
+                // its script) is never used to decide that the instance is gone.
+                for round in 0..30 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let looking = sessions.clone();
+                    if !tokio::task::spawn_blocking(move || looking.alive(h)).await.unwrap_or(false) {
                         return;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if round == 0 {
+                        // Once more, to what the first signal may have missed.
+                        let _ = blocking(&sessions, |s, h| s.signal(h, libc::SIGTERM)).await;
+                    }
                 }
                 // What ignored SIGTERM for 3 s is killed.
-                let _ = blocking(&sessions, |s, sid| s.signal(sid, libc::SIGKILL)).await;
+                let _ = blocking(&sessions, |s, h| s.signal(h, libc::SIGKILL)).await;
             });
             Ok(())
         })

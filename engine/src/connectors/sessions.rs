@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How old a snapshot may be and still be used.
-const FRESH: Duration = Duration::from_millis(50);
+pub(crate) const FRESH: Duration = Duration::from_millis(50);
 
 /// When `/proc` was read, and each session's processes then.
 type Snapshot = (Instant, HashMap<i32, Vec<i32>>);
@@ -31,13 +31,21 @@ impl Sessions {
         snap.as_ref().and_then(|(_, by_session)| by_session.get(&sid).cloned()).unwrap_or_default()
     }
 
-    pub fn alive(&self, sid: i32) -> bool {
-        !self.members(sid).is_empty()
+    /// Whether the instance still runs: its leader, found by its pid, or any process of its
+    /// session. The leader is asked directly because the agent makes its session itself, just
+    /// after it starts: until then, and in a snapshot taken before, the session is empty.
+    pub fn alive(&self, h: Handle) -> bool {
+        h.leader_runs() || !self.members(h.sid).is_empty()
     }
 
-    /// Sends `signal` to every process of session `sid`.
-    pub fn signal(&self, sid: i32, signal: i32) {
-        for pid in self.members(sid) {
+    /// Sends `signal` to the instance's leader (see [`Sessions::alive`]) and to every process
+    /// of its session.
+    pub fn signal(&self, h: Handle, signal: i32) {
+        if h.leader_runs() {
+            // SAFETY: the process is the instance's agent (same pid, same start time).
+            unsafe { libc::kill(h.sid, signal) };
+        }
+        for pid in self.members(h.sid).into_iter().filter(|pid| *pid != h.sid) {
             // SAFETY: signals only processes of the instance's own session.
             unsafe { libc::kill(pid, signal) };
         }
@@ -77,6 +85,15 @@ impl Handle {
             _ => true,
         }
     }
+
+    /// Whether the leader itself still runs (not a zombie): known only for a handle that
+    /// recorded its start time.
+    pub fn leader_runs(&self) -> bool {
+        match (self.started, stat_of(self.sid)) {
+            (Some(recorded), Some((state, started))) => recorded == started && state != 'Z',
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Display for Handle {
@@ -90,9 +107,16 @@ impl std::fmt::Display for Handle {
 
 /// When process `pid` started (clock ticks since boot), if it exists.
 pub(crate) fn start_time(pid: i32) -> Option<u64> {
+    stat_of(pid).map(|(_, started)| started)
+}
+
+/// Process `pid`'s state letter and start time, if it exists.
+fn stat_of(pid: i32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the `(comm)` field: state is field 3, so field 22 is the 20th.
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+    // After the `(comm)` field: state is field 3, so field 22 is the 20th after it.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
 /// The variable that marks every process of a local instance with the directory its
@@ -150,7 +174,7 @@ mod tests {
         let sid = unsafe { libc::getsid(0) };
         let s = Sessions::default();
         assert!(s.members(sid).contains(&(std::process::id() as i32)));
-        assert!(s.alive(sid));
+        assert!(s.alive(Handle { sid, started: None }));
     }
 
     #[test]
@@ -179,6 +203,21 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(h.is_current(), "the leader gone: members, if any, still hold the number");
+        assert!(!h.leader_runs());
+    }
+
+    #[test]
+    fn an_agent_that_has_not_made_its_session_yet_is_alive_and_is_stopped() {
+        // A child still in this process's session, as an agent is before its setsid.
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let (h, s) = (Handle::of(child.id()), Sessions::default());
+        assert!(s.members(h.sid).is_empty(), "no session of its own yet");
+        assert!(h.leader_runs() && s.alive(h));
+        s.signal(h, libc::SIGTERM);
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+        assert!(!s.alive(h));
     }
 
     #[test]
