@@ -175,6 +175,11 @@ impl Inner {
     }
 }
 
+/// How long a stop waits between its looks at the instance's processes: longer than the age of
+/// a shared snapshot, so that every look after the first sees the processes of after the stop.
+const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_millis(100);
+const _: () = assert!(LOOK_AGAIN.as_nanos() > super::sessions::FRESH.as_nanos());
+
 /// The variables of the server's environment an instance gets: locale and time zone only.
 const INHERITED: [&str; 4] = ["LANG", "LC_ALL", "LC_CTYPE", "TZ"];
 
@@ -294,11 +299,11 @@ impl Connector for Local {
             let _ = blocking(&self.inner.sessions, |s, h| s.signal(h, libc::SIGTERM)).await;
             let sessions = self.inner.sessions.clone();
             tokio::spawn(async move {
-                // Each look after a pause longer than `sessions::FRESH`: a snapshot of the
+                // Each look after a pause of LOOK_AGAIN: a snapshot of the
                 // processes taken before this stop (it may predate the agent's session and miss
                 // its script) is never used to decide that the instance is gone.
                 for round in 0..30 {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(LOOK_AGAIN).await;
                     let looking = sessions.clone();
                     if !tokio::task::spawn_blocking(move || looking.alive(h)).await.unwrap_or(false) {
                         return;
