@@ -39,6 +39,10 @@ pub struct DockerBed {
     links_before: Vec<String>,
     /// `iptables-save` before dockerd added its chains; restored exactly afterwards.
     iptables_before: Option<String>,
+    /// For Podman: its storage. Its container monitors (`conmon`, one per container and per
+    /// exec session) detach from the service, and some outlive it and their containers (seen
+    /// after a full test run); they are found by this directory in their arguments.
+    storage: Option<PathBuf>,
 }
 
 fn docker(endpoint: &str) -> Command {
@@ -92,7 +96,16 @@ impl DockerBed {
             .spawn()
             .map_err(|e| format!("cannot start dockerd: {e}"))?;
         let endpoint = format!("unix://{}", run_dir.join("docker.sock").display());
-        let bed = DockerBed { endpoint, agent_address: None, tls_dir: Some(tls_dir), daemon, ip_forward, links_before, iptables_before };
+        let bed = DockerBed {
+            endpoint,
+            agent_address: None,
+            tls_dir: Some(tls_dir),
+            daemon,
+            ip_forward,
+            links_before,
+            iptables_before,
+            storage: None,
+        };
         bed.wait_ready(&format!("dockerd (see {RUN_DIR}/dockerd.log)"))?;
         bed.ensure_busybox(&run_dir)?;
         bed.ensure_debian(cache, &run_dir)?;
@@ -150,6 +163,7 @@ impl DockerBed {
             ip_forward,
             links_before,
             iptables_before,
+            storage: Some(storage),
         };
         bed.wait_ready(&format!("podman (see {PODMAN_DIR}/service.log)"))?;
         bed.ensure_busybox(&run_dir)?;
@@ -342,6 +356,11 @@ impl Drop for DockerBed {
         }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
+        if let Some(storage) = &self.storage {
+            for pid in processes_naming(storage) {
+                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            }
+        }
         // What the daemon left on the host: its bridges, its iptables chains, forwarding.
         for link in links().into_iter().filter(|l| !self.links_before.contains(l)) {
             if link == "docker0" || link.starts_with("br-") || link.starts_with("veth") || link.starts_with("podman") {
@@ -366,8 +385,39 @@ impl Drop for DockerBed {
     }
 }
 
+/// The processes with `dir` (or a path under it) among their arguments.
+fn processes_naming(dir: &Path) -> Vec<u32> {
+    let dir = dir.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let names = |arg: &[u8]| {
+            let arg = String::from_utf8_lossy(arg);
+            arg == dir || arg.strip_prefix(dir.as_str()).is_some_and(|rest| rest.starts_with('/'))
+        };
+        if pid != std::process::id() && cmdline.split(|b| *b == 0).any(names) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_processes_naming_a_directory_are_found() {
+        let dir = std::env::temp_dir().join(format!("xtask-naming-{}", std::process::id()));
+        // `cat - FILE` reads its standard input first: it waits with the path in its arguments.
+        let mut child = std::process::Command::new("cat").arg("-").arg(dir.join("x")).stdin(std::process::Stdio::piped()).spawn().unwrap();
+        let found = super::processes_naming(&dir);
+        let other = super::processes_naming(&std::path::PathBuf::from(format!("{}-other", dir.display())));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(found, [child.id()]);
+        assert!(other.is_empty(), "a longer name with the same start is another directory");
+    }
+
     #[test]
     fn tables_missing_before_are_restored_empty() {
         let fresh = super::with_empty_tables("");
