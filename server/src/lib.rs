@@ -10,6 +10,7 @@
 pub mod api;
 pub mod client;
 mod cross_site;
+mod listen;
 pub mod openapi;
 pub mod settings;
 mod url_guard;
@@ -74,8 +75,7 @@ impl Application {
         if settings.load_examples {
             engine.load_examples().await.map_err(|e| format!("loading the example modules failed: {e}"))?;
         }
-        let listener =
-            tokio::net::TcpListener::bind(&settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let listener = listen::bind(&settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // Agents on this host reach the server on loopback even when it listens on all addresses.
         let reach = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
@@ -179,9 +179,9 @@ async fn agent_listeners(engine: &Engine, port: u16) -> Result<Vec<tokio::net::T
             }
         };
         for ip in addresses {
-            let listener = match tokio::net::TcpListener::bind((ip, port)).await {
+            let listener = match listen::bind((ip, port)).await {
                 Ok(l) => l,
-                Err(_) => tokio::net::TcpListener::bind((ip, 0))
+                Err(_) => listen::bind((ip, 0))
                     .await
                     .map_err(|e| format!("cannot listen for the agents of connector `{}` on {ip}: {e}", c.name()))?,
             };
