@@ -18,13 +18,13 @@
 //! the abort flag and stops the script's process group when it is raised. Script
 //! output streams to the server line by line and is kept in the report directory.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use model::run::{InstancePlan, PlannedScript};
@@ -383,83 +383,52 @@ impl Executor {
             .spawn()
             .map_err(|e| format!("cannot run {} (does it start with a #! line?): {e}", path.display()))?;
         let pgid = child.id() as i32;
-        let log_file = Arc::new(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.report_dir.join(format!("slipstream-{target}.log")))
-                .map_err(|e| e.to_string())?,
-        ));
-        let last_stderr = Arc::new(Mutex::new(String::new()));
-        let mut readers = Vec::new();
-        for (stream, pipe) in [
-            ("stdout", child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)),
-            ("stderr", child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)),
-        ] {
-            let Some(pipe) = pipe else { continue };
-            let logs = self.logs.clone();
-            let file = log_file.clone();
-            let last = last_stderr.clone();
-            readers.push(std::thread::spawn(move || {
-                // Lines as bytes: output that is not UTF-8 is kept (with U+FFFD where it does
-                // not decode) and the pipe is drained to the end, so the script never blocks.
-                for raw in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
-                    let line = String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(&raw)).into_owned();
-                    if let Ok(mut f) = file.lock() {
-                        let _ = writeln!(f, "{line}");
-                    }
-                    if stream == "stderr" && !line.trim().is_empty() {
-                        *last.lock().expect("not poisoned") = line.clone();
-                    }
-                    let _ = logs.send(Shipped::Line(stream.to_string(), line));
-                }
-            }));
-        }
+        let mut log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.report_dir.join(format!("slipstream-{target}.log")))
+            .map_err(|e| e.to_string())?;
+        let mut last_stderr = String::new();
         // The abort watcher: a long poll on ss:abort; stops the script's group when raised.
-        // It starts polling once the script has run for WATCH_AFTER: most scripts of a large
-        // run end sooner, and their watcher then costs no call (the abort was looked at just
-        // before the script started; one raised meanwhile is seen by the first poll).
+        // It starts once the script has run for WATCH_AFTER: most scripts of a large run end
+        // sooner, and then cost no thread and no call (the abort was looked at just before
+        // the script started; one raised meanwhile is seen by the watcher's first poll).
         let done = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
-        let (ended, script_ended) = mpsc::channel::<()>();
-        if target != "report" && !self.rerun {
-            let (c, done, stopped) = (self.c.clone(), done.clone(), stopped.clone());
-            std::thread::spawn(move || {
-                if !matches!(script_ended.recv_timeout(WATCH_AFTER), Err(mpsc::RecvTimeoutError::Timeout)) {
-                    return;
+        let watched = target != "report" && !self.rerun;
+        let mut watcher_started = false;
+        let mut start_watcher = || {
+            if watched && !watcher_started {
+                watcher_started = true;
+                watch_abort(self.c.clone(), done.clone(), stopped.clone(), pgid);
+            }
+        };
+        let mut pipes = Vec::new();
+        if let Some(p) = child.stdout.take() {
+            pipes.push(("stdout", std::fs::File::from(std::os::fd::OwnedFd::from(p))));
+        }
+        if let Some(p) = child.stderr.take() {
+            pipes.push(("stderr", std::fs::File::from(std::os::fd::OwnedFd::from(p))));
+        }
+        let started = Instant::now();
+        crate::output::drain(
+            pipes,
+            |stream, line| {
+                let _ = writeln!(log_file, "{line}");
+                if stream == "stderr" && !line.trim().is_empty() {
+                    last_stderr = line.clone();
                 }
-                while !done.load(Ordering::SeqCst) {
-                    match c.get("/params/ss:abort?wait=20&ignoreabort=true", Duration::from_secs(20)) {
-                        Ok(_) => {
-                            // The script's blocked ss-get calls fail at once (exit 8); give it
-                            // a moment to react on its own before stopping it.
-                            let grace = Instant::now() + ABORT_GRACE;
-                            while Instant::now() < grace && !done.load(Ordering::SeqCst) {
-                                std::thread::sleep(Duration::from_millis(50));
-                            }
-                            if done.load(Ordering::SeqCst) {
-                                return;
-                            }
-                            // `ss-abort --cancel` may have cleared it meanwhile (debugging).
-                            if c.get("/params/ss:abort?wait=0&ignoreabort=true", Duration::from_secs(10)).is_err() {
-                                continue;
-                            }
-                            stopped.store(true, Ordering::SeqCst);
-                            stop_group(pgid);
-                            return;
-                        }
-                        Err(Failure::Status(408, _)) => {}
-                        Err(_) => std::thread::sleep(Duration::from_secs(1)),
-                    }
-                }
-            });
+                let _ = self.logs.send(Shipped::Line(stream.to_string(), line));
+            },
+            watched.then(|| started + WATCH_AFTER),
+            &mut start_watcher,
+        );
+        // Its output closed, the script may still run (it left a process holding none of it).
+        if matches!(child.try_wait(), Ok(None)) {
+            start_watcher();
         }
         let status = child.wait().map_err(|e| e.to_string())?;
         done.store(true, Ordering::SeqCst);
-        drop(ended);
-        for r in readers {
-            let _ = r.join();
-        }
         if stopped.load(Ordering::SeqCst) {
             say("the run was aborted: the script was stopped");
             return Ok(Outcome::Stopped);
@@ -467,10 +436,9 @@ impl Executor {
         if status.success() {
             Ok(Outcome::Ok)
         } else {
-            let last = last_stderr.lock().expect("not poisoned").clone();
             Ok(Outcome::Failed {
                 code: status.code().unwrap_or(-1),
-                last_stderr: if last.is_empty() { "(no output on stderr)".into() } else { last },
+                last_stderr: if last_stderr.is_empty() { "(no output on stderr)".into() } else { last_stderr },
             })
         }
     }
@@ -541,6 +509,36 @@ enum Outcome {
         code: i32,
         last_stderr: String,
     },
+}
+
+/// The abort watcher of a running script (see [`Executor::run_script`]): a long poll on
+/// `ss:abort`; once it is raised, the script has [`ABORT_GRACE`] to end on its own (its
+/// blocked `ss-get` calls fail at once, exit 8), then its group is stopped.
+fn watch_abort(c: Arc<Client>, done: Arc<AtomicBool>, stopped: Arc<AtomicBool>, pgid: i32) {
+    std::thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            match c.get("/params/ss:abort?wait=20&ignoreabort=true", Duration::from_secs(20)) {
+                Ok(_) => {
+                    let grace = Instant::now() + ABORT_GRACE;
+                    while Instant::now() < grace && !done.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    if done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // `ss-abort --cancel` may have cleared it meanwhile (debugging).
+                    if c.get("/params/ss:abort?wait=0&ignoreabort=true", Duration::from_secs(10)).is_err() {
+                        continue;
+                    }
+                    stopped.store(true, Ordering::SeqCst);
+                    stop_group(pgid);
+                    return;
+                }
+                Err(Failure::Status(408, _)) => {}
+                Err(_) => std::thread::sleep(Duration::from_secs(1)),
+            }
+        }
+    });
 }
 
 /// SIGTERM to the script's group, SIGKILL 5 s later if anything is left.

@@ -16,12 +16,14 @@
 //! - [`client`]: HTTP calls with retries and backoff, and the exit codes of failures
 //! - [`commands`]: the `ss-*` commands
 //! - [`executor`]: the lifecycle loop, target scripts, logs, reports
+//! - [`output`]: a script's output, both pipes read on one thread
 //! - [`session`]: a session of its own and, for a root server's local instances, confinement
 //! - [`setup`]: `slipstream.setup` and where the scripts are kept
 
 mod client;
 mod commands;
 mod executor;
+mod output;
 mod session;
 mod setup;
 
