@@ -190,7 +190,9 @@ async fn bench() -> Res<()> {
     let keys: Vec<Value> = (0..KEYS + 210).map(|i| json!({"name": format!("k{i}"), "category": "output"})).collect();
     for m in [
         json!({"kind": "project", "path": "bench"}),
-        json!({"kind": "image", "path": "bench/trivial", "native": true, "images": {"local": "host"},
+        // On Docker: the test bed's busybox image (what `cargo xtask bench` starts).
+        json!({"kind": "image", "path": "bench/trivial", "native": true,
+               "images": {"local": "host", "docker": "slipstream/busybox:latest"},
                "targets": {"execute": "#!/bin/sh\ntrue\n"}}),
         json!({"kind": "deployment", "path": "bench/many", "nodes": {"n": {"image": "bench/trivial"}}}),
         json!({"kind": "image", "path": "bench/kvimg", "native": true, "images": {"local": "host"}, "parameters": keys,
