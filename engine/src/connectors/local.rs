@@ -76,6 +76,7 @@ impl Local {
         }
         inner.confine = confine;
         inner.remove_leftovers();
+        inner.prepare_runs_dir();
         self
     }
 
@@ -94,6 +95,18 @@ impl Inner {
             entries.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(REMOVING)).map(|e| e.path()).collect();
         if !doomed.is_empty() {
             std::thread::spawn(move || doomed.iter().for_each(|d| drop(std::fs::remove_dir_all(d))));
+        }
+    }
+
+    /// Makes `runs/` (passable, not listable, when confined) with its subdirectories spread
+    /// over the file system's block groups (see [`super::spread`]). Best effort: a directory
+    /// that cannot be made here is reported by the first start.
+    fn prepare_runs_dir(&self) {
+        use std::os::unix::fs::DirBuilderExt;
+        let runs = self.data_dir.join("runs");
+        let mode = if self.confine.is_some() { 0o711 } else { 0o755 };
+        if std::fs::DirBuilder::new().recursive(true).mode(mode).create(&runs).is_ok() {
+            super::spread::spread_subdirectories(&runs);
         }
     }
 

@@ -14,6 +14,7 @@ mod local_exec;
 pub mod mock;
 mod reaper_task;
 mod sessions;
+mod spread;
 pub mod ssh;
 
 use std::collections::BTreeMap;
