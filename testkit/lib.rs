@@ -210,20 +210,33 @@ fn launch(options: &ServerOptions, data_dir: &Path) -> (Proc, String) {
     (proc, url)
 }
 
+/// Every process id on this host.
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+fn command_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ")
+}
+
+/// Processes whose working directory is under `dir` (the instances' directories).
+pub fn processes_under(dir: &Path) -> Vec<String> {
+    pids()
+        .filter_map(|pid| {
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+            cwd.starts_with(dir).then(|| format!("{pid} {} in {}", command_of(pid), cwd.display()))
+        })
+        .collect()
+}
+
 /// The processes of `run`'s instances on this host, found by their environment
 /// (`SLIPSTREAM_DIID`), not by asking the server: what a stop missed shows up here.
 pub fn processes_of_run(run: &str) -> Vec<String> {
     let want = format!("SLIPSTREAM_DIID={run}");
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        if environ.split(|b| *b == 0).any(|kv| kv == want.as_bytes()) {
-            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
-            out.push(format!("{pid} {cmd}"));
-        }
-    }
-    out
+    pids()
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_bytes())))
+        .map(|pid| format!("{pid} {}", command_of(pid)))
+        .collect()
 }
 
 /// Waits (10 s at most: SIGTERM at once, SIGKILL 3 s later) until no process of these runs is

@@ -63,8 +63,8 @@ pub fn drain(
                 }
                 Ok(n) => {
                     p.pending.extend_from_slice(&buf[..n]);
-                    while let Some(at) = p.pending[p.scanned..].iter().position(|b| *b == b'\n') {
-                        let end = p.scanned + at;
+                    while let Some(newline) = p.pending[p.scanned..].iter().position(|b| *b == b'\n') {
+                        let end = p.scanned + newline;
                         line(p.stream, text_of(&p.pending[..end]));
                         p.pending.drain(..=end);
                         p.scanned = 0;

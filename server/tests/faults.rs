@@ -10,24 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::{agent_bin, client};
 use serde_json::{json, Value};
-use testkit::{ServerOptions, TestServer};
+use testkit::{processes_under, ServerOptions, TestServer};
 
 const KILLS: usize = 20;
-
-/// Processes whose working directory is under `dir` (the instances' directories).
-fn processes_under(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) {
-            if cwd.starts_with(dir) {
-                let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
-                out.push(format!("{pid} {cmd} in {}", cwd.display()));
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_sigkills_lose_no_run_no_answered_write_and_leave_no_process() {
