@@ -47,6 +47,8 @@ struct Inner {
     agent_placed: std::sync::Mutex<bool>,
     /// Who is in which session, from a shared snapshot of `/proc`.
     sessions: std::sync::Arc<Sessions>,
+    /// `runs/` is made at the first start (a server that starts nothing leaves nothing).
+    runs_made: std::sync::Once,
 }
 
 impl Local {
@@ -63,6 +65,7 @@ impl Local {
                 started: AtomicU64::new(first_address),
                 agent_placed: std::sync::Mutex::new(false),
                 sessions: Default::default(),
+                runs_made: std::sync::Once::new(),
             }),
         }
     }
@@ -76,7 +79,6 @@ impl Local {
         }
         inner.confine = confine;
         inner.remove_leftovers();
-        inner.prepare_runs_dir();
         self
     }
 
@@ -100,7 +102,7 @@ impl Inner {
 
     /// Makes `runs/` (passable, not listable, when confined) with its subdirectories spread
     /// over the file system's block groups (see [`super::spread`]). Best effort: a directory
-    /// that cannot be made here is reported by the first start.
+    /// that cannot be made here is reported by the start that follows.
     fn prepare_runs_dir(&self) {
         use std::os::unix::fs::DirBuilderExt;
         let runs = self.data_dir.join("runs");
@@ -113,6 +115,7 @@ impl Inner {
     /// The instance's directory and the directory of the agent's commands, made for the user
     /// the instance runs as.
     fn prepare_dirs(&self, agent: &std::path::Path, spec: &StartSpec, ids: (u32, u32)) -> Result<(PathBuf, PathBuf)> {
+        self.runs_made.call_once(|| self.prepare_runs_dir());
         let dir = self.data_dir.join("runs").join(&spec.run).join(&spec.instance);
         let io = |p: &std::path::Path, e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
         if self.confine.is_none() {
