@@ -465,10 +465,8 @@ impl Executor {
         self.reports_sent += 1;
         let round = if self.reports_sent > 1 { format!("_{}", self.reports_sent) } else { String::new() };
         let file = format!("{}_report_{}{round}.tgz", self.c.instance, timestamp());
-        let mut bytes = Vec::new();
-        {
-            let gz = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::default());
-            let mut tar = tar::Builder::new(gz);
+        let bytes = {
+            let mut tar = tar::Builder::new(crate::pack::Packer::new());
             tar.follow_symlinks(false);
             if logs_only {
                 let entries = std::fs::read_dir(&self.report_dir).map_err(|e| format!("reading the report directory: {e}"))?;
@@ -482,8 +480,8 @@ impl Executor {
             } else {
                 tar.append_dir_all(&self.c.instance, &self.report_dir).map_err(|e| format!("packing the report: {e}"))?;
             }
-            tar.into_inner().and_then(|gz| gz.finish()).map_err(|e| format!("packing the report: {e}"))?;
-        }
+            tar.into_inner().and_then(|gz| gz.finish()).map_err(|e| format!("packing the report: {e}"))?
+        };
         self.c
             .call("PUT", &format!("/reports/{}/{}", encode(&self.c.instance), encode(&file)), Some(&bytes), Duration::from_secs(120))
             .map(|_| ())

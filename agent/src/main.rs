@@ -17,6 +17,7 @@
 //! - [`commands`]: the `ss-*` commands
 //! - [`executor`]: the lifecycle loop, target scripts, logs, reports
 //! - [`output`]: a script's output, both pipes read on one thread
+//! - [`pack`]: the gzip stream of a report bundle (stored while small)
 //! - [`session`]: a session of its own and, for a root server's local instances, confinement
 //! - [`setup`]: `slipstream.setup` and where the scripts are kept
 
@@ -24,6 +25,7 @@ mod client;
 mod commands;
 mod executor;
 mod output;
+mod pack;
 mod session;
 mod setup;
 

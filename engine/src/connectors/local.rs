@@ -41,7 +41,7 @@ struct Inner {
     confine: Option<Confinement>,
     /// How many instances were started (which uid the next one gets when confined).
     started: AtomicU64,
-    /// Whether the agent was copied for confined instances (once per server: copying while
+    /// Whether the agent was copied to `bin/` (once per server: copying while
     /// another start forks would leave a write descriptor in that child, and executing the
     /// copy would then fail with "Text file busy").
     agent_placed: std::sync::Mutex<bool>,
@@ -113,25 +113,13 @@ impl Inner {
     }
 
     /// The instance's directory and the directory of the agent's commands, made for the user
-    /// the instance runs as.
+    /// the instance runs as. The commands are one copy of the agent per server, under
+    /// `<data>/bin`, placed at the first start: another user may not reach the server's own
+    /// binary, and links made per instance cost a run of 1,000 instances 8,000 inodes.
     fn prepare_dirs(&self, agent: &std::path::Path, spec: &StartSpec, ids: (u32, u32)) -> Result<(PathBuf, PathBuf)> {
         self.runs_made.call_once(|| self.prepare_runs_dir());
         let dir = self.data_dir.join("runs").join(&spec.run).join(&spec.instance);
         let io = |p: &std::path::Path, e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
-        if self.confine.is_none() {
-            let bin = dir.join(".slipstream").join("bin");
-            std::fs::create_dir_all(&bin).map_err(|e| io(&bin, e))?;
-            for name in AGENT_COMMANDS {
-                let link = bin.join(name);
-                let _ = std::fs::remove_file(&link);
-                std::os::unix::fs::symlink(agent, &link).map_err(|e| io(&link, e))?;
-            }
-            return Ok((dir, bin));
-        };
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        // Every level may be passed through (0711), not listed; the instance's own directory
-        // belongs to its user alone.
-        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(dir.parent().unwrap_or(&dir)).map_err(|e| io(&dir, e))?;
         let bin = self.data_dir.join("bin");
         {
             let mut placed = self.agent_placed.lock().expect("not poisoned");
@@ -141,6 +129,14 @@ impl Inner {
             }
         }
         let own = dir.join(".slipstream");
+        if self.confine.is_none() {
+            std::fs::create_dir_all(&own).map_err(|e| io(&own, e))?;
+            return Ok((dir, bin));
+        };
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        // Every level may be passed through (0711), not listed; the instance's own directory
+        // belongs to its user alone.
+        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(dir.parent().unwrap_or(&dir)).map_err(|e| io(&dir, e))?;
         std::fs::create_dir_all(&own).map_err(|e| io(&own, e))?;
         for d in [&dir, &own] {
             std::os::unix::fs::chown(d, Some(ids.0), Some(ids.1)).map_err(|e| io(d, e))?;
@@ -251,10 +247,7 @@ impl Connector for Local {
                 return Err(Error::NotFound(format!("instance {} has no directory on connector `{}`", spec.instance, inner.name)));
             }
             // The copy the instance runs (another user may not reach the server's own).
-            let agent = match &inner.confine {
-                Some(_) => inner.data_dir.join("bin").join("slipstream-agent"),
-                None => dir.join(".slipstream").join("bin").join("slipstream-agent"),
-            };
+            let agent = inner.data_dir.join("bin").join("slipstream-agent");
             let mut env: Vec<(String, String)> = inherited_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             env.push(("HOME".into(), dir.display().to_string()));
             env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into()));
