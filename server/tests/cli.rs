@@ -205,9 +205,18 @@ async fn the_ci_example_pipeline_gives_a_verdict_a_junit_report_and_the_reports(
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = testkit::temp_dir("ci-out");
     let config = testkit::temp_dir("ci-config");
-    let env = [("SLIPSTREAM_LISTEN", format!("127.0.0.1:{port}")), ("XDG_CONFIG_HOME", config.display().to_string())];
+    // Its temporary directory, to see that the throwaway server's data goes at the end.
+    let tmp = testkit::temp_dir("ci-tmp");
+    let env = [
+        ("SLIPSTREAM_LISTEN", format!("127.0.0.1:{port}")),
+        ("XDG_CONFIG_HOME", config.display().to_string()),
+        ("TMPDIR", tmp.display().to_string()),
+    ];
     let o = pipeline(&["../examples/ci/modules.yaml", "ci/system"], &env, &out);
     assert_eq!(code(&o), 0, "stdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the pipeline's server left {left:?}");
+    assert!(std::fs::read_to_string(out.join("slipstream-server.log")).unwrap().contains("listening on"), "its log is kept");
     let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     assert!(xml.contains(r#"failures="0""#), "{xml}");
