@@ -409,7 +409,20 @@ mod tests {
     fn the_processes_naming_a_directory_are_found() {
         let dir = std::env::temp_dir().join(format!("xtask-naming-{}", std::process::id()));
         // `cat - FILE` reads its standard input first: it waits with the path in its arguments.
-        let mut child = std::process::Command::new("cat").arg("-").arg(dir.join("x")).stdin(std::process::Stdio::piped()).spawn().unwrap();
+        let mut child = std::process::Command::new("cat")
+            .arg("-")
+            .arg(dir.join("x"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Until `cat` echoes a line, the child may not have called exec yet and still carry
+        // this test's command line (the suite's CI failed on that once).
+        use std::io::{BufRead, Write};
+        child.stdin.as_mut().unwrap().write_all(b"ready\n").unwrap();
+        let mut echoed = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut echoed).unwrap();
+        assert_eq!(echoed, "ready\n");
         let found = super::processes_naming(&dir);
         // `…/xtask-naming-12` is another directory than `…/xtask-naming-123`.
         let shorter = dir.display().to_string();
