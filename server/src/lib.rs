@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod client;
+mod connections;
 mod cross_site;
 mod listen;
 pub mod openapi;
@@ -148,14 +149,15 @@ impl Application {
         let mut agents = Vec::new();
         for l in self.agent_listeners {
             let router = self.agent_router.clone();
-            agents.push(tokio::spawn(async move { axum::serve(l, router.into_make_service()).await }));
+            agents.push(tokio::spawn(async move { axum::serve(connections::Listener::new(l), router.into_make_service()).await }));
         }
-        // `into_make_service`: each connection gets a reference-counted copy of the router.
-        // Serving the `Router` itself re-applies its state to a deep copy of every route for
-        // each connection (and drops it when the connection closes): with the page routes that
-        // made each new connection cost more than a hundred parameter reads.
-        // With the peer's address: sign-in limits count per client address.
-        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        // `into_make_service` (and `WithPeer`, which also gives the peer's address: sign-in
+        // limits count per client address): each connection gets a reference-counted copy of
+        // the router. Serving the `Router` itself re-applies its state to a deep copy of every
+        // route for each connection (and drops it when the connection closes): with the page
+        // routes that made each new connection cost more than a hundred parameter reads.
+        // `connections::Listener`: connections their clients closed are closed after a burst.
+        let served = axum::serve(connections::Listener::new(self.listener), connections::WithPeer(self.router))
             .with_graceful_shutdown(shutdown)
             .await;
         for a in agents {
