@@ -45,12 +45,31 @@ pub fn start_server() -> (TestServer, String) {
     (server, url)
 }
 
+/// ChromeDriver and its browser, stopped on drop; then the browser's profile and temporary
+/// files are removed (about 30 MB a session; the driver's log stays, for a failed test).
+pub struct Browser {
+    driver: Option<Proc>,
+    scratch: Vec<PathBuf>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        drop(self.driver.take());
+        for dir in &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// ChromeDriver on a free port, and a headless Chromium session through it.
-pub async fn start_browser() -> (Proc, Client) {
+pub async fn start_browser() -> (Browser, Client) {
     note("start chromedriver");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (profile, tmp) = (temp_dir("chromium"), temp_dir("chromium-tmp"));
     let driver = Proc::spawn(
         Command::new(env_path("CHROMEDRIVER", "/usr/bin/chromedriver"))
+            // The browser's own scratch directories go where the drop removes them.
+            .env("TMPDIR", &tmp)
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", {
                 let log = temp_dir("chromedriver").join("chromedriver.log");
@@ -67,8 +86,8 @@ pub async fn start_browser() -> (Proc, Client) {
         assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let driver = Browser { driver: Some(driver), scratch: vec![profile.clone(), tmp] };
     note("connect to chromedriver");
-    let profile = temp_dir("chromium");
     let caps = serde_json::json!({
         // A page that never finishes loading fails the step instead of blocking for 5 minutes.
         "timeouts": { "pageLoad": 20000, "script": 20000 },

@@ -122,5 +122,6 @@ mod tests {
         std::fs::write(&file, "connectors:\n  lab:\n    kind: docker\n    colour: blue\n").unwrap();
         assert!(super::connectors(Some(&file), &[]).unwrap_err().contains("colour"));
         assert!(super::connectors(None, &["nonsense".to_string()]).unwrap_err().contains("--connector"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
