@@ -15,7 +15,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -62,7 +62,7 @@ impl axum::serve::Listener for Listener {
                 // does for its own listener).
                 Err(e) => {
                     tracing::error!(error = %e, "accepting a connection failed");
-                    self.closer.close_now();
+                    self.closer.0.close_all();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -165,8 +165,8 @@ struct Held {
     streams: Mutex<Vec<TcpStream>>,
     /// How many were ever handed over (the task compares it to see whether the burst goes on).
     handed: AtomicU64,
-    /// Close what is held at once (accepting failed: out of file descriptors, say).
-    now: AtomicBool,
+    /// The most held at once ([`hold_at_most_count`]): the one that reaches it closes them all.
+    most: usize,
     /// Wakes the task: a first connection held, or the listener and its connections gone.
     arrived: Arc<Notify>,
 }
@@ -181,10 +181,12 @@ impl Drop for Held {
 
 impl Closer {
     fn start() -> Self {
+        Self::holding_at_most(hold_at_most_count())
+    }
+
+    fn holding_at_most(most: usize) -> Self {
         let arrived = Arc::new(Notify::new());
-        let held =
-            Arc::new(Held { streams: Mutex::default(), handed: AtomicU64::new(0), now: AtomicBool::new(false), arrived: arrived.clone() });
-        let most = hold_at_most_count();
+        let held = Arc::new(Held { streams: Mutex::default(), handed: AtomicU64::new(0), most, arrived: arrived.clone() });
         let weak = Arc::downgrade(&held);
         tokio::spawn(async move {
             loop {
@@ -195,34 +197,37 @@ impl Closer {
                 loop {
                     tokio::time::sleep(QUIET).await;
                     let handed = task.handed.load(Ordering::Relaxed);
-                    let count = task.streams.lock().expect("not poisoned").len();
-                    if handed == seen || count >= most || first.elapsed() >= HOLD_AT_MOST || task.now.swap(false, Ordering::Relaxed) {
+                    if handed == seen || first.elapsed() >= HOLD_AT_MOST {
                         break;
                     }
                     seen = handed;
                 }
-                let closing = std::mem::take(&mut *task.streams.lock().expect("not poisoned"));
-                drop(closing);
+                task.close_all();
             }
         });
         Self(held)
     }
 
     fn hold(&self, stream: TcpStream) {
-        let first = {
+        let (first, full) = {
             let mut streams = self.0.streams.lock().expect("not poisoned");
             streams.push(stream);
-            streams.len() == 1
+            (streams.len() == 1, streams.len() >= self.0.most)
         };
         self.0.handed.fetch_add(1, Ordering::Relaxed);
-        if first {
+        if full {
+            self.0.close_all();
+        } else if first {
             self.0.arrived.notify_one();
         }
     }
+}
 
-    fn close_now(&self) {
-        self.0.now.store(true, Ordering::Relaxed);
-        drop(std::mem::take(&mut *self.0.streams.lock().expect("not poisoned")));
+impl Held {
+    /// Closes what is held, outside the lock.
+    fn close_all(&self) {
+        let closing = std::mem::take(&mut *self.streams.lock().expect("not poisoned"));
+        drop(closing);
     }
 }
 
@@ -309,6 +314,18 @@ mod tests {
             tokio::task::yield_now().await;
         }
         panic!("the closing task outlived its listener and connections");
+    }
+
+    #[tokio::test]
+    async fn reaching_the_most_held_closes_them_all_at_once() {
+        let mut listener = Listener::new(crate::listen::bind("127.0.0.1:0").await.unwrap());
+        let closer = Closer::holding_at_most(2);
+        let (mut a, _client_a) = pair(&mut listener).await;
+        let (mut b, _client_b) = pair(&mut listener).await;
+        closer.hold(a.stream.take().unwrap());
+        assert_eq!(closer.0.streams.lock().unwrap().len(), 1);
+        closer.hold(b.stream.take().unwrap());
+        assert!(closer.0.streams.lock().unwrap().is_empty(), "the second one reached the most");
     }
 
     #[tokio::test]
