@@ -290,7 +290,8 @@ mod tests {
         // The FIN went with the shutdown: the client sees the end while the server still
         // holds the connection.
         let mut got = Vec::new();
-        client.read_to_end(&mut got).await.unwrap();
+        // Without the FIN this read would wait for ever: fail instead.
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut got)).await.expect("the end of the stream").unwrap();
         assert_eq!(got, b"bye");
         assert!(!conn.peer_closed);
         drop(conn);
